@@ -1,0 +1,170 @@
+"""The runtime back end of the expression language: trees compiled to Python closures.
+
+A compiled expression is called as ``fn(variables, params, actor, state)``. Compilation
+walks the tree once; evaluation never touches ``eval``/``exec`` and never looks anything up
+by a name that the type checker has not already accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias
+
+from .errors import EvaluationError
+from .expr import (
+    Actor,
+    Binary,
+    BoolOp,
+    Call,
+    Compare,
+    Conditional,
+    ListExpr,
+    Literal,
+    Node,
+    Param,
+    StateRef,
+    Unary,
+    Var,
+    unparse,
+)
+
+__all__ = ["Compiled", "compile_expression", "evaluate"]
+
+#: ``fn(variables, params, actor, state) -> value``
+Compiled: TypeAlias = Callable[[Mapping[str, Any], Mapping[str, Any], "str | None", str], Any]
+
+
+def evaluate(
+    node: Node,
+    variables: Mapping[str, Any],
+    params: Mapping[str, Any] | None = None,
+    actor: str | None = None,
+    state: str = "",
+) -> Any:
+    """Evaluate ``node`` once; prefer :func:`compile_expression` for repeated evaluation."""
+    return compile_expression(node)(variables, params or {}, actor, state)
+
+
+def compile_expression(node: Node) -> Compiled:
+    """Compile a type-checked tree to a closure; runtime faults raise :class:`EvaluationError`."""
+    fn = _compile(node)
+    text = unparse(node)
+
+    def guarded(v: Mapping[str, Any], p: Mapping[str, Any], a: str | None, s: str) -> Any:
+        try:
+            return fn(v, p, a, s)
+        except EvaluationError:
+            raise
+        except ZeroDivisionError:
+            raise EvaluationError(f"division by zero in `{text}`") from None
+        except KeyError as exc:
+            raise EvaluationError(f"`{text}` needs a value for `{exc.args[0]}`") from None
+        except (TypeError, ArithmeticError, ValueError) as exc:
+            raise EvaluationError(f"`{text}` cannot be evaluated: {exc}") from None
+
+    return guarded
+
+
+_Fn: TypeAlias = Callable[[Mapping[str, Any], Mapping[str, Any], "str | None", str], Any]
+
+
+def _compile(node: Node) -> _Fn:
+    if isinstance(node, Literal):
+        value = node.value
+        return lambda v, p, a, s: value
+    if isinstance(node, Var):
+        name = node.name
+        return lambda v, p, a, s: v[name]
+    if isinstance(node, Param):
+        pname = node.name
+
+        def param(v: Mapping[str, Any], p: Mapping[str, Any], a: str | None, s: str) -> Any:
+            if pname not in p:
+                raise EvaluationError(f"param `{pname}` has no value")
+            return p[pname]
+
+        return param
+    if isinstance(node, Actor):
+        return lambda v, p, a, s: a
+    if isinstance(node, StateRef):
+        return lambda v, p, a, s: s
+    if isinstance(node, Unary):
+        inner = _compile(node.operand)
+        if node.op == "not":
+            return lambda v, p, a, s: not inner(v, p, a, s)
+        return lambda v, p, a, s: -inner(v, p, a, s)
+    if isinstance(node, Binary):
+        return _binary(node.op, _compile(node.left), _compile(node.right))
+    if isinstance(node, BoolOp):
+        parts = tuple(_compile(o) for o in node.operands)
+        if node.op == "and":
+            return lambda v, p, a, s: all(f(v, p, a, s) for f in parts)
+        return lambda v, p, a, s: any(f(v, p, a, s) for f in parts)
+    if isinstance(node, Compare):
+        return _compare(node)
+    if isinstance(node, ListExpr):
+        items = tuple(_compile(i) for i in node.items)
+        return lambda v, p, a, s: frozenset(f(v, p, a, s) for f in items)
+    if isinstance(node, Conditional):
+        cond, then, orelse = _compile(node.cond), _compile(node.then), _compile(node.orelse)
+        return lambda v, p, a, s: then(v, p, a, s) if cond(v, p, a, s) else orelse(v, p, a, s)
+    if isinstance(node, Call):
+        return _call(node)
+    raise EvaluationError(f"cannot evaluate {type(node).__name__}")
+
+
+def _binary(op: str, left: _Fn, right: _Fn) -> _Fn:
+    if op == "+":
+        return lambda v, p, a, s: left(v, p, a, s) + right(v, p, a, s)
+    if op == "-":
+        return lambda v, p, a, s: left(v, p, a, s) - right(v, p, a, s)
+    if op == "*":
+        return lambda v, p, a, s: left(v, p, a, s) * right(v, p, a, s)
+    if op == "//":
+        return lambda v, p, a, s: left(v, p, a, s) // right(v, p, a, s)
+    return lambda v, p, a, s: left(v, p, a, s) % right(v, p, a, s)
+
+
+def _compare(node: Compare) -> _Fn:
+    left, right = _compile(node.left), _compile(node.right)
+    op = node.op
+    if op == "==":
+        return lambda v, p, a, s: _eq(left(v, p, a, s), right(v, p, a, s))
+    if op == "!=":
+        return lambda v, p, a, s: not _eq(left(v, p, a, s), right(v, p, a, s))
+    if op == "<":
+        return lambda v, p, a, s: left(v, p, a, s) < right(v, p, a, s)
+    if op == "<=":
+        return lambda v, p, a, s: left(v, p, a, s) <= right(v, p, a, s)
+    if op == ">":
+        return lambda v, p, a, s: left(v, p, a, s) > right(v, p, a, s)
+    if op == ">=":
+        return lambda v, p, a, s: left(v, p, a, s) >= right(v, p, a, s)
+    if op == "in":
+        return lambda v, p, a, s: left(v, p, a, s) in right(v, p, a, s)
+    return lambda v, p, a, s: left(v, p, a, s) not in right(v, p, a, s)
+
+
+def _eq(x: Any, y: Any) -> bool:
+    # bool is an int subclass in Python; the type checker never lets them meet, but a value
+    # supplied from outside (context, params) must not make True equal 1 either.
+    if isinstance(x, bool) != isinstance(y, bool):
+        return False
+    return bool(x == y)
+
+
+def _call(node: Call) -> _Fn:
+    args = tuple(_compile(a) for a in node.args)
+    func = node.func
+    if func == "implies":
+        first, second = args
+        return lambda v, p, a, s: (not first(v, p, a, s)) or bool(second(v, p, a, s))
+    if func == "len":
+        (only,) = args
+        return lambda v, p, a, s: len(only(v, p, a, s))
+    if func == "abs":
+        (only,) = args
+        return lambda v, p, a, s: abs(only(v, p, a, s))
+    if func == "min":
+        return lambda v, p, a, s: min(f(v, p, a, s) for f in args)
+    return lambda v, p, a, s: max(f(v, p, a, s) for f in args)

@@ -1,0 +1,795 @@
+"""Validating plain data (from YAML, JSON or the builder) into a :class:`~railguard.spec.Spec`.
+
+Every problem is collected with its file, line, column and the id of the offending part,
+and reported together in one :class:`LoadError`; nothing half-built ever escapes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path as FilePath
+from typing import Any, Literal, cast
+
+from .errors import ExpressionError, LoadError, Location, Problem
+from .expr import RESERVED_NAMES, ExprType, Scope, assignable, check, parse
+from .model import (
+    FORMAT_VERSION,
+    Expression,
+    Invariant,
+    Parameter,
+    Role,
+    Spec,
+    State,
+    Timeout,
+    Transition,
+    Variable,
+    Waiver,
+)
+from .source import Document, is_number_text, read_text
+from .types import KINDS, Kind, Type, Value
+
+__all__ = ["load", "load_data", "loads"]
+
+Path = tuple[str | int, ...]
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:[.:-][A-Za-z0-9_]+)*$")
+PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+TOP_KEYS = (
+    "railguard", "name", "description", "roles", "variables", "states", "on_error",
+    "transitions", "invariants", "exclusive_roles", "waivers",
+)
+STATE_KEYS = ("initial", "terminal", "on_error", "timeout", "description")
+TRANSITION_KEYS = (
+    "event", "from", "to", "permission", "params", "guard", "assign", "effect",
+    "compensate", "irreversible", "description",
+)
+INVARIANT_KEYS = ("name", "always", "never", "precedes", "description")
+TYPE_KEYS: Mapping[str, tuple[str, ...]] = {
+    "int": ("min", "max"),
+    "decimal": ("min", "max", "places"),
+    "bool": (),
+    "enum": ("values",),
+    "str": ("max_length",),
+    "principal": (),
+    "set": ("of", "max_size"),
+}
+MAX_ITEMS = 10_000
+
+
+def load(path: str | os.PathLike[str]) -> Spec:
+    """Load a spec from a ``.yaml``/``.yml``/``.json`` file; raise :class:`LoadError` on any problem."""
+    name = os.fspath(path)
+    try:
+        raw = FilePath(name).read_bytes()
+    except OSError as exc:
+        reason = exc.strerror.lower() if exc.strerror else "cannot be read"
+        raise LoadError([Problem(f"cannot read the file: {reason}", Location(name))]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LoadError([Problem(
+            f"the file is not UTF-8 text (byte {exc.start} is invalid)", Location(name, 1, 1)
+        )]) from None
+    return loads(text, name)
+
+
+def loads(text: str, file: str = "<spec>", fmt: Literal["yaml", "json"] | None = None) -> Spec:
+    """Load a spec from YAML or JSON text (``fmt`` defaults by the file name, else YAML)."""
+    doc = read_text(text, file, fmt)
+    return _Validator(doc).spec()
+
+
+def load_data(data: Mapping[str, Any], file: str = "<data>") -> Spec:
+    """Validate already-parsed plain data (dicts, lists, scalars) into a spec."""
+    return _Validator(Document(data, file)).spec()
+
+
+# --------------------------------------------------------------------------- validator
+
+
+class _Skip(Exception):
+    """Raised internally to abandon one part after its problem was recorded."""
+
+
+class _Validator:
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.problems: list[Problem] = []
+
+    # ------------------------------------------------------------------ reporting
+
+    def loc(self, path: Path, *, key: bool = False) -> Location:
+        found = self.doc.at(path, key=key)
+        return Location(found.file, found.line, found.column, path)
+
+    def fail(self, path: Path, message: str, *, key: bool = False) -> _Skip:
+        self.problems.append(Problem(message, self.loc(path, key=key)))
+        return _Skip()
+
+    def keys(self, data: Mapping[str, Any], allowed: Iterable[str], path: Path, owner: str) -> None:
+        allowed = tuple(allowed)
+        for key in data:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = f" (did you mean `{close[0]}`?)" if close else ""
+                expected = "" if hint else f"; expected one of {', '.join(allowed)}"
+                self.fail((*path, key), f"{owner}: unknown key `{key}`{hint}{expected}", key=True)
+
+    def mapping(self, value: Any, path: Path, owner: str, what: str = "a mapping") -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"{owner} must be {what}, not {_kind(value)}")
+        if len(value) > MAX_ITEMS:
+            raise self.fail(path, f"{owner} has more than {MAX_ITEMS:,} entries")
+        return value
+
+    def name(self, value: Any, path: Path, owner: str, pattern: re.Pattern[str] = IDENTIFIER) -> str:
+        if not isinstance(value, str) or not pattern.match(value):
+            shown = f"`{value}`" if isinstance(value, str | int | float) else _kind(value)
+            raise self.fail(path, f"{owner}: {shown} is not a valid name")
+        return value
+
+    # ------------------------------------------------------------------ top level
+
+    def spec(self) -> Spec:
+        data = self.doc.data
+        if not isinstance(data, dict):
+            self.fail((), f"a spec must be a mapping with keys such as `railguard`, `name` and `states`, not {_kind(data)}")
+            raise LoadError(self.problems)
+        self.keys(data, TOP_KEYS, (), "the spec")
+        version = data.get("railguard")
+        if "railguard" not in data:
+            self.fail((), "the spec must start with the format version `railguard: 1`")
+        elif version != FORMAT_VERSION or isinstance(version, bool):
+            self.fail(("railguard",), f"unsupported format version `{version}`: this railguard reads version {FORMAT_VERSION}")
+            raise LoadError(self.problems)
+        name = "spec"
+        try:
+            if "name" not in data:
+                raise self.fail((), "the spec needs a `name`")
+            name = self.name(data["name"], ("name",), "the spec name", DOTTED)
+        except _Skip:
+            pass
+        description = self.text(data.get("description", ""), ("description",), "the spec description")
+        roles = self.roles(data.get("roles", {}))
+        variables = self.variables(data.get("variables", {}))
+        states = self.states(data.get("states"))
+        state_names = tuple(s.name for s in states)
+        on_error = self.on_error(data, states)
+        var_types = {v.name: v.type for v in variables}
+        transitions = self.transitions(data.get("transitions", []), state_names, variables)
+        self.check_timeouts(states, transitions)
+        invariants = self.invariants(data.get("invariants", []), var_types, state_names, transitions)
+        exclusive = self.exclusive(data.get("exclusive_roles", []), roles)
+        waivers = self.waivers(data.get("waivers", []))
+        if self.problems:
+            self.problems.sort(key=lambda p: (p.location.line, p.location.column))
+            raise LoadError(self.problems)
+        locations = {path: Location(loc.file, loc.line, loc.column, path) for path, loc in self.doc.values.items()}
+        return Spec(
+            name=name,
+            description=description,
+            roles=roles,
+            variables=variables,
+            states=states,
+            transitions=transitions,
+            invariants=invariants,
+            on_error=on_error,
+            exclusive_roles=exclusive,
+            waivers=waivers,
+            source=self.doc.file,
+            locations=locations,
+        )
+
+    def text(self, value: Any, path: Path, owner: str) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            self.fail(path, f"{owner} must be text, not {_kind(value)}")
+            return ""
+        return value
+
+    # ------------------------------------------------------------------ roles
+
+    def roles(self, raw: Any) -> tuple[Role, ...]:
+        try:
+            data = self.mapping(raw, ("roles",), "`roles`", "a mapping of role names to lists of permissions")
+        except _Skip:
+            return ()
+        roles = []
+        for role_name, perms in data.items():
+            path: Path = ("roles", role_name)
+            try:
+                self.name(role_name, path, "role", DOTTED)
+                if perms is None:
+                    perms = []
+                if not isinstance(perms, list):
+                    raise self.fail(path, f"role `{role_name}` must list its permissions, not {_kind(perms)}")
+                seen: list[str] = []
+                for index, perm in enumerate(perms):
+                    try:
+                        self.name(perm, (*path, index), f"role `{role_name}`", DOTTED)
+                    except _Skip:
+                        continue
+                    if perm == "public":
+                        self.fail((*path, index), f"role `{role_name}`: `public` is granted to every caller and cannot be listed in a role")
+                    elif perm in seen:
+                        self.fail((*path, index), f"role `{role_name}` lists permission `{perm}` twice")
+                    else:
+                        seen.append(perm)
+                roles.append(Role(role_name, tuple(seen)))
+            except _Skip:
+                continue
+        return tuple(roles)
+
+    # ------------------------------------------------------------------ types
+
+    def type_spec(
+        self, raw: Any, path: Path, owner: str, *, extra: tuple[str, ...], element: bool = False
+    ) -> tuple[Type, dict[str, Any]]:
+        if isinstance(raw, str) and element:
+            raw = {"type": raw}
+        data = self.mapping(raw, path, owner, "a mapping with a `type`")
+        kind = data.get("type")
+        if kind is None:
+            raise self.fail(path, f"{owner} needs a `type` (one of {', '.join(KINDS)})")
+        if kind not in KINDS:
+            close = difflib.get_close_matches(str(kind), KINDS, n=1)
+            hint = f" (did you mean `{close[0]}`?)" if close else f"; expected one of {', '.join(KINDS)}"
+            raise self.fail((*path, "type"), f"{owner}: unknown type `{kind}`{hint}")
+        kind = cast(Kind, kind)
+        if element and kind == "set":
+            raise self.fail((*path, "type"), f"{owner}: sets of sets are not supported")
+        allowed = ("type", *TYPE_KEYS[kind], *extra)
+        self.keys(data, allowed, path, owner)
+        low = high = None
+        places = max_length = max_size = None
+        values: tuple[str, ...] = ()
+        of: Type | None = None
+        if kind == "int":
+            low = self.integer(data.get("min"), (*path, "min"), owner, "min")
+            high = self.integer(data.get("max"), (*path, "max"), owner, "max")
+        elif kind == "decimal":
+            places = self.integer(data.get("places"), (*path, "places"), owner, "places", minimum=0)
+            if places is not None and places > 28:
+                raise self.fail((*path, "places"), f"{owner}: `places` must be at most 28")
+            low = self.decimal(data.get("min"), (*path, "min"), owner, "min")
+            high = self.decimal(data.get("max"), (*path, "max"), owner, "max")
+        elif kind == "enum":
+            raw_values = data.get("values")
+            if not isinstance(raw_values, list) or not raw_values:
+                raise self.fail((*path, "values") if "values" in data else path,
+                                f"{owner}: an enum needs a non-empty list of `values`, so its domain is not empty")
+            seen: list[str] = []
+            for index, item in enumerate(raw_values):
+                if not isinstance(item, str) or not item:
+                    raise self.fail((*path, "values", index), f"{owner}: enum value {_show(item)} must be non-empty text")
+                if item in seen:
+                    raise self.fail((*path, "values", index), f"{owner}: enum value `{item}` is listed twice")
+                seen.append(item)
+            values = tuple(seen)
+        elif kind == "str":
+            max_length = self.integer(data.get("max_length"), (*path, "max_length"), owner, "max_length", minimum=0)
+        elif kind == "set":
+            if "of" not in data:
+                raise self.fail(path, f"{owner}: a set needs `of`, the type of its elements")
+            of, _ = self.type_spec(data["of"], (*path, "of"), f"{owner} (element type)", extra=(), element=True)
+            max_size = self.integer(data.get("max_size"), (*path, "max_size"), owner, "max_size", minimum=0)
+        if low is not None and high is not None and low > high:
+            raise self.fail(path, f"{owner}: `min` {low} is greater than `max` {high}, so its domain is empty")
+        if kind == "decimal" and places is not None:
+            for bound, label in ((low, "min"), (high, "max")):
+                if bound is not None and not Type("decimal", places=places).contains(bound):
+                    raise self.fail((*path, label), f"{owner}: `{label}` {bound} has more than {places} decimal places")
+        declared = Type(kind, low, high, places, values, max_length, of, max_size)
+        return declared, data
+
+    def integer(
+        self, value: Any, path: Path, owner: str, label: str, minimum: int | None = None
+    ) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(path, f"{owner}: `{label}` must be an integer, not {_show(value)}")
+        if minimum is not None and value < minimum:
+            raise self.fail(path, f"{owner}: `{label}` must be at least {minimum}")
+        return value
+
+    def decimal(self, value: Any, path: Path, owner: str, label: str) -> Decimal | None:
+        if value is None:
+            return None
+        dec = _to_decimal(value)
+        if dec is None:
+            raise self.fail(path, f"{owner}: `{label}` must be a number, not {_show(value)}")
+        return dec
+
+    def value(self, raw: Any, declared: Type, path: Path, owner: str, label: str) -> Value:
+        """Convert a literal from the document into a value of ``declared``; report if outside."""
+        kind = declared.kind
+        converted: Any = raw
+        if kind == "decimal":
+            converted = _to_decimal(raw)
+        elif kind == "set":
+            if not isinstance(raw, list):
+                raise self.fail(path, f"{owner}: `{label}` must be a list, not {_show(raw)}")
+            assert declared.of is not None
+            items = [self.value(item, declared.of, (*path, i), owner, label) for i, item in enumerate(raw)]
+            converted = frozenset(cast(Any, items))
+        elif kind == "int" and is_number_text(raw):
+            converted = None
+        elif kind == "principal" and raw is not None:
+            raise self.fail(path, f"{owner}: a principal starts unset; `{label}` cannot name one")
+        if converted is None and kind != "principal" or not declared.contains(converted):
+            raise self.fail(path, f"{owner}: `{label}` {_show(raw)} is not in its domain ({declared.describe()})")
+        return cast(Value, converted)
+
+    # ------------------------------------------------------------------ variables
+
+    def variables(self, raw: Any) -> tuple[Variable, ...]:
+        try:
+            data = self.mapping(raw, ("variables",), "`variables`", "a mapping of variable names to types")
+        except _Skip:
+            return ()
+        result = []
+        for name, body in data.items():
+            path: Path = ("variables", name)
+            owner = f"variable `{name}`"
+            try:
+                self.name(name, path, "variable")
+                if name in RESERVED_NAMES:
+                    raise self.fail(path, f"`{name}` is reserved and cannot name a variable", key=True)
+                declared, spec = self.type_spec(body, path, owner, extra=("initial", "context", "description"))
+                context = spec.get("context", False)
+                if not isinstance(context, bool):
+                    raise self.fail((*path, "context"), f"{owner}: `context` must be true or false")
+                if "initial" in spec:
+                    initial = self.value(spec["initial"], declared, (*path, "initial"), owner, "initial")
+                else:
+                    initial = _default(declared)
+                    if initial is None and declared.kind != "principal" or not declared.contains(initial):
+                        if not context:
+                            raise self.fail(path, f"{owner} needs an `initial` value: the default {_show(initial)} is outside its domain ({declared.describe()})")
+                        initial = None
+                description = self.text(spec.get("description", ""), (*path, "description"), owner)
+                result.append(Variable(name, declared, initial, context, description))
+            except _Skip:
+                continue
+        return tuple(result)
+
+    # ------------------------------------------------------------------ states
+
+    def states(self, raw: Any) -> tuple[State, ...]:
+        if raw is None:
+            self.fail((), "the spec needs `states`, with exactly one marked `initial: true`")
+            raise LoadError(self.problems)
+        try:
+            data = self.mapping(raw, ("states",), "`states`", "a mapping of state names")
+        except _Skip:
+            raise LoadError(self.problems) from None
+        result: list[State] = []
+        for name, body in data.items():
+            path: Path = ("states", name)
+            owner = f"state `{name}`"
+            try:
+                self.name(name, path, "state")
+                if body is None:
+                    body = {}
+                body = self.mapping(body, path, owner)
+                self.keys(body, STATE_KEYS, path, owner)
+                initial = body.get("initial", False)
+                if not isinstance(initial, bool):
+                    raise self.fail((*path, "initial"), f"{owner}: `initial` must be true or false")
+                terminal = body.get("terminal")
+                if terminal not in (None, "success", "failure"):
+                    raise self.fail((*path, "terminal"), f"{owner}: `terminal` must be `success` or `failure`, not {_show(terminal)}")
+                if initial and terminal is not None:
+                    raise self.fail(path, f"{owner} cannot be both initial and terminal")
+                on_error = body.get("on_error")
+                if on_error is not None and not isinstance(on_error, str):
+                    raise self.fail((*path, "on_error"), f"{owner}: `on_error` must name a state")
+                if on_error is not None and terminal is not None:
+                    raise self.fail((*path, "on_error"), f"{owner} is terminal and cannot have an `on_error`")
+                timeout = self.timeout(body.get("timeout"), (*path, "timeout"), owner) if "timeout" in body else None
+                if timeout is not None and terminal is not None:
+                    raise self.fail((*path, "timeout"), f"{owner} is terminal and cannot have a `timeout`")
+                description = self.text(body.get("description", ""), (*path, "description"), owner)
+                result.append(State(name, initial, cast(Any, terminal), on_error, timeout, description))
+            except _Skip:
+                continue
+        names = [s.name for s in result]
+        initial_states = [s for s in result if s.initial]
+        if len(result) == len(data):
+            if not initial_states:
+                self.fail(("states",), "no state is marked `initial: true`; exactly one must be")
+            elif len(initial_states) > 1:
+                others = ", ".join(f"`{s.name}`" for s in initial_states)
+                self.fail(("states", initial_states[1].name), f"more than one initial state ({others}); exactly one must be")
+        for state in result:
+            if state.on_error is not None:
+                self.error_target(state.on_error, ("states", state.name, "on_error"), f"state `{state.name}`", result)
+        if not names:
+            self.fail(("states",), "the spec declares no states")
+        return tuple(result)
+
+    def timeout(self, raw: Any, path: Path, owner: str) -> Timeout:
+        data = self.mapping(raw, path, f"{owner}: `timeout`", "a mapping with `after`")
+        self.keys(data, ("after", "event"), path, f"{owner}: `timeout`")
+        after = data.get("after")
+        seconds = _duration(after)
+        if seconds is None or seconds <= 0:
+            raise self.fail((*path, "after"), f"{owner}: timeout `after` must be a positive duration such as `15m`, `2h` or `1d12h`, not {_show(after)}")
+        event = data.get("event")
+        if event is not None:
+            self.name(event, (*path, "event"), f"{owner}: timeout")
+        return Timeout(seconds, event)
+
+    def error_target(self, name: str, path: Path, owner: str, states: list[State]) -> None:
+        target = next((s for s in states if s.name == name), None)
+        if target is None:
+            self.fail(path, f"{owner}: `on_error` names unknown state `{name}`{_hint(name, [s.name for s in states])}")
+        elif target.terminal != "failure":
+            self.fail(path, f"{owner}: `on_error` state `{name}` must be a failure terminal (`terminal: failure`)")
+
+    def on_error(self, data: Mapping[str, Any], states: tuple[State, ...]) -> str | None:
+        raw = data.get("on_error")
+        if raw is None:
+            return None
+        if not isinstance(raw, str):
+            self.fail(("on_error",), f"`on_error` must name a failure terminal, not {_show(raw)}")
+            return None
+        self.error_target(raw, ("on_error",), "the spec", list(states))
+        return raw
+
+    def check_timeouts(self, states: tuple[State, ...], transitions: tuple[Transition, ...]) -> None:
+        for state in states:
+            if state.timeout is None or state.timeout.event is None:
+                continue
+            event = state.timeout.event
+            if not any(t.event == event and state.name in t.sources for t in transitions):
+                self.fail(("states", state.name, "timeout", "event"),
+                          f"state `{state.name}`: timeout event `{event}` has no transition from `{state.name}`")
+            elif any(t.event == event and state.name in t.sources and any(p.required for p in t.params) for t in transitions):
+                self.fail(("states", state.name, "timeout", "event"),
+                          f"state `{state.name}`: timeout event `{event}` has required params, which the system cannot supply")
+
+    # ------------------------------------------------------------------ transitions
+
+    def transitions(self, raw: Any, states: tuple[str, ...], variables: tuple[Variable, ...]) -> tuple[Transition, ...]:
+        if not isinstance(raw, list):
+            self.fail(("transitions",), f"`transitions` must be a list, not {_kind(raw)}")
+            return ()
+        result = []
+        for position, body in enumerate(raw):
+            path: Path = ("transitions", position)
+            index = position + 1
+            event = body.get("event") if isinstance(body, dict) else None
+            owner = f"transition {index} (`{event}`)" if isinstance(event, str) else f"transition {index}"
+            try:
+                result.append(self.transition(body, path, index, owner, states, variables))
+            except _Skip:
+                continue
+        return tuple(result)
+
+    def transition(
+        self, raw: Any, path: Path, index: int, owner: str, states: tuple[str, ...], variables: tuple[Variable, ...]
+    ) -> Transition:
+        data = self.mapping(raw, path, owner)
+        self.keys(data, TRANSITION_KEYS, path, owner)
+        for required in ("event", "from", "to", "permission"):
+            if required not in data:
+                extra = " (write `permission: public` to let any caller fire it)" if required == "permission" else ""
+                raise self.fail(path, f"{owner} needs `{required}`{extra}")
+        event = self.name(data["event"], (*path, "event"), owner)
+        raw_sources = data["from"]
+        source_list = raw_sources if isinstance(raw_sources, list) else [raw_sources]
+        if not source_list:
+            raise self.fail((*path, "from"), f"{owner}: `from` lists no state")
+        sources: list[str] = []
+        for i, src in enumerate(source_list):
+            spath = (*path, "from", i) if isinstance(raw_sources, list) else (*path, "from")
+            if not isinstance(src, str) or src not in states:
+                raise self.fail(spath, f"{owner}: `from` names unknown state {_show(src)}{_hint(src, states)}")
+            if src in sources:
+                raise self.fail(spath, f"{owner}: `from` lists state `{src}` twice")
+            sources.append(src)
+        target = data["to"]
+        if not isinstance(target, str) or target not in states:
+            raise self.fail((*path, "to"), f"{owner}: `to` names unknown state {_show(target)}{_hint(target, states)}")
+        permission = self.name(data["permission"], (*path, "permission"), owner, DOTTED)
+        params = self.params(data.get("params", {}), (*path, "params"), owner)
+        var_types = {v.name: v.type for v in variables}
+        scope = Scope(var_types, states, {p.name: p.type for p in params}, allow_actor=True)
+        guard = None
+        if "guard" in data and data["guard"] is not None:
+            guard = self.expression(data["guard"], (*path, "guard"), owner, "guard", scope, want="bool")
+        assign = self.assignments(data.get("assign", {}), (*path, "assign"), owner, scope, variables)
+        effect = self.handler(data.get("effect"), (*path, "effect"), owner, "effect")
+        compensate = self.handler(data.get("compensate"), (*path, "compensate"), owner, "compensate")
+        irreversible = data.get("irreversible", False)
+        if not isinstance(irreversible, bool):
+            raise self.fail((*path, "irreversible"), f"{owner}: `irreversible` must be true or false")
+        if compensate is not None and effect is None:
+            raise self.fail((*path, "compensate"), f"{owner}: `compensate` needs an `effect` to undo")
+        if irreversible and effect is None:
+            raise self.fail((*path, "irreversible"), f"{owner}: `irreversible` marks an `effect`, and there is none")
+        if irreversible and compensate is not None:
+            raise self.fail((*path, "irreversible"), f"{owner}: an irreversible effect cannot have a `compensate`")
+        description = self.text(data.get("description", ""), (*path, "description"), owner)
+        return Transition(
+            index=index, event=event, sources=tuple(sources), target=target, permission=permission,
+            params=params, guard=guard, assign=assign, effect=effect, compensate=compensate,
+            irreversible=irreversible, description=description,
+        )
+
+    def handler(self, raw: Any, path: Path, owner: str, label: str) -> str | None:
+        if raw is None:
+            return None
+        return self.name(raw, path, f"{owner}: `{label}`", DOTTED)
+
+    def params(self, raw: Any, path: Path, owner: str) -> tuple[Parameter, ...]:
+        if raw is None:
+            return ()
+        data = self.mapping(raw, path, f"{owner}: `params`", "a mapping of param names to types")
+        result = []
+        for name, body in data.items():
+            ppath = (*path, name)
+            powner = f"{owner}: param `{name}`"
+            self.name(name, ppath, f"{owner}: param")
+            if name in RESERVED_NAMES:
+                raise self.fail(ppath, f"{owner}: `{name}` is reserved and cannot name a param", key=True)
+            declared, spec = self.type_spec(body, ppath, powner, extra=("default", "description"))
+            if declared.kind == "principal":
+                raise self.fail(ppath, f"{powner}: a param cannot be a principal; the actor is the authenticated caller")
+            if "default" in spec:
+                default = self.value(spec["default"], declared, (*ppath, "default"), powner, "default")
+                result.append(Parameter(name, declared, False, default))
+            else:
+                result.append(Parameter(name, declared))
+        return tuple(result)
+
+    def expression(
+        self, raw: Any, path: Path, owner: str, label: str, scope: Scope, want: str | None = None
+    ) -> Expression:
+        expr, _ = self.typed_expression(raw, path, owner, label, scope)
+        if want is not None and _.kind != want:
+            raise self.fail(path, f"{owner}: the {label} must be {want}, not {_.describe()}")
+        return expr
+
+    def typed_expression(self, raw: Any, path: Path, owner: str, label: str, scope: Scope) -> tuple[Expression, ExprType]:
+        if isinstance(raw, bool):
+            raw = "True" if raw else "False"
+        elif isinstance(raw, int) or is_number_text(raw):
+            raw = str(raw)
+        if not isinstance(raw, str):
+            raise self.fail(path, f"{owner}: the {label} must be an expression, not {_kind(raw)}")
+        try:
+            tree = parse(raw)
+            kind = check(tree, scope)
+        except ExpressionError as exc:
+            self.problems.append(Problem(f"{owner}, {label}: {exc.message}", self.expr_loc(path, exc)))
+            raise _Skip() from None
+        return Expression(tree, raw), kind
+
+    def expr_loc(self, path: Path, exc: ExpressionError) -> Location:
+        base = self.loc(path)
+        offset = self.doc.scalar_offsets.get(path)
+        if base.line and offset is not None and exc.line == 1:
+            return Location(base.file, base.line, base.column + offset + exc.column - 1, path)
+        return base
+
+    def assignments(
+        self, raw: Any, path: Path, owner: str, scope: Scope, variables: tuple[Variable, ...]
+    ) -> tuple[tuple[str, Expression], ...]:
+        if raw is None:
+            return ()
+        data = self.mapping(raw, path, f"{owner}: `assign`", "a mapping of variables to expressions")
+        by_name = {v.name: v for v in variables}
+        result = []
+        for name, value in data.items():
+            apath = (*path, name)
+            target = by_name.get(name)
+            if target is None:
+                raise self.fail(apath, f"{owner}: `assign` refers to unknown variable `{name}`{_hint(name, list(by_name))}", key=True)
+            if target.context:
+                raise self.fail(apath, f"{owner}: `assign` cannot change context variable `{name}`; it is fixed when the instance starts", key=True)
+            if target.type.kind == "set" and isinstance(value, list):
+                value = "[" + ", ".join(_literal_text(v) for v in value) + "]"
+            if target.type.kind == "enum" and isinstance(value, str) and value in target.type.values and value not in scope.variables:
+                # A bare enum value (`environment: production`) reads as the literal.
+                value = repr(value)
+            expr, kind = self.typed_expression(value, apath, owner, f"`assign` to `{name}`", scope)
+            if not assignable(target.type, kind):
+                raise self.fail(apath, f"{owner}: cannot assign {kind.describe()} to `{name}` ({target.type.describe()})")
+            result.append((name, expr))
+        return tuple(result)
+
+    # ------------------------------------------------------------------ invariants
+
+    def invariants(
+        self, raw: Any, var_types: Mapping[str, Type], states: tuple[str, ...], transitions: tuple[Transition, ...]
+    ) -> tuple[Invariant, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.fail(("invariants",), f"`invariants` must be a list, not {_kind(raw)}")
+            return ()
+        events = {t.event for t in transitions}
+        scope = Scope(var_types, states)
+        result: list[Invariant] = []
+        names: set[str] = set()
+        for position, body in enumerate(raw):
+            path: Path = ("invariants", position)
+            owner = f"invariant {position + 1}"
+            try:
+                data = self.mapping(body, path, owner)
+                self.keys(data, INVARIANT_KEYS, path, owner)
+                if "name" not in data:
+                    raise self.fail(path, f"{owner} needs a `name`")
+                name = self.name(data["name"], (*path, "name"), owner, PROPERTY_NAME)
+                owner = f"invariant `{name}`"
+                if name in names:
+                    raise self.fail((*path, "name"), f"{owner} is declared twice")
+                names.add(name)
+                kinds = [k for k in ("always", "never", "precedes") if k in data]
+                if len(kinds) != 1:
+                    raise self.fail(path, f"{owner} needs exactly one of `always`, `never` or `precedes`")
+                kind = kinds[0]
+                description = self.text(data.get("description", ""), (*path, "description"), owner)
+                if kind == "precedes":
+                    pdata = self.mapping(data["precedes"], (*path, "precedes"), f"{owner}: `precedes`", "a mapping with `first` and `then`")
+                    self.keys(pdata, ("first", "then"), (*path, "precedes"), owner)
+                    pair = []
+                    for key in ("first", "then"):
+                        event = pdata.get(key)
+                        if event not in events:
+                            raise self.fail((*path, "precedes", key) if key in pdata else (*path, "precedes"),
+                                            f"{owner}: `{key}` names unknown event {_show(event)}{_hint(event, sorted(events))}")
+                        pair.append(cast(str, event))
+                    result.append(Invariant(name, "precedes", first=pair[0], then=pair[1], description=description))
+                else:
+                    expr = self.expression(data[kind], (*path, kind), owner, f"`{kind}` expression", scope, want="bool")
+                    result.append(Invariant(name, cast(Any, kind), expr=expr, description=description))
+            except _Skip:
+                continue
+        return tuple(result)
+
+    # ------------------------------------------------------------------ permissions, waivers
+
+    def exclusive(self, raw: Any, roles: tuple[Role, ...]) -> tuple[tuple[str, ...], ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.fail(("exclusive_roles",), "`exclusive_roles` must be a list of role lists")
+            return ()
+        names = [r.name for r in roles]
+        result = []
+        for i, group in enumerate(raw):
+            path: Path = ("exclusive_roles", i)
+            if not isinstance(group, list) or len(group) < 2:
+                self.fail(path, "each `exclusive_roles` entry must list two or more roles")
+                continue
+            for j, role in enumerate(group):
+                if role not in names:
+                    self.fail((*path, j), f"`exclusive_roles` names unknown role {_show(role)}{_hint(role, names)}")
+            result.append(tuple(str(r) for r in group))
+        return tuple(result)
+
+    def waivers(self, raw: Any) -> tuple[Waiver, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.fail(("waivers",), "`waivers` must be a list")
+            return ()
+        result = []
+        for i, body in enumerate(raw):
+            path: Path = ("waivers", i)
+            owner = f"waiver {i + 1}"
+            try:
+                data = self.mapping(body, path, owner)
+                self.keys(data, ("check", "target", "reason"), path, owner)
+                check_id = self.name(data.get("check"), (*path, "check"), f"{owner}: `check`", PROPERTY_NAME)
+                target = data.get("target")
+                if not isinstance(target, str | int) or isinstance(target, bool):
+                    raise self.fail((*path, "target"), f"{owner}: `target` must name a state, transition or property")
+                reason = data.get("reason")
+                if not isinstance(reason, str) or not reason.strip():
+                    raise self.fail(path, f"{owner}: a waiver needs a written `reason`")
+                result.append(Waiver(check_id, str(target), reason.strip()))
+            except _Skip:
+                continue
+        return tuple(result)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _default(declared: Type) -> Value:
+    kind = declared.kind
+    if kind == "int":
+        return 0
+    if kind == "decimal":
+        return Decimal(0)
+    if kind == "bool":
+        return False
+    if kind == "enum":
+        return declared.values[0]
+    if kind == "str":
+        return ""
+    if kind == "set":
+        return frozenset()
+    return None
+
+
+def _to_decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            dec = Decimal(value.strip())
+        except InvalidOperation:
+            return None
+        return dec if dec.is_finite() else None
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
+    return None
+
+
+def _duration(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str) or not value:
+        return None
+    match = DURATION.match(value.strip())
+    if match is None or not any(match.groups()):
+        return None
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def _literal_text(value: Any) -> str:
+    if isinstance(value, str) and not is_number_text(value):
+        return repr(value)
+    if value is None:
+        return "None"
+    return str(value)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, int) or is_number_text(value):
+        return "a number"
+    if isinstance(value, str):
+        return f"the text `{value[:40]}`"
+    return type(value).__name__
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str | int | Decimal) and not isinstance(value, bool):
+        return f"`{value}`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return _kind(value)
+
+
+def _hint(name: Any, known: Iterable[str]) -> str:
+    if not isinstance(name, str):
+        return ""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
