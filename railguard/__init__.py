@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 # siblings of this package rather than children; let the import system find them there.
 _here = _Path(__file__).parent
 if not (_here / "spec").is_dir() and (_here.parent / "spec" / "__init__.py").is_file():
-    __path__.append(str(_here.parent))  # noqa: F821  (defined for packages)
+    __path__.append(str(_here.parent))
 
 from railguard.spec import (  # noqa: E402
     LoadError,

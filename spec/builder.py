@@ -91,10 +91,19 @@ class SpecBuilder:
         description: str = "",
     ) -> SpecBuilder:
         """Declare a transition; ``permission`` is required (``"public"`` must be written out)."""
-        body: dict[str, Any] = {"event": event, "from": source, "to": target, "permission": permission}
+        body: dict[str, Any] = {
+            "event": event,
+            "from": source,
+            "to": target,
+            "permission": permission,
+        }
         optional = {
-            "params": params, "guard": guard, "assign": assign, "effect": effect,
-            "compensate": compensate, "description": description or None,
+            "params": params,
+            "guard": guard,
+            "assign": assign,
+            "effect": effect,
+            "compensate": compensate,
+            "description": description or None,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         if irreversible:
@@ -121,7 +130,9 @@ class SpecBuilder:
 
     def waive(self, check: str, target: str, reason: str) -> SpecBuilder:
         """Waive rule ``check`` for ``target`` with a written ``reason``."""
-        self._data.setdefault("waivers", []).append({"check": check, "target": target, "reason": reason})
+        self._data.setdefault("waivers", []).append(
+            {"check": check, "target": target, "reason": reason}
+        )
         return self
 
     def _invariant(self, body: dict[str, Any]) -> SpecBuilder:

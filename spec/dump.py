@@ -63,7 +63,9 @@ def dump_data(spec: Spec) -> dict[str, Any]:
     if spec.exclusive_roles:
         data["exclusive_roles"] = [list(group) for group in spec.exclusive_roles]
     if spec.waivers:
-        data["waivers"] = [{"check": w.check, "target": w.target, "reason": w.reason} for w in spec.waivers]
+        data["waivers"] = [
+            {"check": w.check, "target": w.target, "reason": w.reason} for w in spec.waivers
+        ]
     return data
 
 

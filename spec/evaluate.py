@@ -3,11 +3,17 @@
 A compiled expression is called as ``fn(variables, params, actor, state)``. Compilation
 walks the tree once; evaluation never touches ``eval``/``exec`` and never looks anything up
 by a name that the type checker has not already accepted.
+
+The semantics are those listed in :mod:`railguard.spec.expr`: Python's floor ``//`` and
+``%``, exact decimal arithmetic (no rounding to the default 28 digits), bool never equal to
+an int, list literals as sets.
 """
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any, TypeAlias
 
 from .errors import EvaluationError
@@ -67,6 +73,15 @@ def compile_expression(node: Node) -> Compiled:
 
 _Fn: TypeAlias = Callable[[Mapping[str, Any], Mapping[str, Any], "str | None", str], Any]
 
+#: Decimal arithmetic without rounding: sums, differences, products, negation and ``abs`` of
+#: finite decimals are always exact at this precision, and anything else traps.
+_EXACT = decimal.Context(
+    prec=decimal.MAX_PREC,
+    Emax=decimal.MAX_EMAX,
+    Emin=decimal.MIN_EMIN,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow, decimal.Inexact],
+)
+
 
 def _compile(node: Node) -> _Fn:
     if isinstance(node, Literal):
@@ -92,7 +107,7 @@ def _compile(node: Node) -> _Fn:
         inner = _compile(node.operand)
         if node.op == "not":
             return lambda v, p, a, s: not inner(v, p, a, s)
-        return lambda v, p, a, s: -inner(v, p, a, s)
+        return lambda v, p, a, s: _negate(inner(v, p, a, s))
     if isinstance(node, Binary):
         return _binary(node.op, _compile(node.left), _compile(node.right))
     if isinstance(node, BoolOp):
@@ -115,14 +130,41 @@ def _compile(node: Node) -> _Fn:
 
 def _binary(op: str, left: _Fn, right: _Fn) -> _Fn:
     if op == "+":
-        return lambda v, p, a, s: left(v, p, a, s) + right(v, p, a, s)
+        return lambda v, p, a, s: _add(left(v, p, a, s), right(v, p, a, s))
     if op == "-":
-        return lambda v, p, a, s: left(v, p, a, s) - right(v, p, a, s)
+        return lambda v, p, a, s: _subtract(left(v, p, a, s), right(v, p, a, s))
     if op == "*":
-        return lambda v, p, a, s: left(v, p, a, s) * right(v, p, a, s)
+        return lambda v, p, a, s: _multiply(left(v, p, a, s), right(v, p, a, s))
+    # Python's floor semantics on purpose (see the module docstring); ints only.
     if op == "//":
         return lambda v, p, a, s: left(v, p, a, s) // right(v, p, a, s)
     return lambda v, p, a, s: left(v, p, a, s) % right(v, p, a, s)
+
+
+def _add(x: Any, y: Any) -> Any:
+    if isinstance(x, Decimal) or isinstance(y, Decimal):
+        return _EXACT.add(x, y)
+    return x + y
+
+
+def _subtract(x: Any, y: Any) -> Any:
+    if isinstance(x, Decimal) or isinstance(y, Decimal):
+        return _EXACT.subtract(x, y)
+    return x - y
+
+
+def _multiply(x: Any, y: Any) -> Any:
+    if isinstance(x, Decimal) or isinstance(y, Decimal):
+        return _EXACT.multiply(x, y)
+    return x * y
+
+
+def _negate(x: Any) -> Any:
+    return _EXACT.minus(x) if isinstance(x, Decimal) else -x
+
+
+def _absolute(x: Any) -> Any:
+    return _EXACT.abs(x) if isinstance(x, Decimal) else abs(x)
 
 
 def _compare(node: Compare) -> _Fn:
@@ -141,8 +183,8 @@ def _compare(node: Compare) -> _Fn:
     if op == ">=":
         return lambda v, p, a, s: left(v, p, a, s) >= right(v, p, a, s)
     if op == "in":
-        return lambda v, p, a, s: left(v, p, a, s) in right(v, p, a, s)
-    return lambda v, p, a, s: left(v, p, a, s) not in right(v, p, a, s)
+        return lambda v, p, a, s: _member(left(v, p, a, s), right(v, p, a, s))
+    return lambda v, p, a, s: not _member(left(v, p, a, s), right(v, p, a, s))
 
 
 def _eq(x: Any, y: Any) -> bool:
@@ -151,6 +193,11 @@ def _eq(x: Any, y: Any) -> bool:
     if isinstance(x, bool) != isinstance(y, bool):
         return False
     return bool(x == y)
+
+
+def _member(x: Any, collection: Any) -> bool:
+    # `True in {1}` holds in Python; look for an item that is equal by `_eq` as well.
+    return x in collection and any(_eq(x, item) for item in collection)
 
 
 def _call(node: Call) -> _Fn:
@@ -164,7 +211,7 @@ def _call(node: Call) -> _Fn:
         return lambda v, p, a, s: len(only(v, p, a, s))
     if func == "abs":
         (only,) = args
-        return lambda v, p, a, s: abs(only(v, p, a, s))
+        return lambda v, p, a, s: _absolute(only(v, p, a, s))
     if func == "min":
         return lambda v, p, a, s: min(f(v, p, a, s) for f in args)
     return lambda v, p, a, s: max(f(v, p, a, s) for f in args)

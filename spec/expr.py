@@ -5,12 +5,27 @@ subclasses below), type-checked against a :class:`Scope`, and printed back by
 :func:`unparse`. Nothing is ever passed to ``eval`` or ``exec``: the runtime compiles the
 tree to closures (:mod:`railguard.spec.evaluate`) and the verifier compiles the same tree to
 Z3 terms, so the proof and the execution share one parser.
+
+Semantics that every back end must share:
+
+- ``//`` and ``%`` are Python's floor division and modulo (``-7 // 2 == -4``,
+  ``-7 % 2 == 1``, ``7 % -2 == -1``): the remainder takes the divisor's sign. SMT-LIB's
+  ``div``/``mod`` are Euclidean and differ when the divisor is negative. Division or modulo
+  by zero is an :class:`~railguard.spec.EvaluationError`, not a value.
+- ``bool`` is not a number: ``True`` never equals ``1``, and the checker never lets a bool
+  meet an int.
+- Decimal literals are exact (``0.1`` is one tenth, not a float) and decimal arithmetic is
+  exact: no rounding to a context precision. A decimal-typed expression may yield an ``int``
+  when only ints reached it (``x if c else 1.5`` with ``c`` true); the value is the same.
+- A list literal is a set value: ``[1, 1] == [1]`` and ``len([x, x]) == 1``.
 """
 
 from __future__ import annotations
 
 import ast
+import difflib
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -51,6 +66,9 @@ RESERVED_NAMES = frozenset(
 
 MAX_SOURCE_LENGTH = 10_000
 MAX_DEPTH = 100
+#: A decimal literal's digits may reach at most this far from the decimal point, so that its
+#: canonical text (never in exponent notation) stays short.
+MAX_DECIMAL_EXPONENT = 1_000
 
 
 # --------------------------------------------------------------------------- tree
@@ -58,7 +76,13 @@ MAX_DEPTH = 100
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """Base of the expression tree. ``line``/``col`` (1-based, within the source) are not compared."""
+    """Base of the expression tree. ``line``/``col`` (1-based, within the source) are not compared.
+
+    Trees are canonical as :func:`parse` returns them: a minus sign before a number literal is
+    folded into the literal (``-5`` is ``Literal(-5)``, never ``Unary("-", Literal(5))``), and a
+    chained comparison ``a < b < c`` is the ``and`` of its pairs. ``parse(unparse(t)) == t``
+    holds for every canonical tree.
+    """
 
     line: int = field(default=1, compare=False, repr=False, kw_only=True)
     col: int = field(default=1, compare=False, repr=False, kw_only=True)
@@ -66,7 +90,11 @@ class Node:
 
 @dataclass(frozen=True, slots=True)
 class Literal(Node):
-    """A constant: ``int``, ``Decimal``, ``bool``, ``str`` or ``None``."""
+    """A constant: ``int``, ``Decimal``, ``bool``, ``str`` or ``None``.
+
+    Equal when the values have the same type and compare equal: ``True`` is not ``1`` and
+    ``1`` is not ``1.0``, but ``Decimal("1.50") == Decimal("1.5")`` (both print as ``1.5``).
+    """
 
     value: int | Decimal | bool | str | None
 
@@ -236,17 +264,29 @@ def parse(source: str) -> Node:
     text = source.strip()
     # A YAML block scalar may span lines; inside parentheses Python accepts that.
     wrapped = "(\n" + text + "\n)" if "\n" in text else text
+    shift = 1 if wrapped is not text else 0
     try:
-        tree = ast.parse(wrapped, mode="eval")
+        # The parser's warnings (invalid escape sequences, ...) depend on the interpreter's
+        # warning filters; refuse them always, so a spec loads the same everywhere.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tree = ast.parse(wrapped, mode="eval")
     except SyntaxError as exc:
-        line = (exc.lineno or 1) - (1 if wrapped is not text else 0)
+        line = (exc.lineno or 1) - shift
         msg = (exc.msg or "invalid syntax").rstrip(".")
         raise ExpressionError(
             f"invalid expression syntax: {msg}", max(line, 1), exc.offset or 1
         ) from None
-    except (RecursionError, MemoryError, ValueError):
+    except (RecursionError, MemoryError, ValueError, OverflowError):
         raise ExpressionError("the expression is nested too deeply or malformed") from None
-    return _Converter(wrapped, shift=1 if wrapped is not text else 0).convert(tree.body, 0)
+    for warning in caught:
+        message = str(warning.message).rstrip(".")
+        raise ExpressionError(f"invalid expression syntax: {message}")
+    if shift and tree.body.lineno < 2:
+        # The expression began at the wrapping parenthesis: the text closed it early, as in
+        # `a) + (` + newline + `b`, which is not an expression on its own.
+        raise ExpressionError("invalid expression syntax: unmatched ')'")
+    return _Converter(wrapped, shift=shift).convert(tree.body, 0)
 
 
 class _Converter:
@@ -285,11 +325,16 @@ class _Converter:
             if isinstance(node.op, ast.Not):
                 return Unary("not", operand, **pos)
             if isinstance(node.op, ast.USub):
-                if isinstance(operand, Literal) and isinstance(operand.value, int | Decimal) and not isinstance(operand.value, bool):
+                if _is_number(operand):
+                    assert isinstance(operand, Literal)
+                    assert isinstance(operand.value, int | Decimal)
                     return Literal(-operand.value, **pos)
                 return Unary("-", operand, **pos)
             if isinstance(node.op, ast.UAdd):
-                return operand
+                # The tree has no unary plus; accepting `+flag` as `flag` would hide a type error.
+                if _is_number(operand):
+                    return operand
+                raise self._fail(node, "unary `+` is only allowed before a number")
             raise self._fail(node, "bitwise `~` is not allowed in expressions")
         if isinstance(node, ast.BinOp):
             op = _BINOPS.get(type(node.op))
@@ -298,16 +343,15 @@ class _Converter:
                     raise self._fail(node, "`/` is not allowed: use `//` for integer division")
                 if isinstance(node.op, ast.Pow):
                     raise self._fail(node, "`**` is not allowed in expressions")
-                raise self._fail(node, "bitwise and matrix operators are not allowed in expressions")
+                raise self._fail(
+                    node, "bitwise and matrix operators are not allowed in expressions"
+                )
             return Binary(op, self.convert(node.left, sub), self.convert(node.right, sub), **pos)
         if isinstance(node, ast.BoolOp):
+            # `a and b and c` is one node with three operands; `(a and b) and c` keeps its
+            # grouping, as Python's own tree does, so unparse can print it back.
             bop = "and" if isinstance(node.op, ast.And) else "or"
-            operands: list[Node] = []
-            for value in node.values:
-                converted = self.convert(value, sub)
-                # Flatten `a and (b and c)` only when the source grouped it that way implicitly.
-                operands.append(converted)
-            return BoolOp(bop, tuple(operands), **pos)
+            return BoolOp(bop, tuple(self.convert(v, sub) for v in node.values), **pos)
         if isinstance(node, ast.Compare):
             return self._compare(node, pos, sub)
         if isinstance(node, ast.List):
@@ -338,8 +382,14 @@ class _Converter:
                 raise self._fail(node, f"`{text}` is not a valid decimal literal") from None
             if not dec.is_finite():
                 raise self._fail(node, "infinite and NaN numbers are not allowed")
+            exponent = dec.as_tuple().exponent
+            assert isinstance(exponent, int)
+            if dec.adjusted() > MAX_DECIMAL_EXPONENT or exponent < -MAX_DECIMAL_EXPONENT:
+                raise self._fail(node, f"`{text}` is too large or too precise for a decimal literal")
             return Literal(dec, **pos)
-        raise self._fail(node, f"{type(value).__name__} literals are not allowed in expressions")
+        raise self._fail(
+            node, f"{type(value).__name__} literals are not allowed in expressions"
+        )
 
     def _name(self, node: ast.Name, pos: dict[str, int]) -> Node:
         name = node.id
@@ -356,7 +406,7 @@ class _Converter:
         return Var(name, **pos)
 
     def _compare(self, node: ast.Compare, pos: dict[str, int], sub: int) -> Node:
-        operands = [self.convert(node.left, sub)] + [self.convert(c, sub) for c in node.comparators]
+        operands = [self.convert(node.left, sub), *(self.convert(c, sub) for c in node.comparators)]
         pairs: list[Node] = []
         for index, op_node in enumerate(node.ops):
             op = _CMPOPS.get(type(op_node))
@@ -369,7 +419,9 @@ class _Converter:
 
     def _call(self, node: ast.Call, pos: dict[str, int], sub: int) -> Node:
         if not isinstance(node.func, ast.Name):
-            raise self._fail(node, "only the functions implies, min, max, abs and len may be called")
+            raise self._fail(
+                node, "only the functions implies, min, max, abs and len may be called"
+            )
         name = node.func.id
         if name not in FUNCTIONS:
             raise self._fail(
@@ -384,13 +436,27 @@ class _Converter:
             raise self._fail(node, f"`{name}` takes two or more arguments")
         if arity is not None and len(args) != arity:
             plural = "s" if arity != 1 else ""
-            raise self._fail(node, f"`{name}` takes exactly {arity} argument{plural}, not {len(args)}")
+            raise self._fail(
+                node, f"`{name}` takes exactly {arity} argument{plural}, not {len(args)}"
+            )
         return Call(name, args, **pos)
+
+
+def _is_number(node: Node) -> bool:
+    """Whether ``node`` is an int or decimal literal (not a bool)."""
+    return (
+        isinstance(node, Literal)
+        and isinstance(node.value, int | Decimal)
+        and not isinstance(node.value, bool)
+    )
 
 
 # --------------------------------------------------------------------------- unparse
 
-_PREC = {"if": 0, "or": 1, "and": 2, "not": 3, "cmp": 4, "+": 5, "-": 5, "*": 6, "//": 6, "%": 6, "neg": 7, "atom": 8}
+_PREC = {
+    "if": 0, "or": 1, "and": 2, "not": 3, "cmp": 4,
+    "+": 5, "-": 5, "*": 6, "//": 6, "%": 6, "neg": 7, "atom": 8,
+}
 
 
 def _prec(node: Node) -> int:
@@ -404,8 +470,10 @@ def _prec(node: Node) -> int:
         return _PREC["cmp"]
     if isinstance(node, Binary):
         return _PREC[node.op]
-    if isinstance(node, Literal) and isinstance(node.value, int | Decimal) and not isinstance(node.value, bool) and node.value < 0:
-        return _PREC["neg"]
+    if isinstance(node, Literal) and _is_number(node):
+        assert isinstance(node.value, int | Decimal)
+        if node.value < 0:
+            return _PREC["neg"]
     return _PREC["atom"]
 
 
@@ -419,12 +487,9 @@ def unparse(node: Node) -> str:
     if isinstance(node, Literal):
         value = node.value
         if isinstance(value, str):
-            return json.dumps(value, ensure_ascii=False)
+            return _string_text(value)
         if isinstance(value, Decimal):
-            text = str(value)
-            if "E" in text or "e" in text:
-                text = format(value, "f")
-            return text if "." in text else text + ".0"
+            return _decimal_text(value)
         return repr(value)
     if isinstance(node, Var):
         return node.name
@@ -458,6 +523,27 @@ def unparse(node: Node) -> str:
     raise TypeError(f"not an expression node: {node!r}")
 
 
+def _string_text(value: str) -> str:
+    # JSON string syntax is Python string syntax, except that a lone surrogate would be
+    # written raw, which Python source cannot hold: escape those.
+    text = json.dumps(value, ensure_ascii=False)
+    return "".join(f"\\u{ord(c):04x}" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def _decimal_text(value: Decimal) -> str:
+    """Exact text of a decimal, without exponent or trailing zeros: ``1E+2`` → ``100.0``.
+
+    Numerically equal decimals (``1.5``, ``1.50``, ``-0.0``, ``0``) print the same, as
+    equal :class:`Literal` nodes must.
+    """
+    text = format(value, "f")
+    whole, _, fraction = text.partition(".")
+    fraction = fraction.rstrip("0") or "0"
+    if whole in ("-0", "0") and fraction == "0":
+        return "0.0"
+    return f"{whole}.{fraction}"
+
+
 # --------------------------------------------------------------------------- types
 
 
@@ -466,8 +552,9 @@ class ExprType:
     """The static type of an expression.
 
     ``kind`` is one of int, decimal, bool, str, enum, principal, set, list, none.
-    ``values`` holds an enum's values, or the one value of a string literal;
-    ``elem`` is the element type of a set or list.
+    ``values`` holds an enum's values; for a ``literal`` str (text known statically), the
+    values it can take: one for ``"a"``, two for ``"a" if c else "b"``. Such text may meet an
+    enum whose values include all of them. ``elem`` is the element type of a set or list.
     """
 
     kind: str
@@ -531,14 +618,20 @@ def _comparable(a: ExprType, b: ExprType) -> bool:
             return bool(set(a.values) & set(b.values))
         if a.kind == "enum" or b.kind == "enum":
             text, enum = (a, b) if a.kind == "str" else (b, a)
-            return text.literal and text.values[0] in enum.values
+            return _literal_in(text, enum.values)
         return True
     if a.kind in ("set", "list") and b.kind in ("set", "list"):
         return a.elem is None or b.elem is None or _comparable(a.elem, b.elem)
     return a.kind == b.kind
 
 
+def _literal_in(text: ExprType, values: tuple[str, ...]) -> bool:
+    """Whether ``text`` is literal text whose every possible value is one of ``values``."""
+    return text.literal and bool(text.values) and set(text.values) <= set(values)
+
+
 def _join(a: ExprType, b: ExprType) -> ExprType | None:
+    """The type of a value that is of type ``a`` or of type ``b`` (``if`` branches, list items)."""
     if a.kind in NUMERIC and b.kind in NUMERIC:
         return DECIMAL if "decimal" in (a.kind, b.kind) else INT
     if a == b:
@@ -547,21 +640,29 @@ def _join(a: ExprType, b: ExprType) -> ExprType | None:
         return ExprType("enum", tuple(dict.fromkeys(a.values + b.values)))
     if {a.kind, b.kind} == {"enum", "str"}:
         enum, text = (a, b) if a.kind == "enum" else (b, a)
-        if text.literal and text.values[0] in enum.values:
-            return enum
-        return None
+        return enum if _literal_in(text, enum.values) else None
     if a.kind == "str" and b.kind == "str":
+        if a.literal and b.literal:
+            return ExprType("str", tuple(dict.fromkeys(a.values + b.values)), literal=True)
         return ExprType("str")
     if {a.kind, b.kind} == {"principal", "none"}:
         return PRINCIPAL
+    if a.kind in ("set", "list") and b.kind in ("set", "list"):
+        # `tags if c else []`: a list literal is a set value.
+        kind = "set" if "set" in (a.kind, b.kind) else "list"
+        if a.elem is None or b.elem is None:
+            return ExprType(kind, elem=a.elem or b.elem)
+        elem = _join(a.elem, b.elem)
+        return None if elem is None else ExprType(kind, elem=elem)
     return None
 
 
 def _mismatch(op: str, a: ExprType, b: ExprType) -> str:
-    if a.kind == "enum" and b.literal:
-        return f"{b.values[0]!r} is not one of {', '.join(a.values)}"
-    if b.kind == "enum" and a.literal:
-        return f"{a.values[0]!r} is not one of {', '.join(b.values)}"
+    for enum, text in ((a, b), (b, a)):
+        if enum.kind == "enum" and text.literal:
+            missing = next((v for v in text.values if v not in enum.values), None)
+            if missing is not None:
+                return f"{missing!r} is not one of {', '.join(enum.values)}"
     return f"`{op}` cannot compare {a.describe()} with {b.describe()}"
 
 
@@ -581,18 +682,23 @@ def check(node: Node, scope: Scope) -> ExprType:
     if isinstance(node, Var):
         declared = scope.variables.get(node.name)
         if declared is None:
-            raise _fail(node, f"unknown variable `{node.name}`{_suggest(node.name, scope.variables)}")
+            hint = _suggest(node.name, scope.variables)
+            raise _fail(node, f"unknown variable `{node.name}`{hint}")
         return ExprType.of(declared)
     if isinstance(node, Param):
         if scope.params is None:
             raise _fail(node, f"`params.{node.name}` is only available in transitions")
         declared = scope.params.get(node.name)
         if declared is None:
-            raise _fail(node, f"unknown param `{node.name}`{_suggest(node.name, scope.params)}")
+            hint = _suggest(node.name, scope.params)
+            raise _fail(node, f"unknown param `{node.name}`{hint}")
         return ExprType.of(declared)
     if isinstance(node, Actor):
         if not scope.allow_actor:
-            raise _fail(node, "`actor` is only available in transitions; compare principal variables instead")
+            raise _fail(
+                node,
+                "`actor` is only available in transitions; compare principal variables instead",
+            )
         return PRINCIPAL
     if isinstance(node, StateRef):
         return ExprType("enum", scope.states)
@@ -607,12 +713,13 @@ def check(node: Node, scope: Scope) -> ExprType:
         return inner
     if isinstance(node, Binary):
         left, right = check(node.left, scope), check(node.right, scope)
+        both = f"{left.describe()} and {right.describe()}"
         if node.op in ("//", "%"):
             if left.kind != "int" or right.kind != "int":
-                raise _fail(node, f"`{node.op}` needs two ints, not {left.describe()} and {right.describe()}")
+                raise _fail(node, f"`{node.op}` needs two ints, not {both}")
             return INT
         if left.kind not in NUMERIC or right.kind not in NUMERIC:
-            raise _fail(node, f"`{node.op}` needs numbers, not {left.describe()} and {right.describe()}")
+            raise _fail(node, f"`{node.op}` needs numbers, not {both}")
         return DECIMAL if "decimal" in (left.kind, right.kind) else INT
     if isinstance(node, BoolOp):
         for operand in node.operands:
@@ -626,9 +733,6 @@ def check(node: Node, scope: Scope) -> ExprType:
         if not node.items:
             return ExprType("list")
         types = [check(item, scope) for item in node.items]
-        if all(t.literal for t in types):
-            literals = tuple(dict.fromkeys(v for t in types for v in t.values))
-            return ExprType("list", elem=ExprType("str", literals))
         elem = types[0]
         for item, kind in zip(node.items[1:], types[1:], strict=True):
             joined = _join(elem, kind)
@@ -641,11 +745,17 @@ def check(node: Node, scope: Scope) -> ExprType:
     if isinstance(node, Conditional):
         cond = check(node.cond, scope)
         if cond.kind != "bool":
-            raise _fail(node.cond, f"the condition of `if` must be bool, not {cond.describe()}")
+            raise _fail(
+                node.cond, f"the condition of `if` must be bool, not {cond.describe()}"
+            )
         then, orelse = check(node.then, scope), check(node.orelse, scope)
         joined = _join(then, orelse)
         if joined is None:
-            raise _fail(node, f"the branches of `if` have different types: {then.describe()} and {orelse.describe()}")
+            raise _fail(
+                node,
+                "the branches of `if` have different types: "
+                f"{then.describe()} and {orelse.describe()}",
+            )
         return joined
     if isinstance(node, Call):
         return _check_call(node, scope)
@@ -656,7 +766,10 @@ def _check_compare(node: Compare, scope: Scope) -> ExprType:
     left, right = check(node.left, scope), check(node.right, scope)
     if node.op in ("in", "not in"):
         if right.kind not in ("set", "list"):
-            raise _fail(node, f"the right side of `{node.op}` must be a list or a set, not {right.describe()}")
+            raise _fail(
+                node,
+                f"the right side of `{node.op}` must be a list or a set, not {right.describe()}",
+            )
         if right.elem is not None:
             elem = right.elem
             if left.kind == "enum" and elem.kind == "str" and elem.values:
@@ -692,8 +805,6 @@ def _check_call(node: Call, scope: Scope) -> ExprType:
 
 
 def _suggest(name: str, known: Mapping[str, object]) -> str:
-    import difflib
-
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" (did you mean `{close[0]}`?)" if close else ""
 
@@ -708,11 +819,11 @@ def assignable(target: Type, value: ExprType) -> bool:
     if kind == "bool":
         return value.kind == "bool"
     if kind == "str":
-        return value.kind == "str" or (value.kind == "enum")
+        return value.kind in ("str", "enum")
     if kind == "enum":
         if value.kind == "enum":
             return set(value.values) <= set(target.values)
-        return value.kind == "str" and value.literal and value.values[0] in target.values
+        return value.kind == "str" and _literal_in(value, target.values)
     if kind == "principal":
         return value.kind in ("principal", "none")
     if kind == "set":
@@ -721,7 +832,5 @@ def assignable(target: Type, value: ExprType) -> bool:
         if value.elem is None:
             return True
         assert target.of is not None
-        if target.of.kind == "enum" and value.elem.kind == "str" and value.elem.values:
-            return set(value.elem.values) <= set(target.of.values)
         return assignable(target.of, value.elem)
     return False

@@ -15,7 +15,7 @@ from pathlib import Path as FilePath
 from typing import Any, Literal, cast
 
 from .errors import ExpressionError, LoadError, Location, Problem
-from .expr import RESERVED_NAMES, ExprType, Scope, assignable, check, parse
+from .expr import RESERVED_NAMES, ExprType, Node, Scope, Var, assignable, check, children, parse
 from .model import (
     FORMAT_VERSION,
     Expression,
@@ -29,7 +29,7 @@ from .model import (
     Variable,
     Waiver,
 )
-from .source import Document, is_number_text, read_text
+from .source import Document, is_number_text, one_line, read_text
 from .types import KINDS, Kind, Type, Value
 
 __all__ = ["load", "load_data", "loads"]
@@ -39,16 +39,39 @@ Path = tuple[str | int, ...]
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:[.:-][A-Za-z0-9_]+)*$")
 PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+NAME_RULES = {
+    IDENTIFIER.pattern: "use letters, digits and `_`, not starting with a digit",
+    DOTTED.pattern: "use letters, digits and `_`, in parts joined by `.`, `:` or `-`",
+    PROPERTY_NAME.pattern: "use letters, digits, `_`, `.` and `-`",
+}
 DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 TOP_KEYS = (
-    "railguard", "name", "description", "roles", "variables", "states", "on_error",
-    "transitions", "invariants", "exclusive_roles", "waivers",
+    "railguard",
+    "name",
+    "description",
+    "roles",
+    "variables",
+    "states",
+    "on_error",
+    "transitions",
+    "invariants",
+    "exclusive_roles",
+    "waivers",
 )
 STATE_KEYS = ("initial", "terminal", "on_error", "timeout", "description")
 TRANSITION_KEYS = (
-    "event", "from", "to", "permission", "params", "guard", "assign", "effect",
-    "compensate", "irreversible", "description",
+    "event",
+    "from",
+    "to",
+    "permission",
+    "params",
+    "guard",
+    "assign",
+    "effect",
+    "compensate",
+    "irreversible",
+    "description",
 )
 INVARIANT_KEYS = ("name", "always", "never", "precedes", "description")
 TYPE_KEYS: Mapping[str, tuple[str, ...]] = {
@@ -64,7 +87,7 @@ MAX_ITEMS = 10_000
 
 
 def load(path: str | os.PathLike[str]) -> Spec:
-    """Load a spec from a ``.yaml``/``.yml``/``.json`` file; raise :class:`LoadError` on any problem."""
+    """Load a spec from a ``.yaml``, ``.yml`` or ``.json`` file, else raise :class:`LoadError`."""
     name = os.fspath(path)
     try:
         raw = FilePath(name).read_bytes()
@@ -74,9 +97,17 @@ def load(path: str | os.PathLike[str]) -> Spec:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise LoadError([Problem(
-            f"the file is not UTF-8 text (byte {exc.start} is invalid)", Location(name, 1, 1)
-        )]) from None
+        start = exc.start
+        line = raw.count(b"\n", 0, start) + 1
+        column = len(raw[raw.rfind(b"\n", 0, start) + 1 : start].decode("utf-8", "replace")) + 1
+        raise LoadError(
+            [
+                Problem(
+                    f"the file is not UTF-8 text: byte 0x{raw[start]:02x} cannot start a character",
+                    Location(name, line, column),
+                )
+            ]
+        ) from None
     return loads(text, name)
 
 
@@ -102,6 +133,12 @@ class _Validator:
     def __init__(self, doc: Document) -> None:
         self.doc = doc
         self.problems: list[Problem] = []
+        # Names declared in the document even where their declaration had a problem: a
+        # reference to one of them is not reported again as unknown (no cascades).
+        self.broken_variables: set[str] = set()
+        self.broken_roles: set[str] = set()
+        self.declared_states: tuple[str, ...] = ()
+        self.failed_events: set[str] = set()
 
     # ------------------------------------------------------------------ reporting
 
@@ -110,68 +147,109 @@ class _Validator:
         return Location(found.file, found.line, found.column, path)
 
     def fail(self, path: Path, message: str, *, key: bool = False) -> _Skip:
-        self.problems.append(Problem(message, self.loc(path, key=key)))
+        self.problems.append(Problem(one_line(message), self.loc(path, key=key)))
         return _Skip()
 
-    def keys(self, data: Mapping[str, Any], allowed: Iterable[str], path: Path, owner: str) -> None:
+    def abort(self) -> LoadError:
+        """The error to raise now, with the problems found so far in source order."""
+        self.problems.sort(key=lambda p: (p.location.line, p.location.column))
+        return LoadError(self.problems)
+
+    def keys(
+        self, data: Mapping[str, Any], allowed: Iterable[str], path: Path, owner: str
+    ) -> set[str]:
+        """Report unknown keys; return the known keys suggested for misspelt ones."""
         allowed = tuple(allowed)
+        suggested: set[str] = set()
         for key in data:
             if key not in allowed:
                 close = difflib.get_close_matches(str(key), allowed, n=1)
                 hint = f" (did you mean `{close[0]}`?)" if close else ""
                 expected = "" if hint else f"; expected one of {', '.join(allowed)}"
+                suggested.update(close)
                 self.fail((*path, key), f"{owner}: unknown key `{key}`{hint}{expected}", key=True)
+        return suggested
 
-    def mapping(self, value: Any, path: Path, owner: str, what: str = "a mapping") -> dict[str, Any]:
+    def mapping(
+        self, value: Any, path: Path, owner: str, what: str = "a mapping"
+    ) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise self.fail(path, f"{owner} must be {what}, not {_kind(value)}")
         if len(value) > MAX_ITEMS:
             raise self.fail(path, f"{owner} has more than {MAX_ITEMS:,} entries")
         return value
 
-    def name(self, value: Any, path: Path, owner: str, pattern: re.Pattern[str] = IDENTIFIER) -> str:
-        if not isinstance(value, str) or not pattern.match(value):
-            shown = f"`{value}`" if isinstance(value, str | int | float) else _kind(value)
-            raise self.fail(path, f"{owner}: {shown} is not a valid name")
-        return value
+    def name(
+        self,
+        value: Any,
+        path: Path,
+        owner: str,
+        what: str,
+        pattern: re.Pattern[str] = IDENTIFIER,
+        *,
+        key: bool = False,
+    ) -> str:
+        """``value`` if it is a valid name of the kind ``what``, else report it and skip."""
+        if isinstance(value, str) and pattern.match(value):
+            return value
+        shown = _show(value) if value is not None else "an empty value"
+        rule = NAME_RULES[pattern.pattern]
+        prefix = f"{owner}: " if owner else ""
+        raise self.fail(path, f"{prefix}{shown} is not a valid {what} name ({rule})", key=key)
 
     # ------------------------------------------------------------------ top level
 
     def spec(self) -> Spec:
         data = self.doc.data
         if not isinstance(data, dict):
-            self.fail((), f"a spec must be a mapping with keys such as `railguard`, `name` and `states`, not {_kind(data)}")
-            raise LoadError(self.problems)
-        self.keys(data, TOP_KEYS, (), "the spec")
+            self.fail(
+                (),
+                "a spec must be a mapping with keys such as `railguard`, `name` and `states`, "
+                f"not {_kind(data)}",
+            )
+            raise self.abort()
+        suggested = self.keys(data, TOP_KEYS, (), "the spec")
         version = data.get("railguard")
         if "railguard" not in data:
-            self.fail((), "the spec must start with the format version `railguard: 1`")
+            if "railguard" not in suggested:
+                self.fail((), "the spec must start with the format version `railguard: 1`")
         elif version != FORMAT_VERSION or isinstance(version, bool):
-            self.fail(("railguard",), f"unsupported format version `{version}`: this railguard reads version {FORMAT_VERSION}")
-            raise LoadError(self.problems)
+            self.fail(
+                ("railguard",),
+                f"unsupported format version {_show(version)}: "
+                f"this railguard reads version {FORMAT_VERSION}",
+            )
+            raise self.abort()
         name = "spec"
         try:
             if "name" not in data:
+                if "name" in suggested:
+                    raise _Skip()
                 raise self.fail((), "the spec needs a `name`")
-            name = self.name(data["name"], ("name",), "the spec name", DOTTED)
+            name = self.name(data["name"], ("name",), "", "spec", DOTTED)
         except _Skip:
             pass
-        description = self.text(data.get("description", ""), ("description",), "the spec description")
+        description = self.text(
+            data.get("description", ""), ("description",), "the spec description"
+        )
         roles = self.roles(data.get("roles", {}))
         variables = self.variables(data.get("variables", {}))
+        if "states" not in data and "states" in suggested:
+            raise self.abort()
         states = self.states(data.get("states"))
-        state_names = tuple(s.name for s in states)
         on_error = self.on_error(data, states)
         var_types = {v.name: v.type for v in variables}
-        transitions = self.transitions(data.get("transitions", []), state_names, variables)
+        transitions = self.transitions(data.get("transitions", []), variables)
         self.check_timeouts(states, transitions)
-        invariants = self.invariants(data.get("invariants", []), var_types, state_names, transitions)
+        invariants = self.invariants(data.get("invariants", []), var_types, transitions)
         exclusive = self.exclusive(data.get("exclusive_roles", []), roles)
         waivers = self.waivers(data.get("waivers", []))
         if self.problems:
-            self.problems.sort(key=lambda p: (p.location.line, p.location.column))
-            raise LoadError(self.problems)
-        locations = {path: Location(loc.file, loc.line, loc.column, path) for path, loc in self.doc.values.items()}
+            raise self.abort()
+        locations = {
+            path: Location(loc.file, loc.line, loc.column, path)
+            for path, loc in self.doc.values.items()
+        }
         return Spec(
             name=name,
             description=description,
@@ -199,32 +277,42 @@ class _Validator:
 
     def roles(self, raw: Any) -> tuple[Role, ...]:
         try:
-            data = self.mapping(raw, ("roles",), "`roles`", "a mapping of role names to lists of permissions")
+            data = self.mapping(
+                raw, ("roles",), "`roles`", "a mapping of role names to lists of permissions"
+            )
         except _Skip:
             return ()
         roles = []
-        for role_name, perms in data.items():
+        for role_name, raw_perms in data.items():
             path: Path = ("roles", role_name)
             try:
-                self.name(role_name, path, "role", DOTTED)
-                if perms is None:
-                    perms = []
+                self.name(role_name, path, "", "role", DOTTED, key=True)
+                perms = [] if raw_perms is None else raw_perms
                 if not isinstance(perms, list):
-                    raise self.fail(path, f"role `{role_name}` must list its permissions, not {_kind(perms)}")
+                    raise self.fail(
+                        path, f"role `{role_name}` must list its permissions, not {_kind(perms)}"
+                    )
                 seen: list[str] = []
                 for index, perm in enumerate(perms):
                     try:
-                        self.name(perm, (*path, index), f"role `{role_name}`", DOTTED)
+                        self.name(perm, (*path, index), f"role `{role_name}`", "permission", DOTTED)
                     except _Skip:
                         continue
                     if perm == "public":
-                        self.fail((*path, index), f"role `{role_name}`: `public` is granted to every caller and cannot be listed in a role")
+                        self.fail(
+                            (*path, index),
+                            f"role `{role_name}`: `public` is granted to every caller "
+                            "and cannot be listed in a role",
+                        )
                     elif perm in seen:
-                        self.fail((*path, index), f"role `{role_name}` lists permission `{perm}` twice")
+                        self.fail(
+                            (*path, index), f"role `{role_name}` lists permission `{perm}` twice"
+                        )
                     else:
                         seen.append(perm)
                 roles.append(Role(role_name, tuple(seen)))
             except _Skip:
+                self.broken_roles.add(str(role_name))
                 continue
         return tuple(roles)
 
@@ -241,14 +329,19 @@ class _Validator:
             raise self.fail(path, f"{owner} needs a `type` (one of {', '.join(KINDS)})")
         if kind not in KINDS:
             close = difflib.get_close_matches(str(kind), KINDS, n=1)
-            hint = f" (did you mean `{close[0]}`?)" if close else f"; expected one of {', '.join(KINDS)}"
+            hint = (
+                f" (did you mean `{close[0]}`?)"
+                if close
+                else f"; expected one of {', '.join(KINDS)}"
+            )
             raise self.fail((*path, "type"), f"{owner}: unknown type `{kind}`{hint}")
         kind = cast(Kind, kind)
         if element and kind == "set":
             raise self.fail((*path, "type"), f"{owner}: sets of sets are not supported")
         allowed = ("type", *TYPE_KEYS[kind], *extra)
         self.keys(data, allowed, path, owner)
-        low = high = None
+        low: int | Decimal | None = None
+        high: int | Decimal | None = None
         places = max_length = max_size = None
         values: tuple[str, ...] = ()
         of: Type | None = None
@@ -264,29 +357,47 @@ class _Validator:
         elif kind == "enum":
             raw_values = data.get("values")
             if not isinstance(raw_values, list) or not raw_values:
-                raise self.fail((*path, "values") if "values" in data else path,
-                                f"{owner}: an enum needs a non-empty list of `values`, so its domain is not empty")
+                raise self.fail(
+                    (*path, "values") if "values" in data else path,
+                    f"{owner}: an enum needs a non-empty list of `values`, or its domain is empty",
+                )
             seen: list[str] = []
             for index, item in enumerate(raw_values):
                 if not isinstance(item, str) or not item:
-                    raise self.fail((*path, "values", index), f"{owner}: enum value {_show(item)} must be non-empty text")
+                    raise self.fail(
+                        (*path, "values", index),
+                        f"{owner}: enum value {_show(item)} must be non-empty text",
+                    )
                 if item in seen:
-                    raise self.fail((*path, "values", index), f"{owner}: enum value `{item}` is listed twice")
+                    raise self.fail(
+                        (*path, "values", index), f"{owner}: enum value `{item}` is listed twice"
+                    )
                 seen.append(item)
             values = tuple(seen)
         elif kind == "str":
-            max_length = self.integer(data.get("max_length"), (*path, "max_length"), owner, "max_length", minimum=0)
+            max_length = self.integer(
+                data.get("max_length"), (*path, "max_length"), owner, "max_length", minimum=0
+            )
         elif kind == "set":
             if "of" not in data:
                 raise self.fail(path, f"{owner}: a set needs `of`, the type of its elements")
-            of, _ = self.type_spec(data["of"], (*path, "of"), f"{owner} (element type)", extra=(), element=True)
-            max_size = self.integer(data.get("max_size"), (*path, "max_size"), owner, "max_size", minimum=0)
+            of, _ = self.type_spec(
+                data["of"], (*path, "of"), f"{owner} (element type)", extra=(), element=True
+            )
+            max_size = self.integer(
+                data.get("max_size"), (*path, "max_size"), owner, "max_size", minimum=0
+            )
         if low is not None and high is not None and low > high:
-            raise self.fail(path, f"{owner}: `min` {low} is greater than `max` {high}, so its domain is empty")
+            raise self.fail(
+                path, f"{owner}: `min` {low} is greater than `max` {high}, so its domain is empty"
+            )
         if kind == "decimal" and places is not None:
             for bound, label in ((low, "min"), (high, "max")):
                 if bound is not None and not Type("decimal", places=places).contains(bound):
-                    raise self.fail((*path, label), f"{owner}: `{label}` {bound} has more than {places} decimal places")
+                    raise self.fail(
+                        (*path, label),
+                        f"{owner}: `{label}` {bound} has more than {places} decimal places",
+                    )
         declared = Type(kind, low, high, places, values, max_length, of, max_size)
         return declared, data
 
@@ -319,21 +430,41 @@ class _Validator:
             if not isinstance(raw, list):
                 raise self.fail(path, f"{owner}: `{label}` must be a list, not {_show(raw)}")
             assert declared.of is not None
-            items = [self.value(item, declared.of, (*path, i), owner, label) for i, item in enumerate(raw)]
+            items = [
+                self.value(item, declared.of, (*path, i), owner, label)
+                for i, item in enumerate(raw)
+            ]
             converted = frozenset(cast(Any, items))
         elif kind == "int" and is_number_text(raw):
             converted = None
         elif kind == "principal" and raw is not None:
             raise self.fail(path, f"{owner}: a principal starts unset; `{label}` cannot name one")
-        if converted is None and kind != "principal" or not declared.contains(converted):
-            raise self.fail(path, f"{owner}: `{label}` {_show(raw)} is not in its domain ({declared.describe()})")
+        if not _fits_kind(raw, kind):
+            raise self.fail(
+                path,
+                f"{owner}: `{label}` must be {_kind_text(declared)}, "
+                f"not {_show(raw)}{_yaml11(raw, kind)}",
+            )
+        if kind == "enum" and raw not in declared.values:
+            hint = _hint(raw, declared.values)
+            raise self.fail(
+                path,
+                f"{owner}: `{label}` {_show(raw)} is not one of {', '.join(declared.values)}{hint}",
+            )
+        if (converted is None and kind != "principal") or not declared.contains(converted):
+            raise self.fail(
+                path,
+                f"{owner}: `{label}` {_show(raw)} is outside its domain ({declared.describe()})",
+            )
         return cast(Value, converted)
 
     # ------------------------------------------------------------------ variables
 
     def variables(self, raw: Any) -> tuple[Variable, ...]:
         try:
-            data = self.mapping(raw, ("variables",), "`variables`", "a mapping of variable names to types")
+            data = self.mapping(
+                raw, ("variables",), "`variables`", "a mapping of variable names to types"
+            )
         except _Skip:
             return ()
         result = []
@@ -341,24 +472,38 @@ class _Validator:
             path: Path = ("variables", name)
             owner = f"variable `{name}`"
             try:
-                self.name(name, path, "variable")
+                self.name(name, path, "", "variable", key=True)
                 if name in RESERVED_NAMES:
-                    raise self.fail(path, f"`{name}` is reserved and cannot name a variable", key=True)
-                declared, spec = self.type_spec(body, path, owner, extra=("initial", "context", "description"))
+                    raise self.fail(
+                        path, f"`{name}` is reserved and cannot name a variable", key=True
+                    )
+                declared, spec = self.type_spec(
+                    body, path, owner, extra=("initial", "context", "description")
+                )
                 context = spec.get("context", False)
                 if not isinstance(context, bool):
                     raise self.fail((*path, "context"), f"{owner}: `context` must be true or false")
                 if "initial" in spec:
-                    initial = self.value(spec["initial"], declared, (*path, "initial"), owner, "initial")
+                    initial = self.value(
+                        spec["initial"], declared, (*path, "initial"), owner, "initial"
+                    )
                 else:
                     initial = _default(declared)
-                    if initial is None and declared.kind != "principal" or not declared.contains(initial):
+                    if (initial is None and declared.kind != "principal") or not declared.contains(
+                        initial
+                    ):
                         if not context:
-                            raise self.fail(path, f"{owner} needs an `initial` value: the default {_show(initial)} is outside its domain ({declared.describe()})")
+                            raise self.fail(
+                                path,
+                                f"{owner} needs an `initial` value, because the default "
+                                f"{_show(initial)} is outside its domain "
+                                f"({declared.describe()})",
+                            )
                         initial = None
                 description = self.text(spec.get("description", ""), (*path, "description"), owner)
                 result.append(Variable(name, declared, initial, context, description))
             except _Skip:
+                self.broken_variables.add(str(name))
                 continue
         return tuple(result)
 
@@ -367,54 +512,80 @@ class _Validator:
     def states(self, raw: Any) -> tuple[State, ...]:
         if raw is None:
             self.fail((), "the spec needs `states`, with exactly one marked `initial: true`")
-            raise LoadError(self.problems)
+            raise self.abort()
         try:
             data = self.mapping(raw, ("states",), "`states`", "a mapping of state names")
         except _Skip:
-            raise LoadError(self.problems) from None
+            raise self.abort() from None
+        if not data:
+            self.fail(("states",), "the spec declares no states", key=True)
+            raise self.abort()
+        self.declared_states = tuple(n for n in data if isinstance(n, str) and IDENTIFIER.match(n))
         result: list[State] = []
-        for name, body in data.items():
+        for name, raw_body in data.items():
             path: Path = ("states", name)
             owner = f"state `{name}`"
             try:
-                self.name(name, path, "state")
-                if body is None:
-                    body = {}
-                body = self.mapping(body, path, owner)
+                self.name(name, path, "", "state", key=True)
+                body = self.mapping({} if raw_body is None else raw_body, path, owner)
                 self.keys(body, STATE_KEYS, path, owner)
                 initial = body.get("initial", False)
                 if not isinstance(initial, bool):
                     raise self.fail((*path, "initial"), f"{owner}: `initial` must be true or false")
                 terminal = body.get("terminal")
                 if terminal not in (None, "success", "failure"):
-                    raise self.fail((*path, "terminal"), f"{owner}: `terminal` must be `success` or `failure`, not {_show(terminal)}")
+                    raise self.fail(
+                        (*path, "terminal"),
+                        f"{owner}: `terminal` must be `success` or `failure`, "
+                        f"not {_show(terminal)}",
+                    )
                 if initial and terminal is not None:
                     raise self.fail(path, f"{owner} cannot be both initial and terminal")
                 on_error = body.get("on_error")
                 if on_error is not None and not isinstance(on_error, str):
                     raise self.fail((*path, "on_error"), f"{owner}: `on_error` must name a state")
                 if on_error is not None and terminal is not None:
-                    raise self.fail((*path, "on_error"), f"{owner} is terminal and cannot have an `on_error`")
-                timeout = self.timeout(body.get("timeout"), (*path, "timeout"), owner) if "timeout" in body else None
+                    raise self.fail(
+                        (*path, "on_error"), f"{owner} is terminal and cannot have an `on_error`"
+                    )
+                timeout = (
+                    self.timeout(body.get("timeout"), (*path, "timeout"), owner)
+                    if "timeout" in body
+                    else None
+                )
                 if timeout is not None and terminal is not None:
-                    raise self.fail((*path, "timeout"), f"{owner} is terminal and cannot have a `timeout`")
+                    raise self.fail(
+                        (*path, "timeout"), f"{owner} is terminal and cannot have a `timeout`"
+                    )
                 description = self.text(body.get("description", ""), (*path, "description"), owner)
-                result.append(State(name, initial, cast(Any, terminal), on_error, timeout, description))
+                result.append(
+                    State(name, initial, cast(Any, terminal), on_error, timeout, description)
+                )
             except _Skip:
                 continue
-        names = [s.name for s in result]
         initial_states = [s for s in result if s.initial]
         if len(result) == len(data):
             if not initial_states:
-                self.fail(("states",), "no state is marked `initial: true`; exactly one must be")
+                self.fail(
+                    ("states",),
+                    "no state is marked `initial: true`, and exactly one must be",
+                    key=True,
+                )
             elif len(initial_states) > 1:
-                others = ", ".join(f"`{s.name}`" for s in initial_states)
-                self.fail(("states", initial_states[1].name), f"more than one initial state ({others}); exactly one must be")
+                names = ", ".join(f"`{s.name}`" for s in initial_states)
+                self.fail(
+                    ("states", initial_states[1].name),
+                    f"more than one state is marked initial ({names}), and exactly one must be",
+                    key=True,
+                )
         for state in result:
             if state.on_error is not None:
-                self.error_target(state.on_error, ("states", state.name, "on_error"), f"state `{state.name}`", result)
-        if not names:
-            self.fail(("states",), "the spec declares no states")
+                self.error_target(
+                    state.on_error,
+                    ("states", state.name, "on_error"),
+                    f"state `{state.name}`: ",
+                    result,
+                )
         return tuple(result)
 
     def timeout(self, raw: Any, path: Path, owner: str) -> Timeout:
@@ -423,18 +594,29 @@ class _Validator:
         after = data.get("after")
         seconds = _duration(after)
         if seconds is None or seconds <= 0:
-            raise self.fail((*path, "after"), f"{owner}: timeout `after` must be a positive duration such as `15m`, `2h` or `1d12h`, not {_show(after)}")
+            raise self.fail(
+                (*path, "after"),
+                f"{owner}: timeout `after` must be a positive duration "
+                f"such as `15m`, `2h` or `1d12h`, not {_show(after)}",
+            )
         event = data.get("event")
         if event is not None:
-            self.name(event, (*path, "event"), f"{owner}: timeout")
+            self.name(event, (*path, "event"), f"{owner}: timeout", "event")
         return Timeout(seconds, event)
 
-    def error_target(self, name: str, path: Path, owner: str, states: list[State]) -> None:
+    def error_target(self, name: str, path: Path, prefix: str, states: list[State]) -> None:
         target = next((s for s in states if s.name == name), None)
         if target is None:
-            self.fail(path, f"{owner}: `on_error` names unknown state `{name}`{_hint(name, [s.name for s in states])}")
+            if name not in self.declared_states:
+                hint = _hint(name, self.declared_states)
+                self.fail(path, f"{prefix}`on_error` names unknown state `{name}`{hint}")
         elif target.terminal != "failure":
-            self.fail(path, f"{owner}: `on_error` state `{name}` must be a failure terminal (`terminal: failure`)")
+            what = "a success terminal" if target.terminal == "success" else "not a terminal"
+            self.fail(
+                path,
+                f"{prefix}`on_error` names `{name}`, which is {what}; "
+                "it must name a failure terminal (`terminal: failure`)",
+            )
 
     def on_error(self, data: Mapping[str, Any], states: tuple[State, ...]) -> str | None:
         raw = data.get("on_error")
@@ -443,24 +625,36 @@ class _Validator:
         if not isinstance(raw, str):
             self.fail(("on_error",), f"`on_error` must name a failure terminal, not {_show(raw)}")
             return None
-        self.error_target(raw, ("on_error",), "the spec", list(states))
+        self.error_target(raw, ("on_error",), "", list(states))
         return raw
 
-    def check_timeouts(self, states: tuple[State, ...], transitions: tuple[Transition, ...]) -> None:
+    def check_timeouts(
+        self, states: tuple[State, ...], transitions: tuple[Transition, ...]
+    ) -> None:
         for state in states:
             if state.timeout is None or state.timeout.event is None:
                 continue
             event = state.timeout.event
-            if not any(t.event == event and state.name in t.sources for t in transitions):
-                self.fail(("states", state.name, "timeout", "event"),
-                          f"state `{state.name}`: timeout event `{event}` has no transition from `{state.name}`")
-            elif any(t.event == event and state.name in t.sources and any(p.required for p in t.params) for t in transitions):
-                self.fail(("states", state.name, "timeout", "event"),
-                          f"state `{state.name}`: timeout event `{event}` has required params, which the system cannot supply")
+            if event in self.failed_events:
+                continue
+            path: Path = ("states", state.name, "timeout", "event")
+            fired = [t for t in transitions if t.event == event and state.name in t.sources]
+            if not fired:
+                self.fail(
+                    path,
+                    f"state `{state.name}`: timeout event `{event}` has no transition "
+                    f"from `{state.name}`",
+                )
+            elif any(p.required for t in fired for p in t.params):
+                self.fail(
+                    path,
+                    f"state `{state.name}`: timeout event `{event}` has required params, "
+                    "which the system cannot supply",
+                )
 
     # ------------------------------------------------------------------ transitions
 
-    def transitions(self, raw: Any, states: tuple[str, ...], variables: tuple[Variable, ...]) -> tuple[Transition, ...]:
+    def transitions(self, raw: Any, variables: tuple[Variable, ...]) -> tuple[Transition, ...]:
         if not isinstance(raw, list):
             self.fail(("transitions",), f"`transitions` must be a list, not {_kind(raw)}")
             return ()
@@ -469,23 +663,31 @@ class _Validator:
             path: Path = ("transitions", position)
             index = position + 1
             event = body.get("event") if isinstance(body, dict) else None
-            owner = f"transition {index} (`{event}`)" if isinstance(event, str) else f"transition {index}"
+            named = isinstance(event, str) and IDENTIFIER.match(event)
+            owner = f"transition {index} (`{event}`)" if named else f"transition {index}"
             try:
-                result.append(self.transition(body, path, index, owner, states, variables))
+                result.append(self.transition(body, path, index, owner, variables))
             except _Skip:
+                if named:
+                    self.failed_events.add(cast(str, event))
                 continue
         return tuple(result)
 
     def transition(
-        self, raw: Any, path: Path, index: int, owner: str, states: tuple[str, ...], variables: tuple[Variable, ...]
+        self, raw: Any, path: Path, index: int, owner: str, variables: tuple[Variable, ...]
     ) -> Transition:
+        states = self.declared_states
         data = self.mapping(raw, path, owner)
-        self.keys(data, TRANSITION_KEYS, path, owner)
+        suggested = self.keys(data, TRANSITION_KEYS, path, owner)
         for required in ("event", "from", "to", "permission"):
             if required not in data:
-                extra = " (write `permission: public` to let any caller fire it)" if required == "permission" else ""
+                if required in suggested:
+                    raise _Skip()
+                extra = ""
+                if required == "permission":
+                    extra = " (write `permission: public` to let any caller fire it)"
                 raise self.fail(path, f"{owner} needs `{required}`{extra}")
-        event = self.name(data["event"], (*path, "event"), owner)
+        event = self.name(data["event"], (*path, "event"), owner, "event")
         raw_sources = data["from"]
         source_list = raw_sources if isinstance(raw_sources, list) else [raw_sources]
         if not source_list:
@@ -494,43 +696,74 @@ class _Validator:
         for i, src in enumerate(source_list):
             spath = (*path, "from", i) if isinstance(raw_sources, list) else (*path, "from")
             if not isinstance(src, str) or src not in states:
-                raise self.fail(spath, f"{owner}: `from` names unknown state {_show(src)}{_hint(src, states)}")
+                hint = _hint(src, states)
+                raise self.fail(spath, f"{owner}: `from` names unknown state {_show(src)}{hint}")
             if src in sources:
                 raise self.fail(spath, f"{owner}: `from` lists state `{src}` twice")
             sources.append(src)
         target = data["to"]
         if not isinstance(target, str) or target not in states:
-            raise self.fail((*path, "to"), f"{owner}: `to` names unknown state {_show(target)}{_hint(target, states)}")
-        permission = self.name(data["permission"], (*path, "permission"), owner, DOTTED)
+            hint = _hint(target, states)
+            raise self.fail(
+                (*path, "to"), f"{owner}: `to` names unknown state {_show(target)}{hint}"
+            )
+        permission = self.name(
+            data["permission"], (*path, "permission"), owner, "permission", DOTTED
+        )
         params = self.params(data.get("params", {}), (*path, "params"), owner)
         var_types = {v.name: v.type for v in variables}
         scope = Scope(var_types, states, {p.name: p.type for p in params}, allow_actor=True)
         guard = None
         if "guard" in data and data["guard"] is not None:
-            guard = self.expression(data["guard"], (*path, "guard"), owner, "guard", scope, want="bool")
-        assign = self.assignments(data.get("assign", {}), (*path, "assign"), owner, scope, variables)
+            guard = self.expression(
+                data["guard"], (*path, "guard"), owner, "guard", scope, want="bool"
+            )
+        assign = self.assignments(
+            data.get("assign", {}), (*path, "assign"), owner, scope, variables
+        )
         effect = self.handler(data.get("effect"), (*path, "effect"), owner, "effect")
-        compensate = self.handler(data.get("compensate"), (*path, "compensate"), owner, "compensate")
+        compensate = self.handler(
+            data.get("compensate"), (*path, "compensate"), owner, "compensate"
+        )
         irreversible = data.get("irreversible", False)
         if not isinstance(irreversible, bool):
-            raise self.fail((*path, "irreversible"), f"{owner}: `irreversible` must be true or false")
+            raise self.fail(
+                (*path, "irreversible"), f"{owner}: `irreversible` must be true or false"
+            )
         if compensate is not None and effect is None:
-            raise self.fail((*path, "compensate"), f"{owner}: `compensate` needs an `effect` to undo")
+            raise self.fail(
+                (*path, "compensate"), f"{owner}: `compensate` needs an `effect` to undo"
+            )
         if irreversible and effect is None:
-            raise self.fail((*path, "irreversible"), f"{owner}: `irreversible` marks an `effect`, and there is none")
+            raise self.fail(
+                (*path, "irreversible"),
+                f"{owner}: `irreversible` marks an `effect`, and there is none",
+            )
         if irreversible and compensate is not None:
-            raise self.fail((*path, "irreversible"), f"{owner}: an irreversible effect cannot have a `compensate`")
+            raise self.fail(
+                (*path, "irreversible"),
+                f"{owner}: an irreversible effect cannot have a `compensate`",
+            )
         description = self.text(data.get("description", ""), (*path, "description"), owner)
         return Transition(
-            index=index, event=event, sources=tuple(sources), target=target, permission=permission,
-            params=params, guard=guard, assign=assign, effect=effect, compensate=compensate,
-            irreversible=irreversible, description=description,
+            index=index,
+            event=event,
+            sources=tuple(sources),
+            target=target,
+            permission=permission,
+            params=params,
+            guard=guard,
+            assign=assign,
+            effect=effect,
+            compensate=compensate,
+            irreversible=irreversible,
+            description=description,
         )
 
     def handler(self, raw: Any, path: Path, owner: str, label: str) -> str | None:
         if raw is None:
             return None
-        return self.name(raw, path, f"{owner}: `{label}`", DOTTED)
+        return self.name(raw, path, f"{owner}: `{label}`", "handler", DOTTED)
 
     def params(self, raw: Any, path: Path, owner: str) -> tuple[Parameter, ...]:
         if raw is None:
@@ -540,14 +773,22 @@ class _Validator:
         for name, body in data.items():
             ppath = (*path, name)
             powner = f"{owner}: param `{name}`"
-            self.name(name, ppath, f"{owner}: param")
+            self.name(name, ppath, owner, "param", key=True)
             if name in RESERVED_NAMES:
-                raise self.fail(ppath, f"{owner}: `{name}` is reserved and cannot name a param", key=True)
+                raise self.fail(
+                    ppath, f"{owner}: `{name}` is reserved and cannot name a param", key=True
+                )
             declared, spec = self.type_spec(body, ppath, powner, extra=("default", "description"))
             if declared.kind == "principal":
-                raise self.fail(ppath, f"{powner}: a param cannot be a principal; the actor is the authenticated caller")
+                raise self.fail(
+                    ppath,
+                    f"{powner}: a param cannot be a principal, "
+                    "because the actor is the authenticated caller",
+                )
             if "default" in spec:
-                default = self.value(spec["default"], declared, (*ppath, "default"), powner, "default")
+                default = self.value(
+                    spec["default"], declared, (*ppath, "default"), powner, "default"
+                )
                 result.append(Parameter(name, declared, False, default))
             else:
                 result.append(Parameter(name, declared))
@@ -556,28 +797,41 @@ class _Validator:
     def expression(
         self, raw: Any, path: Path, owner: str, label: str, scope: Scope, want: str | None = None
     ) -> Expression:
-        expr, _ = self.typed_expression(raw, path, owner, label, scope)
-        if want is not None and _.kind != want:
-            raise self.fail(path, f"{owner}: the {label} must be {want}, not {_.describe()}")
+        expr, kind = self.typed_expression(raw, path, owner, label, scope)
+        if want is not None and kind.kind != want:
+            raise self.fail(path, f"{owner}: the {label} must be {want}, not {kind.describe()}")
         return expr
 
-    def typed_expression(self, raw: Any, path: Path, owner: str, label: str, scope: Scope) -> tuple[Expression, ExprType]:
+    def typed_expression(
+        self, raw: Any, path: Path, owner: str, label: str, scope: Scope
+    ) -> tuple[Expression, ExprType]:
         if isinstance(raw, bool):
             raw = "True" if raw else "False"
         elif isinstance(raw, int) or is_number_text(raw):
             raw = str(raw)
         if not isinstance(raw, str):
             raise self.fail(path, f"{owner}: the {label} must be an expression, not {_kind(raw)}")
+        tree = None
         try:
             tree = parse(raw)
             kind = check(tree, scope)
         except ExpressionError as exc:
-            self.problems.append(Problem(f"{owner}, {label}: {exc.message}", self.expr_loc(path, exc)))
+            if tree is not None and self.broken_variables & _variable_names(tree):
+                # The variable's own declaration was already reported.
+                raise _Skip() from None
+            message = one_line(f"{owner}, {label}: {exc.message}")
+            self.problems.append(Problem(message, self.expr_loc(path, exc)))
             raise _Skip() from None
         return Expression(tree, raw), kind
 
     def expr_loc(self, path: Path, exc: ExpressionError) -> Location:
+        """The file position of an error at ``exc.line``/``exc.column`` inside an expression."""
         base = self.loc(path)
+        block = self.doc.block_starts.get(path)
+        if block is not None:
+            return Location(
+                base.file, block.line + exc.line - 1, block.column + exc.column - 1, path
+            )
         offset = self.doc.scalar_offsets.get(path)
         if base.line and offset is not None and exc.line == 1:
             return Location(base.file, base.line, base.column + offset + exc.column - 1, path)
@@ -588,31 +842,54 @@ class _Validator:
     ) -> tuple[tuple[str, Expression], ...]:
         if raw is None:
             return ()
-        data = self.mapping(raw, path, f"{owner}: `assign`", "a mapping of variables to expressions")
+        data = self.mapping(
+            raw, path, f"{owner}: `assign`", "a mapping of variables to expressions"
+        )
         by_name = {v.name: v for v in variables}
         result = []
-        for name, value in data.items():
+        for name, raw_value in data.items():
             apath = (*path, name)
             target = by_name.get(name)
             if target is None:
-                raise self.fail(apath, f"{owner}: `assign` refers to unknown variable `{name}`{_hint(name, list(by_name))}", key=True)
+                if name in self.broken_variables:
+                    raise _Skip()
+                hint = _hint(name, list(by_name))
+                raise self.fail(
+                    apath, f"{owner}: `assign` refers to unknown variable `{name}`{hint}", key=True
+                )
             if target.context:
-                raise self.fail(apath, f"{owner}: `assign` cannot change context variable `{name}`; it is fixed when the instance starts", key=True)
+                raise self.fail(
+                    apath,
+                    f"{owner}: `assign` cannot change context variable `{name}`, "
+                    "which is fixed when the instance starts",
+                    key=True,
+                )
+            value = raw_value
             if target.type.kind == "set" and isinstance(value, list):
                 value = "[" + ", ".join(_literal_text(v) for v in value) + "]"
-            if target.type.kind == "enum" and isinstance(value, str) and value in target.type.values and value not in scope.variables:
+            if (
+                target.type.kind == "enum"
+                and isinstance(value, str)
+                and value in target.type.values
+                and value not in scope.variables
+            ):
                 # A bare enum value (`environment: production`) reads as the literal.
                 value = repr(value)
-            expr, kind = self.typed_expression(value, apath, owner, f"`assign` to `{name}`", scope)
+            label = f"`assign` to `{name}`"
+            expr, kind = self.typed_expression(value, apath, owner, label, scope)
             if not assignable(target.type, kind):
-                raise self.fail(apath, f"{owner}: cannot assign {kind.describe()} to `{name}` ({target.type.describe()})")
+                raise self.fail(
+                    apath,
+                    f"{owner}: cannot assign {kind.describe()} to `{name}` "
+                    f"({target.type.describe()})",
+                )
             result.append((name, expr))
         return tuple(result)
 
     # ------------------------------------------------------------------ invariants
 
     def invariants(
-        self, raw: Any, var_types: Mapping[str, Type], states: tuple[str, ...], transitions: tuple[Transition, ...]
+        self, raw: Any, var_types: Mapping[str, Type], transitions: tuple[Transition, ...]
     ) -> tuple[Invariant, ...]:
         if raw is None:
             return ()
@@ -620,9 +897,9 @@ class _Validator:
             self.fail(("invariants",), f"`invariants` must be a list, not {_kind(raw)}")
             return ()
         events = {t.event for t in transitions}
-        scope = Scope(var_types, states)
+        scope = Scope(var_types, self.declared_states)
         result: list[Invariant] = []
-        names: set[str] = set()
+        names: dict[str, Location] = {}
         for position, body in enumerate(raw):
             path: Path = ("invariants", position)
             owner = f"invariant {position + 1}"
@@ -631,33 +908,61 @@ class _Validator:
                 self.keys(data, INVARIANT_KEYS, path, owner)
                 if "name" not in data:
                     raise self.fail(path, f"{owner} needs a `name`")
-                name = self.name(data["name"], (*path, "name"), owner, PROPERTY_NAME)
+                name = self.name(data["name"], (*path, "name"), owner, "invariant", PROPERTY_NAME)
                 owner = f"invariant `{name}`"
                 if name in names:
-                    raise self.fail((*path, "name"), f"{owner} is declared twice")
-                names.add(name)
+                    raise self.fail(
+                        (*path, "name"),
+                        f"{owner} is declared twice (first on line {names[name].line})",
+                    )
+                names[name] = self.loc((*path, "name"))
                 kinds = [k for k in ("always", "never", "precedes") if k in data]
-                if len(kinds) != 1:
-                    raise self.fail(path, f"{owner} needs exactly one of `always`, `never` or `precedes`")
+                if not kinds:
+                    raise self.fail(path, f"{owner} needs one of `always`, `never` or `precedes`")
+                if len(kinds) > 1:
+                    raise self.fail(
+                        (*path, kinds[1]),
+                        f"{owner} has both `{kinds[0]}` and `{kinds[1]}`, "
+                        "but an invariant states exactly one property",
+                        key=True,
+                    )
                 kind = kinds[0]
                 description = self.text(data.get("description", ""), (*path, "description"), owner)
                 if kind == "precedes":
-                    pdata = self.mapping(data["precedes"], (*path, "precedes"), f"{owner}: `precedes`", "a mapping with `first` and `then`")
-                    self.keys(pdata, ("first", "then"), (*path, "precedes"), owner)
-                    pair = []
-                    for key in ("first", "then"):
-                        event = pdata.get(key)
-                        if event not in events:
-                            raise self.fail((*path, "precedes", key) if key in pdata else (*path, "precedes"),
-                                            f"{owner}: `{key}` names unknown event {_show(event)}{_hint(event, sorted(events))}")
-                        pair.append(cast(str, event))
-                    result.append(Invariant(name, "precedes", first=pair[0], then=pair[1], description=description))
+                    result.append(self.precedes(data["precedes"], path, name, events, description))
                 else:
-                    expr = self.expression(data[kind], (*path, kind), owner, f"`{kind}` expression", scope, want="bool")
-                    result.append(Invariant(name, cast(Any, kind), expr=expr, description=description))
+                    label = f"`{kind}` expression"
+                    expr = self.expression(data[kind], (*path, kind), owner, label, scope, "bool")
+                    result.append(
+                        Invariant(name, cast(Any, kind), expr=expr, description=description)
+                    )
             except _Skip:
                 continue
         return tuple(result)
+
+    def precedes(
+        self, raw: Any, path: Path, name: str, events: set[str], description: str
+    ) -> Invariant:
+        owner = f"invariant `{name}`"
+        ppath = (*path, "precedes")
+        pdata = self.mapping(
+            raw, ppath, f"{owner}: `precedes`", "a mapping with `first` and `then`"
+        )
+        self.keys(pdata, ("first", "then"), ppath, f"{owner}: `precedes`")
+        pair = []
+        for key in ("first", "then"):
+            if key not in pdata:
+                raise self.fail(ppath, f"{owner}: `precedes` needs `{key}`, an event name")
+            event = pdata[key]
+            if event in self.failed_events:
+                raise _Skip()
+            if event not in events:
+                hint = _hint(event, sorted(events))
+                raise self.fail(
+                    (*ppath, key), f"{owner}: `{key}` names unknown event {_show(event)}{hint}"
+                )
+            pair.append(cast(str, event))
+        return Invariant(name, "precedes", first=pair[0], then=pair[1], description=description)
 
     # ------------------------------------------------------------------ permissions, waivers
 
@@ -675,8 +980,11 @@ class _Validator:
                 self.fail(path, "each `exclusive_roles` entry must list two or more roles")
                 continue
             for j, role in enumerate(group):
-                if role not in names:
-                    self.fail((*path, j), f"`exclusive_roles` names unknown role {_show(role)}{_hint(role, names)}")
+                if role not in names and role not in self.broken_roles:
+                    self.fail(
+                        (*path, j),
+                        f"`exclusive_roles` names unknown role {_show(role)}{_hint(role, names)}",
+                    )
             result.append(tuple(str(r) for r in group))
         return tuple(result)
 
@@ -693,10 +1001,15 @@ class _Validator:
             try:
                 data = self.mapping(body, path, owner)
                 self.keys(data, ("check", "target", "reason"), path, owner)
-                check_id = self.name(data.get("check"), (*path, "check"), f"{owner}: `check`", PROPERTY_NAME)
+                check_id = self.name(
+                    data.get("check"), (*path, "check"), f"{owner}: `check`", "check", PROPERTY_NAME
+                )
                 target = data.get("target")
                 if not isinstance(target, str | int) or isinstance(target, bool):
-                    raise self.fail((*path, "target"), f"{owner}: `target` must name a state, transition or property")
+                    raise self.fail(
+                        (*path, "target"),
+                        f"{owner}: `target` must name a state, transition or property",
+                    )
                 reason = data.get("reason")
                 if not isinstance(reason, str) or not reason.strip():
                     raise self.fail(path, f"{owner}: a waiver needs a written `reason`")
@@ -762,6 +1075,55 @@ def _literal_text(value: Any) -> str:
     return str(value)
 
 
+def _fits_kind(raw: Any, kind: str) -> bool:
+    """Whether a document value has the right shape for ``kind`` (its domain aside)."""
+    if kind == "int":
+        return isinstance(raw, int) and not isinstance(raw, bool)
+    if kind == "decimal":
+        return _to_decimal(raw) is not None
+    if kind == "bool":
+        return isinstance(raw, bool)
+    if kind in ("enum", "str"):
+        return isinstance(raw, str) and not is_number_text(raw)
+    if kind == "set":
+        return isinstance(raw, list)
+    return True
+
+
+def _kind_text(declared: Type) -> str:
+    return {
+        "int": "an integer",
+        "decimal": "a number",
+        "bool": "`true` or `false`",
+        "enum": "one of " + ", ".join(declared.values),
+        "str": "text",
+        "set": "a list",
+        "principal": "empty",
+    }[declared.kind]
+
+
+def _yaml11(raw: Any, kind: str) -> str:
+    """A hint for YAML 1.1 booleans, which a spec reads as text."""
+    if (
+        kind == "bool"
+        and isinstance(raw, str)
+        and raw.lower() in ("yes", "no", "on", "off", "y", "n")
+    ):
+        return f" (`{raw}` is text in YAML 1.2: write `true` or `false`)"
+    return ""
+
+
+def _variable_names(tree: Node) -> set[str]:
+    names: set[str] = set()
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Var):
+            names.add(node.name)
+        stack.extend(children(node))
+    return names
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "empty"
@@ -771,7 +1133,7 @@ def _kind(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    if isinstance(value, int) or is_number_text(value):
+    if isinstance(value, int | float | Decimal) or is_number_text(value):
         return "a number"
     if isinstance(value, str):
         return f"the text `{value[:40]}`"
@@ -791,5 +1153,3 @@ def _hint(name: Any, known: Iterable[str]) -> str:
         return ""
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" (did you mean `{close[0]}`?)" if close else ""
-
-

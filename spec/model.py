@@ -270,5 +270,3 @@ class Spec:
 
     def __hash__(self) -> int:
         return hash(self.content_hash)
-
-

@@ -2,12 +2,17 @@
 
 YAML is read with PyYAML's event parser and composer under the YAML 1.2 core schema
 (``yes``/``no``/``on``/``off`` stay strings). Before composing, the event stream is scanned
-for nesting depth, so a 3,000-deep document is refused at once; aliases are never expanded
-beyond :data:`MAX_NODES`, so an alias bomb is refused after a bounded amount of work.
+for nesting depth and for how far aliases expand, so a 3,000-deep document or an alias bomb
+is refused after a bounded amount of work, at the line that causes it.
+
+JSON is read by the standard library for syntax, then walked once more by a small reader
+that records the position of every key and value (JSON is not read as YAML: a tab, a
+surrogate pair or a duplicate key would then be treated differently).
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from dataclasses import dataclass, field
@@ -17,13 +22,18 @@ import yaml
 
 from .errors import LoadError, Location, Problem
 
-__all__ = ["Document", "read_json", "read_text", "read_yaml"]
+__all__ = ["Document", "is_number_text", "read_json", "read_text", "read_yaml"]
 
 MAX_DEPTH = 64
 MAX_NODES = 100_000
 MAX_BYTES = 5_000_000
+MAX_DIGITS = 100
 
 Path = tuple[str | int, ...]
+
+_STR = "tag:yaml.org,2002:str"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
 
 
 @dataclass
@@ -34,8 +44,12 @@ class Document:
     file: str
     values: dict[Path, Location] = field(default_factory=dict)
     keys: dict[Path, Location] = field(default_factory=dict)
-    #: For string scalars: how many characters precede the text on its first line (quotes).
+    #: For one-line string scalars: how many characters precede the text on its first line
+    #: (1 for a quote); ``None`` when positions inside the text cannot be mapped back.
     scalar_offsets: dict[Path, int | None] = field(default_factory=dict)
+    #: For YAML literal block scalars (``|``): where the first line of the text starts, so a
+    #: position inside a multi-line expression maps to its own line of the file.
+    block_starts: dict[Path, Location] = field(default_factory=dict)
 
     def at(self, path: Path, *, key: bool = False) -> Location:
         """The location of ``path`` (the key itself when ``key``), else its nearest ancestor."""
@@ -49,13 +63,43 @@ class Document:
         return self.values.get((), Location(self.file, 1, 1))
 
 
+def one_line(message: str) -> str:
+    """``message`` with line breaks and other control characters shown as escapes."""
+    if message.isprintable():
+        return message
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in message
+    )
+
+
+def _error(message: str, where: Location) -> LoadError:
+    return LoadError([Problem(one_line(message), where)])
+
+
+def describe_path(path: Path) -> str:
+    """A short reader's name for the part of a spec at ``path``."""
+    if not path:
+        return "the spec"
+    head, rest = path[0], path[1:]
+    if head in ("transitions", "invariants", "waivers") and rest and isinstance(rest[0], int):
+        noun = {"transitions": "transition", "invariants": "invariant", "waivers": "waiver"}
+        text = f"{noun[str(head)]} {rest[0] + 1}"
+        rest = rest[1:]
+        return text + (f" `{'.'.join(map(str, rest))}`" if rest else "")
+    return "`" + ".".join(map(str, path)) + "`"
+
+
+# --------------------------------------------------------------------------- YAML
+
+
 class _Loader(yaml.SafeLoader):
     """A composer that resolves plain scalars by the YAML 1.2 core schema."""
 
 
 _Loader.yaml_implicit_resolvers = {}
 _CORE = {
-    "tag:yaml.org,2002:null": (r"^(?:~|null|Null|NULL|)$", list("~nN") + [""]),
+    "tag:yaml.org,2002:null": (r"^(?:~|null|Null|NULL|)$", [*"~nN", ""]),
     "tag:yaml.org,2002:bool": (r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
     "tag:yaml.org,2002:int": (
         r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$",
@@ -71,7 +115,7 @@ for _tag, (_pattern, _first) in _CORE.items():
     _Loader.add_implicit_resolver(_tag, re.compile(_pattern), _first)
 
 
-def _mark(file: str, mark: yaml.Mark | None) -> Location:
+def _mark(file: str, mark: Any) -> Location:
     if mark is None:
         return Location(file, 1, 1)
     return Location(file, mark.line + 1, mark.column + 1)
@@ -88,51 +132,136 @@ def read_text(text: str, file: str = "<spec>", fmt: str | None = None) -> Docume
 
 def _precheck(text: str, file: str) -> None:
     if len(text) > MAX_BYTES:
-        raise LoadError([Problem(f"the file is larger than {MAX_BYTES:,} bytes", Location(file, 1, 1))])
+        raise _error(f"the file is larger than {MAX_BYTES:,} bytes", Location(file, 1, 1))
     if not text.strip():
-        raise LoadError([Problem("the file is empty: a spec needs at least `railguard: 1`", Location(file, 1, 1))])
+        raise _error(
+            "the file is empty: a spec needs at least `railguard: 1`", Location(file, 1, 1)
+        )
+
+
+_TOKEN_NAMES = {
+    "block end": "the end of an indented block",
+    "block mapping start": "the start of a new mapping",
+    "block sequence start": "the start of a new list",
+    "block entry": "a list item (`-`)",
+    "stream end": "the end of the file",
+    "document start": "a document start (`---`)",
+    "document end": "a document end (`...`)",
+    "flow mapping start": "`{`",
+    "flow mapping end": "`}`",
+    "flow sequence start": "`[`",
+    "flow sequence end": "`]`",
+    "flow entry": "`,`",
+    "scalar": "a value",
+    "key": "a key",
+    "value": "`:`",
+    "alias": "an alias",
+    "anchor": "an anchor",
+    "tag": "a tag",
+}
+
+
+def _yaml_message(exc: yaml.MarkedYAMLError, file: str) -> LoadError:
+    mark = exc.problem_mark or exc.context_mark
+    problem = (exc.problem or exc.context or "the text is not valid YAML").rstrip(".")
+    if "'\\t'" in problem:
+        problem = "a tab character cannot indent YAML or start a value; use spaces"
+    else:
+        problem = re.sub(
+            r"'?<([a-z ]+)>'?", lambda m: _TOKEN_NAMES.get(m.group(1), m.group(1)), problem
+        )
+    context = ""
+    if (
+        exc.problem
+        and exc.context
+        and exc.context_mark is not None
+        and mark is not None
+        and exc.context_mark.line != mark.line
+    ):
+        context = f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
+    return _error(f"invalid YAML: {problem}{context}", _mark(file, mark))
+
+
+def _scan_events(text: str, file: str) -> None:
+    """Refuse deep nesting, several documents and alias bombs from the event stream alone."""
+    depth = documents = expanded = 0
+    sizes: dict[str, int] = {}
+    frames: list[list[Any]] = []  # [anchor, expanded size so far]
+
+    def grow(amount: int, event: yaml.Event, *, nest: bool = True) -> None:
+        nonlocal expanded
+        expanded += amount
+        if frames and nest:
+            frames[-1][1] += amount
+        if expanded > MAX_NODES:
+            raise _error(
+                f"aliases expand the document to more than {MAX_NODES:,} values, "
+                "so it is refused as an alias bomb",
+                _mark(file, event.start_mark),
+            )
+
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _error(
+                    f"the document nests deeper than {MAX_DEPTH} levels",
+                    _mark(file, event.start_mark),
+                )
+            grow(1, event, nest=False)
+            frames.append([event.anchor, 1])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+            anchor, size = frames.pop()
+            if frames:
+                frames[-1][1] += size
+            if anchor is not None:
+                sizes[anchor] = size
+        elif isinstance(event, yaml.ScalarEvent):
+            grow(1, event)
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            if any(frame[0] == event.anchor for frame in frames):
+                raise _error(
+                    f"the alias `*{event.anchor}` refers to a node that contains it, "
+                    "so the document would never end",
+                    _mark(file, event.start_mark),
+                )
+            grow(sizes.get(str(event.anchor), 1), event)
+        elif isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise _error(
+                    "the file holds more than one YAML document, and a spec is one document",
+                    _mark(file, event.start_mark),
+                )
 
 
 def read_yaml(text: str, file: str = "<spec>") -> Document:
     """Read one YAML document; every failure is a :class:`LoadError` with file, line and column."""
     _precheck(text, file)
     try:
-        depth = 0
-        documents = 0
-        for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise LoadError([Problem(
-                        f"the document nests deeper than {MAX_DEPTH} levels",
-                        _mark(file, event.start_mark),
-                    )])
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-            elif isinstance(event, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    raise LoadError([Problem(
-                        "the file holds more than one YAML document; a spec is one document",
-                        _mark(file, event.start_mark),
-                    )])
+        _scan_events(text, file)
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = (exc.problem or exc.context or "invalid YAML").rstrip(".")
-        raise LoadError([Problem(f"YAML syntax error: {what}", _mark(file, mark))]) from None
+        raise _yaml_message(exc, file) from None
     except yaml.YAMLError as exc:
-        raise LoadError([Problem(f"YAML error: {exc}".splitlines()[0], Location(file, 1, 1))]) from None
+        first = str(exc).splitlines()[0] if str(exc) else "the text is not valid YAML"
+        raise _error(f"invalid YAML: {first}", Location(file, 1, 1)) from None
     if node is None:
-        raise LoadError([Problem("the file is empty: a spec needs at least `railguard: 1`", Location(file, 1, 1))])
+        raise _error(
+            "the file is empty: a spec needs at least `railguard: 1`", Location(file, 1, 1)
+        )
     doc = Document(None, file)
-    doc.data = _Converter(doc).convert(node, ())
+    doc.data = _Converter(doc, text).convert(node, ())
     return doc
 
 
 class _Converter:
-    def __init__(self, doc: Document) -> None:
+    def __init__(self, doc: Document, text: str) -> None:
         self.doc = doc
+        self.lines = text.splitlines()
         self.count = 0
         self.active: set[int] = set()
 
@@ -140,47 +269,92 @@ class _Converter:
         file = self.doc.file
         self.count += 1
         if self.count > MAX_NODES:
-            raise LoadError([Problem(
-                f"the document expands to more than {MAX_NODES:,} nodes (an alias bomb?)",
+            raise _error(
+                f"aliases expand the document to more than {MAX_NODES:,} values, "
+                "so it is refused as an alias bomb",
                 _mark(file, node.start_mark),
-            )])
+            )
         self.doc.values.setdefault(path, _mark(file, node.start_mark))
         if id(node) in self.active:
-            raise LoadError([Problem("an alias refers to a node that contains it", _mark(file, node.start_mark))])
+            raise _error(
+                "an alias refers to a node that contains it, which would never end",
+                _mark(file, node.start_mark),
+            )
         if isinstance(node, yaml.ScalarNode):
-            if node.tag == "tag:yaml.org,2002:str" and "\n" not in str(node.value):
-                self.doc.scalar_offsets[path] = 1 if node.style in ("'", '"') else 0
-            elif node.tag == "tag:yaml.org,2002:str":
-                self.doc.scalar_offsets[path] = None
+            self._offsets(node, path)
             return _scalar(node, file)
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
-                if node.tag != "tag:yaml.org,2002:seq":
+                if node.tag != _SEQ:
                     raise _bad_tag(node, file)
                 return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
             if isinstance(node, yaml.MappingNode):
-                if node.tag != "tag:yaml.org,2002:map":
+                if node.tag != _MAP:
                     raise _bad_tag(node, file)
-                result: dict[str, Any] = {}
-                for key_node, value_node in node.value:
-                    if key_node.tag == "tag:yaml.org,2002:merge":
-                        raise LoadError([Problem(
-                            "YAML merge keys (`<<`) are not supported in specs",
-                            _mark(file, key_node.start_mark),
-                        )])
-                    if not isinstance(key_node, yaml.ScalarNode):
-                        raise LoadError([Problem("a mapping key must be a plain scalar", _mark(file, key_node.start_mark))])
-                    key = _scalar(key_node, file)
-                    key = key if isinstance(key, str) else _key_text(key)
-                    if key in result:
-                        raise LoadError([Problem(f"duplicate key `{key}`", _mark(file, key_node.start_mark))])
-                    self.doc.keys[(*path, key)] = _mark(file, key_node.start_mark)
-                    result[key] = self.convert(value_node, (*path, key))
-                return result
+                return self._mapping(node, path)
         finally:
             self.active.discard(id(node))
-        raise LoadError([Problem("unsupported YAML node", _mark(file, node.start_mark))])
+        raise _error("this YAML node is not supported in a spec", _mark(file, node.start_mark))
+
+    def _offsets(self, node: yaml.ScalarNode, path: Path) -> None:
+        if node.tag != _STR:
+            return
+        value = str(node.value)
+        if node.style == "|":
+            start = self._block_start(node)
+            if start is not None:
+                self.doc.block_starts[path] = start
+            self.doc.scalar_offsets[path] = None
+        elif "\n" in value or node.start_mark.line != node.end_mark.line:
+            self.doc.scalar_offsets[path] = None
+        elif node.style in ("'", '"'):
+            # Escapes make positions inside a quoted text drift; map only plain content.
+            raw = self.lines[node.start_mark.line][node.start_mark.column :]
+            exact = "\\" not in raw[: node.end_mark.column] and "''" not in raw
+            self.doc.scalar_offsets[path] = 1 if exact else None
+        else:
+            self.doc.scalar_offsets[path] = 0
+
+    def _block_start(self, node: yaml.ScalarNode) -> Location | None:
+        """Where the first non-blank line of a literal block scalar's text sits in the file."""
+        for number in range(node.start_mark.line + 1, min(node.end_mark.line + 1, len(self.lines))):
+            line = self.lines[number]
+            if line.strip():
+                indent = len(line) - len(line.lstrip(" "))
+                return Location(self.doc.file, number + 1, indent + 1)
+        return None
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        file = self.doc.file
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            where = _mark(file, key_node.start_mark)
+            if key_node.tag == "tag:yaml.org,2002:merge" or (
+                isinstance(key_node, yaml.ScalarNode)
+                and key_node.value == "<<"
+                and key_node.style is None
+            ):
+                raise _error(
+                    "merge keys (`<<`) are not supported in specs: write each key out", where
+                )
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _error(
+                    f"a key in {describe_path(path)} must be a plain value, "
+                    "not a list or a mapping",
+                    where,
+                )
+            key = _scalar(key_node, file)
+            key = key if isinstance(key, str) else _key_text(key)
+            if key in result:
+                first = self.doc.keys[(*path, key)]
+                raise _error(
+                    f"duplicate key `{key}` in {describe_path(path)} (first on line {first.line})",
+                    where,
+                )
+            self.doc.keys[(*path, key)] = where
+            result[key] = self.convert(value_node, (*path, key))
+        return result
 
 
 def _key_text(key: Any) -> str:
@@ -194,27 +368,39 @@ def _key_text(key: Any) -> str:
 
 
 def _bad_tag(node: yaml.Node, file: str) -> LoadError:
-    return LoadError([Problem(f"unsupported YAML tag `{node.tag}`", _mark(file, node.start_mark))])
+    tag = str(node.tag)
+    shown = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml") else tag
+    return _error(
+        f"unsupported YAML tag `{shown}`: a spec holds plain data only",
+        _mark(file, node.start_mark),
+    )
 
 
 def _scalar(node: yaml.ScalarNode, file: str) -> Any:
     tag, value = node.tag, node.value
-    if tag == "tag:yaml.org,2002:str":
+    if tag == _STR:
         return value
     if tag == "tag:yaml.org,2002:null":
         return None
     if tag == "tag:yaml.org,2002:bool":
         return value.lower() == "true"
     if tag == "tag:yaml.org,2002:int":
-        try:
-            if value.startswith("0o"):
-                return int(value[2:], 8)
-            if value.startswith("0x"):
-                return int(value[2:], 16)
-            return int(value)
-        except ValueError:
-            raise LoadError([Problem(f"`{value[:40]}` is not a valid integer", _mark(file, node.start_mark))]) from None
+        digits = value.lstrip("+-")
+        if len(digits) > MAX_DIGITS:
+            raise _error(
+                f"a number has more than {MAX_DIGITS} digits", _mark(file, node.start_mark)
+            )
+        if digits.startswith("0o"):
+            return int(value.replace("0o", "", 1), 8)
+        if digits.startswith("0x"):
+            return int(value.replace("0x", "", 1), 16)
+        return int(value)
     if tag == "tag:yaml.org,2002:float":
+        if "inf" in value.lower() or "nan" in value.lower():
+            raise _error(
+                f"`{value}` is not allowed: numbers in a spec must be finite",
+                _mark(file, node.start_mark),
+            )
         # Keep numbers exact: the loader turns them into Decimal or refuses them.
         return _Number(value)
     raise _bad_tag(node, file)
@@ -231,60 +417,11 @@ def is_number_text(value: Any) -> bool:
     return isinstance(value, _Number)
 
 
-def read_json(text: str, file: str = "<spec>") -> Document:
-    """Read a JSON document exactly (numbers keep their text) with positions of every value."""
-    _precheck(text, file)
-    depth = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                where = _offset(text, file, _text_pos(text, depth))
-                raise LoadError([Problem(f"the document nests deeper than {MAX_DEPTH} levels", where)])
-        elif char in "]}":
-            depth -= 1
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in items:
-            if key in result:
-                raise _Duplicate(key)
-            result[key] = value
-        return result
-
-    try:
-        json.loads(text, object_pairs_hook=pairs, parse_float=_Number, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise LoadError([Problem(f"JSON syntax error: {exc.msg.lower()}", Location(file, exc.lineno, exc.colno))]) from None
-    except _Duplicate as exc:
-        raise LoadError([Problem(f"duplicate key `{exc.args[0]}`", Location(file, 1, 1))]) from None
-    except ValueError as exc:
-        raise LoadError([Problem(f"JSON error: {exc}", Location(file, 1, 1))]) from None
-    # JSON is YAML: compose it again to learn where each value sits.
-    return read_yaml(text, file)
+# --------------------------------------------------------------------------- JSON
 
 
-class _Duplicate(Exception):
-    pass
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"`{name}` is not valid JSON")
-
-
-def _text_pos(text: str, depth: int) -> int:
-    """The index of the bracket that first reaches ``depth``."""
-    level = 0
+def _outside_strings(text: str) -> Any:
+    """Yield ``(index, char)`` for every character of JSON ``text`` outside string literals."""
     in_string = escaped = False
     for index, char in enumerate(text):
         if in_string:
@@ -296,16 +433,129 @@ def _text_pos(text: str, depth: int) -> int:
                 in_string = False
         elif char == '"':
             in_string = True
-        elif char in "[{":
-            level += 1
-            if level == depth:
-                return index
+        else:
+            yield index, char
+
+
+def read_json(text: str, file: str = "<spec>") -> Document:
+    """Read a JSON document exactly (numbers keep their text) with positions of every value."""
+    _precheck(text, file)
+    reader = _JsonReader(text, Document(None, file))
+    depth = 0
+    for index, char in _outside_strings(text):
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _error(
+                    f"the document nests deeper than {MAX_DEPTH} levels", reader.loc(index)
+                )
         elif char in "]}":
-            level -= 1
-    return 0
+            depth -= 1
+    try:
+        # Syntax only: numbers and constants stay text here, the reader below converts them.
+        json.loads(text, parse_int=str, parse_float=str, parse_constant=str)
+    except json.JSONDecodeError as exc:
+        message = exc.msg[:1].lower() + exc.msg[1:]
+        raise _error(f"invalid JSON: {message}", Location(file, exc.lineno, exc.colno)) from None
+    except (ValueError, RecursionError):
+        raise _error("invalid JSON: the text cannot be read", Location(file, 1, 1)) from None
+    reader.doc.data = reader.read()
+    return reader.doc
 
 
-def _offset(text: str, file: str, index: int) -> Location:
-    line = text.count("\n", 0, index) + 1
-    column = index - (text.rfind("\n", 0, index) + 1) + 1
-    return Location(file, line, column)
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_CONSTANTS = {"true": True, "false": False, "null": None}
+
+
+class _JsonReader:
+    """Walks JSON text already known to be well formed, recording where everything is."""
+
+    def __init__(self, text: str, doc: Document) -> None:
+        self.text = text
+        self.doc = doc
+        self.newlines = [m.start() for m in re.finditer("\n", text)]
+
+    def loc(self, index: int) -> Location:
+        line = bisect.bisect_left(self.newlines, index)
+        start = self.newlines[line - 1] + 1 if line else 0
+        return Location(self.doc.file, line + 1, index - start + 1)
+
+    def read(self) -> Any:
+        value, _ = self.value(0, ())
+        return value
+
+    def skip(self, index: int) -> int:
+        match = _WHITESPACE.match(self.text, index)
+        return match.end() if match else index
+
+    def value(self, index: int, path: Path) -> tuple[Any, int]:
+        text = self.text
+        index = self.skip(index)
+        self.doc.values.setdefault(path, self.loc(index))
+        char = text[index]
+        if char == "{":
+            return self.mapping(index + 1, path)
+        if char == "[":
+            items: list[Any] = []
+            index = self.skip(index + 1)
+            if text[index] == "]":
+                return items, index + 1
+            while True:
+                item, index = self.value(index, (*path, len(items)))
+                items.append(item)
+                index = self.skip(index)
+                if text[index] == "]":
+                    return items, index + 1
+                index += 1  # the comma
+        if char == '"':
+            string, end = self.string(index)
+            exact = "\\" not in text[index:end]
+            self.doc.scalar_offsets[path] = 1 if exact else None
+            return string, end
+        for word, constant in _CONSTANTS.items():
+            if text.startswith(word, index):
+                return constant, index + len(word)
+        match = _JSON_NUMBER.match(text, index)
+        if match is None:
+            bare = re.match(r"-?[A-Za-z]+", text[index:])
+            shown = bare.group(0) if bare else char
+            raise _error(
+                f"`{shown}` is not allowed: numbers in a spec must be finite", self.loc(index)
+            )
+        number = match.group(0)
+        if len(number) > MAX_DIGITS:
+            raise _error(f"a number has more than {MAX_DIGITS} digits", self.loc(index))
+        if match.group(1) or match.group(2):
+            return _Number(number), match.end()
+        return int(number), match.end()
+
+    def string(self, index: int) -> tuple[str, int]:
+        """The string literal starting at ``index`` (its opening quote) and the index after it."""
+        match = _JSON_STRING.match(self.text, index)
+        assert match is not None, "the text was checked by json.loads"
+        return str(json.loads(match.group(0))), match.end()
+
+    def mapping(self, index: int, path: Path) -> tuple[dict[str, Any], int]:
+        text = self.text
+        result: dict[str, Any] = {}
+        index = self.skip(index)
+        if text[index] == "}":
+            return result, index + 1
+        while True:
+            where = self.loc(index)
+            key, index = self.string(index)
+            if key in result:
+                first = self.doc.keys[(*path, key)]
+                raise _error(
+                    f"duplicate key `{key}` in {describe_path(path)} (first on line {first.line})",
+                    where,
+                )
+            self.doc.keys[(*path, key)] = where
+            index = self.skip(index) + 1  # the colon
+            result[key], index = self.value(index, (*path, key))
+            index = self.skip(index)
+            if text[index] == "}":
+                return result, index + 1
+            index = self.skip(index + 1)  # the comma

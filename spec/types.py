@@ -14,7 +14,7 @@ SCALAR_KINDS: tuple[Kind, ...] = ("int", "decimal", "bool", "enum", "str", "prin
 
 #: A runtime value: ``int``, ``Decimal``, ``bool``, ``str`` (also enums and principal ids),
 #: ``None`` (an unset principal) or a ``frozenset`` of scalars.
-Value: TypeAlias = "int | Decimal | bool | str | None | frozenset[int | Decimal | bool | str]"
+Value: TypeAlias = "int | Decimal | bool | str | frozenset[int | Decimal | bool | str] | None"
 
 
 @dataclass(frozen=True, slots=True)

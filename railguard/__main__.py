@@ -1,0 +1,5 @@
+"""``python -m railguard`` runs the command line."""
+
+from railguard.cli import main
+
+raise SystemExit(main())

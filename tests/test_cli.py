@@ -1,0 +1,200 @@
+"""The command line: exit codes, text and JSON reports, schema, render and dump."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from railguard import __version__
+from railguard.cli import main
+
+from .conftest import EXAMPLES, ROOT
+
+MALFORMED = ROOT / "tests" / "malformed"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "railguard", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT / "tests",
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1"},
+    )
+
+
+def test_check_on_the_examples_exits_zero_and_reports_each_file() -> None:
+    result = run("check", str(EXAMPLES))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sum(line.startswith("✔") for line in result.stdout.splitlines()) == 3
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"railguard {__version__}"
+
+
+def test_check_json_report_is_versioned_and_lists_results(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["check", str(EXAMPLES / "refund.yaml"), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["railguard_report"] == 1
+    assert report["exit_code"] == 0
+    (entry,) = report["files"]
+    assert entry["status"] == "clean"
+    assert entry["content_hash"].startswith("sha256:")
+    assert {r["outcome"] for r in entry["results"]} == {"proved"}
+
+
+def test_check_exits_one_on_findings_and_names_the_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        (EXAMPLES / "refund.yaml")
+        .read_text()
+        .replace(
+            "  rejected:  {terminal: failure}", "  rejected:  {terminal: failure}\n  limbo: {}"
+        )
+    )
+    spec = tmp_path / "refund.yaml"
+    spec.write_text(text)
+    assert main(["check", str(spec), "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    failed = [r for r in report["files"][0]["results"] if r["outcome"] == "violated"]
+    assert {(r["name"], r["subject"]) for r in failed} == {("unreachable-state", "limbo")}
+    assert failed[0]["location"]["line"] == text.splitlines().index("  limbo: {}") + 1
+
+
+def test_check_exits_two_on_an_unusable_spec_with_a_located_sentence(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(
+        (EXAMPLES / "refund.yaml")
+        .read_text()
+        .replace("actor != requested_by", "actor != aproved_byy")
+    )
+    result = run("check", str(spec))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    assert f"{spec}:41:" in result.stdout
+    assert "unknown variable `aproved_byy`" in result.stdout
+
+
+def test_check_json_report_carries_load_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(
+        "railguard: 1\nname: x\nstates: {a: {initial: true}}\ntransitions: [{event: go, from: a, to: b, permission: public}]\n"
+    )
+    assert main(["check", str(spec), "--format", "json"]) == 2
+    entry = json.loads(capsys.readouterr().out)["files"][0]
+    assert entry["status"] == "error"
+    assert entry["problems"][0]["location"]["line"] == 4
+    assert "unknown state `b`" in entry["problems"][0]["message"]
+
+
+def test_a_missing_file_is_unusable_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", str(tmp_path / "nope.yaml")]) == 2
+    assert "cannot read the file" in capsys.readouterr().out
+
+
+def test_an_empty_folder_is_unusable_input(tmp_path: Path) -> None:
+    assert main(["check", str(tmp_path)]) == 2
+
+
+@pytest.mark.skipif(not MALFORMED.is_dir(), reason="the malformed corpus is not present")
+def test_every_malformed_spec_exits_two_without_a_traceback() -> None:
+    files = sorted(p for p in MALFORMED.iterdir() if p.is_file())
+    assert len(files) >= 30
+    # One real process for the whole corpus: a traceback anywhere would show on stderr.
+    result = run("check", *map(str, files), "--format", "json")
+    assert result.returncode == 2
+    assert result.stderr == ""
+    report = json.loads(result.stdout)
+    assert [entry["status"] for entry in report["files"]] == ["error"] * len(files)
+    for entry in report["files"]:
+        problems = entry["problems"]
+        assert problems, entry["file"]
+        assert all("\n" not in p["message"] and p["location"]["line"] for p in problems), entry[
+            "file"
+        ]
+
+
+def test_schema_command_prints_the_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    from railguard.spec import json_schema
+
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == json_schema()
+
+
+def test_dump_prints_canonical_yaml_that_loads_to_the_same_spec(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from railguard.spec import load, loads
+
+    assert main(["dump", str(EXAMPLES / "deploy.yaml")]) == 0
+    assert loads(capsys.readouterr().out) == load(EXAMPLES / "deploy.yaml")
+    assert main(["dump", str(EXAMPLES / "deploy.yaml"), "--format", "hash"]) == 0
+    assert capsys.readouterr().out.strip() == load(EXAMPLES / "deploy.yaml").content_hash
+
+
+@pytest.mark.parametrize("fmt", ["svg", "dot", "mermaid", "png"])
+def test_render_writes_each_format(tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"refund.{fmt}"
+    assert main(["render", str(EXAMPLES / "refund.yaml"), "--format", fmt, "-o", str(out)]) == 0
+    data = out.read_bytes()
+    expected = {
+        "svg": b"<svg",
+        "dot": b"digraph",
+        "mermaid": b"stateDiagram-v2",
+        "png": b"\x89PNG",
+    }[fmt]
+    assert expected in data[:2000]
+
+
+def test_render_highlights_a_trace(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps(
+            {
+                "workflow": "refund",
+                "steps": [{"event": "request", "params": {"amount": 10}}, {"event": "approve"}],
+            }
+        )
+    )
+    out = tmp_path / "trace.dot"
+    assert (
+        main(["render", str(EXAMPLES / "refund.yaml"), "--trace", str(plan), "-o", str(out)]) == 0
+    )
+    assert "penwidth" in out.read_text()
+
+
+def test_render_refuses_an_impossible_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"steps": [{"event": "pay"}]}))
+    assert (
+        main(
+            [
+                "render",
+                str(EXAMPLES / "refund.yaml"),
+                "--trace",
+                str(plan),
+                "-o",
+                str(tmp_path / "x.svg"),
+            ]
+        )
+        == 2
+    )
+    assert "`pay`" in capsys.readouterr().err
