@@ -195,7 +195,8 @@ class _Validator:
         shown = _show(value) if value is not None else "an empty value"
         rule = NAME_RULES[pattern.pattern]
         prefix = f"{owner}: " if owner else ""
-        raise self.fail(path, f"{prefix}{shown} is not a valid {what} name ({rule})", key=key)
+        message = f"{prefix}{shown} is not a valid {what} name ({rule})"
+        raise self.fail(path, message, key=key)
 
     # ------------------------------------------------------------------ top level
 

@@ -120,6 +120,7 @@ _KIND_TEXT = {
 }
 
 _REQUIRED_KEYS = {"enum": ["values"], "set": ["of"]}
+_ELEMENT_KINDS = tuple(kind for kind in KINDS if kind != "set")
 
 
 def _value(kind: str) -> Schema:
@@ -137,6 +138,23 @@ def _value(kind: str) -> Schema:
     return {"type": "array", "items": {"type": ["integer", "number", "string", "boolean"]}}
 
 
+def _set_items(value_key: str) -> list[Schema]:
+    """Rules typing the elements of a set's ``value_key`` list by its ``of`` (name or mapping)."""
+    rules = []
+    for kind in _ELEMENT_KINDS:
+        declared_as = {
+            "anyOf": [
+                {"const": kind},
+                {"type": "object", "properties": {"type": {"const": kind}}, "required": ["type"]},
+            ]
+        }
+        rules.append({
+            "if": {"properties": {"of": declared_as}, "required": ["of"]},
+            "then": {"properties": {value_key: {"items": _value(kind)}}},
+        })
+    return rules
+
+
 def _declaration(
     kinds: tuple[str, ...], what: str, extras: dict[str, Schema], value_key: str | None
 ) -> Schema:
@@ -148,16 +166,19 @@ def _declaration(
             **_KIND_KEYS[kind],
             **extras,
         }
+        then: Schema = {
+            "properties": properties,
+            "required": ["type", *_REQUIRED_KEYS.get(kind, [])],
+            "additionalProperties": False,
+        }
         if value_key is not None:
             text = extras[value_key]["description"]
             properties[value_key] = {**_value(kind), "description": text}
+            if kind == "set":
+                then["allOf"] = _set_items(value_key)
         rules.append({
             "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
-            "then": {
-                "properties": properties,
-                "required": ["type", *_REQUIRED_KEYS.get(kind, [])],
-                "additionalProperties": False,
-            },
+            "then": then,
         })
     return {
         "description": what,
@@ -406,7 +427,6 @@ def _waiver() -> Schema:
 
 def _defs() -> Schema:
     param_kinds = tuple(kind for kind in KINDS if kind != "principal")
-    element_kinds = tuple(kind for kind in KINDS if kind != "set")
     return {
         "decimalValue": {
             "description": "An exact decimal: a number, or its text such as `\"19.99\"`.",
@@ -436,7 +456,7 @@ def _defs() -> Schema:
             },
             "default",
         ),
-        "elementType": _declaration(element_kinds, "The type of a set's elements.", {}, None),
+        "elementType": _declaration(_ELEMENT_KINDS, "The type of a set's elements.", {}, None),
         "state": _state(),
         "timeout": _timeout(),
         "transition": _transition(),

@@ -7,15 +7,21 @@ from dataclasses import replace
 from railguard.spec import Spec
 
 from . import results as R
+from .engine import Budget
+from .properties import check_symbolic
 from .results import Report, Result
 from .structure import check_structure
 
 __all__ = ["apply_waivers", "verify"]
 
 
-def verify(spec: Spec) -> Report:
-    """Check ``spec``: structure, fail-closed and static permissions; waivers applied."""
-    return Report(spec, tuple(apply_waivers(spec, check_structure(spec))))
+def verify(spec: Spec, budget: Budget | None = None, *, symbolic: bool = True) -> Report:
+    """Check ``spec``: structure, fail-closed and static permissions first (networkx), then the
+    data checks and properties (Z3) unless ``symbolic`` is false; waivers applied."""
+    results = check_structure(spec)
+    if symbolic:
+        results.extend(check_symbolic(spec, budget))
+    return Report(spec, tuple(apply_waivers(spec, results)))
 
 
 def apply_waivers(spec: Spec, results: list[Result]) -> list[Result]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from railguard.spec import Location, Spec
+
+if TYPE_CHECKING:
+    from .counterexample import Counterexample
 
 __all__ = ["RULES", "Outcome", "Report", "Result", "Rule", "rule"]
 
@@ -83,6 +86,14 @@ UNUSED_PERMISSION = _rule(
     "permissions",
     "every permission a role grants is used by some transition",
 )
+# Data (Z3)
+SYMBOLIC = _rule("RG400", "data-checks", "data", "the spec has a symbolic encoding, so the data checks can run")
+DATA_UNREACHABLE_STATE = _rule("RG401", "data-unreachable-state", "data", "every state is reachable once guards and data are taken into account")
+DEAD_TRANSITION = _rule("RG402", "dead-transition", "data", "every transition can fire in some reachable configuration")
+NONDETERMINISM = _rule("RG403", "nondeterminism", "data", "two transitions on the same event from the same state are never enabled together")
+DOMAIN_ESCAPE = _rule("RG404", "domain-escape", "data", "every assignment keeps its variable inside the declared domain")
+# Properties
+INVARIANT = _rule("RG501", "invariant", "properties", "every declared invariant holds in every reachable configuration")
 # Meta
 UNUSED_WAIVER = _rule("RG901", "unused-waiver", "meta", "every waiver matches a finding")
 
@@ -113,6 +124,12 @@ class Result:
     severity: Literal["error", "warning"] = "error"
     #: Other names a waiver may use for the subject (a transition's event and index).
     aliases: tuple[str, ...] = ()
+    #: A run that violates the property (replayed through the Python semantics).
+    counterexample: Counterexample | None = field(default=None, compare=False)
+    #: A run that shows a reachability property (a state, a transition firing).
+    witness: Counterexample | None = field(default=None, compare=False)
+    #: An inductive invariant Z3 found that proves (or refutes reachability of) the property.
+    invariant: str | None = field(default=None, compare=False)
 
     @property
     def failed(self) -> bool:

@@ -1,1 +1,829 @@
-"""(being written)"""
+"""Hypothesis strategies that generate railguard specs, expressions and the values they see.
+
+The toolkit tests itself with these (STYLE item 12): random well-typed expressions check the
+parser, the type checker and the evaluator against each other, and random specs check the
+loader, the dumps and, by default small and *finite* (ints in ``0..3``, bools, enums,
+principals, optionally sets of small enums and decimals), let the Z3 verifier be
+cross-checked against explicit search.
+
+>>> from hypothesis import given
+>>> from railguard.spec import load_data
+>>> @given(specs())
+... def test_every_generated_spec_loads(document):
+...     load_data(document)
+
+Every strategy produces canonical trees (see :class:`railguard.spec.expr.Node`), so
+``parse(unparse(tree)) == tree`` holds for all of them. Expressions may divide by zero at
+run time; assignments may leave the declared domain: those are findings of the evaluator or
+the verifier, not load errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, cast
+
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from railguard.spec import Spec, load_data
+from railguard.spec.expr import (
+    Actor,
+    Binary,
+    BoolOp,
+    Call,
+    Compare,
+    Conditional,
+    ExprType,
+    ListExpr,
+    Literal,
+    Node,
+    Param,
+    Scope,
+    StateRef,
+    Unary,
+    Var,
+    unparse,
+)
+from railguard.spec.types import Type, Value
+
+__all__ = [
+    "PRINCIPALS",
+    "Environment",
+    "environments",
+    "expressions",
+    "loaded_specs",
+    "scopes",
+    "specs",
+    "values",
+]
+
+#: The principal ids that environments draw from; few, so that identities repeat.
+PRINCIPALS: tuple[str, ...] = ("alice", "bob", "carol")
+#: Enum values; some are YAML-sensitive on purpose (``yes``, ``null``, ``0``).
+ENUM_VALUES: tuple[str, ...] = ("red", "green", "blue", "yes", "null", "0")
+#: Decimal literals and bounds: exact, a few places, positive and negative.
+DECIMALS: tuple[Decimal, ...] = tuple(
+    Decimal(text) for text in ("0.0", "0.5", "1.25", "-1.5", "2", "10.75")
+)
+#: How far an unbounded int or decimal strays from zero in an environment.
+UNBOUNDED = 5
+
+_BOOL = ExprType("bool")
+_INT = ExprType("int")
+_DECIMAL = ExprType("decimal")
+_PRINCIPAL = ExprType("principal")
+_COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+_ARITHMETIC = ("+", "-", "*", "//", "%")
+
+
+# --------------------------------------------------------------------------- values
+
+
+def values(declared: Type) -> st.SearchStrategy[Value]:
+    """Values inside the domain of ``declared`` (unbounded numbers stay within ±5).
+
+    A principal is unset (``None``) or one of :data:`PRINCIPALS`.
+    """
+    kind = declared.kind
+    if kind == "bool":
+        return st.booleans()
+    if kind == "int":
+        low = int(declared.min) if declared.min is not None else -UNBOUNDED
+        high = int(declared.max) if declared.max is not None else max(low, 0) + UNBOUNDED
+        return st.integers(low, high)
+    if kind == "decimal":
+        places = declared.places if declared.places is not None else 2
+        low_d = Decimal(declared.min) if declared.min is not None else Decimal(-UNBOUNDED)
+        high_d = Decimal(declared.max) if declared.max is not None else low_d + 2 * UNBOUNDED
+        return st.decimals(low_d, high_d, places=places, allow_nan=False, allow_infinity=False)
+    if kind == "enum":
+        return st.sampled_from(declared.values)
+    if kind == "str":
+        return st.text(max_size=declared.max_length if declared.max_length is not None else 8)
+    if kind == "principal":
+        return st.none() | st.sampled_from(PRINCIPALS)
+    if kind == "set":
+        if declared.of is None:
+            raise InvalidArgument("a set type needs an element type")
+        items = st.frozensets(values(declared.of), max_size=declared.max_size)
+        return cast("st.SearchStrategy[Value]", items)
+    raise InvalidArgument(f"no values for type kind {kind!r}")
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What a compiled expression is called with: ``fn(variables, params, actor, state)``."""
+
+    variables: Mapping[str, Value] = field(default_factory=dict)
+    params: Mapping[str, Value] = field(default_factory=dict)
+    actor: str | None = None
+    state: str = ""
+
+
+def environments(scope: Scope) -> st.SearchStrategy[Environment]:
+    """Values for every variable and param of ``scope``, each inside its declared domain.
+
+    The actor is one of :data:`PRINCIPALS` when the scope allows ``actor``, else ``None``;
+    the state is one of the scope's states (``""`` if it has none).
+    """
+    variables = st.fixed_dictionaries({n: values(t) for n, t in scope.variables.items()})
+    params = st.fixed_dictionaries({n: values(t) for n, t in (scope.params or {}).items()})
+    actor = st.sampled_from(PRINCIPALS) if scope.allow_actor else st.none()
+    state = st.sampled_from(scope.states) if scope.states else st.just("")
+    return st.builds(Environment, variables, params, actor, state)
+
+
+# --------------------------------------------------------------------------- types and scopes
+
+
+def _kinds(*, sets: bool, decimals: bool, principals: bool = True) -> list[str]:
+    kinds = ["int", "bool", "enum"]
+    if principals:
+        kinds.append("principal")
+    if sets:
+        kinds.append("set")
+    if decimals:
+        kinds.append("decimal")
+    return kinds
+
+
+def _enum_values(draw: st.DrawFn) -> tuple[str, ...]:
+    chosen = draw(st.lists(st.sampled_from(ENUM_VALUES), min_size=1, max_size=3, unique=True))
+    return tuple(chosen)
+
+
+def _declared(draw: st.DrawFn, kind: str, int_range: tuple[int, int]) -> Type:
+    """A finite declared type of ``kind``."""
+    if kind == "int":
+        low = draw(st.integers(*int_range))
+        high = draw(st.integers(low, int_range[1]))
+        return Type("int", min=low, max=high)
+    if kind == "decimal":
+        low_d = draw(st.sampled_from(DECIMALS))
+        high_d = draw(st.sampled_from([d for d in DECIMALS if d >= low_d]))
+        needed = max(_places(low_d), _places(high_d), 1)
+        places = draw(st.integers(needed, needed + 1))
+        return Type("decimal", min=low_d, max=high_d, places=places)
+    if kind == "bool":
+        return Type("bool")
+    if kind == "enum":
+        return Type("enum", values=_enum_values(draw))
+    if kind == "principal":
+        return Type("principal")
+    if kind == "set":
+        of = Type("enum", values=_enum_values(draw))
+        max_size = draw(st.none() | st.integers(len(of.values), 3))
+        return Type("set", of=of, max_size=max_size)
+    raise InvalidArgument(f"unknown type kind {kind!r}")
+
+
+def _places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def _check_range(int_range: tuple[int, int]) -> None:
+    low, high = int_range
+    if low > high:
+        raise InvalidArgument(f"int_range {int_range!r} is empty")
+
+
+def scopes(
+    max_vars: int = 4,
+    max_params: int = 2,
+    *,
+    transition: bool = True,
+    sets: bool = True,
+    decimals: bool = False,
+    int_range: tuple[int, int] = (0, 3),
+) -> st.SearchStrategy[Scope]:
+    """Scopes with up to ``max_vars`` finite variables ``x0, x1, ...`` and states ``s0, ...``.
+
+    With ``transition`` (the scope of a guard or an assignment) the scope also has up to
+    ``max_params`` params ``p0, p1, ...`` and allows ``actor``; without it, it is the scope
+    of an invariant.
+    """
+    _check_range(int_range)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> Scope:
+        kinds = _kinds(sets=sets, decimals=decimals)
+        count = draw(st.integers(0, max_vars))
+        variables = {
+            f"x{i}": _declared(draw, draw(st.sampled_from(kinds)), int_range) for i in range(count)
+        }
+        states = tuple(f"s{i}" for i in range(draw(st.integers(1, 4))))
+        if not transition:
+            return Scope(variables, states)
+        param_kinds = _kinds(sets=False, decimals=decimals, principals=False)
+        pcount = draw(st.integers(0, max_params))
+        params = {
+            f"p{i}": _declared(draw, draw(st.sampled_from(param_kinds)), int_range)
+            for i in range(pcount)
+        }
+        return Scope(variables, states, params, allow_actor=True)
+
+    return build()
+
+
+# --------------------------------------------------------------------------- expressions
+
+
+def _negate(node: Node) -> Node:
+    """``-node`` in canonical form: a number literal takes the sign itself."""
+    value = node.value if isinstance(node, Literal) else None
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return Literal(-value)
+    return Unary("-", node)
+
+
+class _Generator:
+    """Draws well-typed trees over one scope, down to a depth budget."""
+
+    def __init__(self, draw: st.DrawFn, scope: Scope, *, decimals: bool) -> None:
+        self.draw = draw
+        self.scope = scope
+        self.decimals = decimals
+        self.names: dict[ExprType, list[Node]] = {}
+        for name, declared in scope.variables.items():
+            self.names.setdefault(ExprType.of(declared), []).append(Var(name))
+        for name, declared in (scope.params or {}).items():
+            self.names.setdefault(ExprType.of(declared), []).append(Param(name))
+        if scope.allow_actor:
+            self.names.setdefault(_PRINCIPAL, []).append(Actor())
+        if scope.states:
+            self.names.setdefault(ExprType("enum", scope.states), []).append(StateRef())
+
+    # ------------------------------------------------------------------ helpers
+
+    def pick(self, options: list[Callable[[int], Node]], depth: int) -> Node:
+        """Call one of ``options``; the first is the leaf, where shrinking heads."""
+        if depth <= 0:
+            return options[0](depth)
+        index = self.draw(st.integers(0, len(options) - 1))
+        return options[index](depth - 1)
+
+    def named(self, want: ExprType) -> list[Node]:
+        return self.names.get(want, [])
+
+    def enum_types(self) -> list[ExprType]:
+        return [t for t in self.names if t.kind == "enum"]
+
+    def set_types(self) -> list[ExprType]:
+        return [t for t in self.names if t.kind == "set"]
+
+    def numeric_kind(self) -> ExprType:
+        if self.decimals:
+            return self.draw(st.sampled_from([_INT, _DECIMAL]))
+        return _INT
+
+    def cond(self, depth: int) -> Node:
+        return self.expr(_BOOL, depth)
+
+    # ------------------------------------------------------------------ by type
+
+    def expr(self, want: ExprType, depth: int) -> Node:
+        kind = want.kind
+        if kind == "bool":
+            return self.boolean(depth)
+        if kind == "int":
+            return self.integer(depth)
+        if kind == "decimal":
+            return self.decimal(depth)
+        if kind == "enum":
+            return self.enum(want, depth)
+        if kind == "principal":
+            return self.principal(depth)
+        if kind == "set":
+            return self.set(want, depth)
+        raise InvalidArgument(f"cannot generate expressions of type {want.describe()}")
+
+    def leaf(self, want: ExprType, literals: list[Node]) -> Node:
+        return self.draw(st.sampled_from(self.named(want) + literals))
+
+    def boolean(self, depth: int) -> Node:
+        draw = self.draw
+
+        def leaf(_: int) -> Node:
+            return self.leaf(_BOOL, [Literal(True), Literal(False)])
+
+        def negation(d: int) -> Node:
+            return Unary("not", self.cond(d))
+
+        def boolop(d: int) -> Node:
+            count = draw(st.integers(2, 3))
+            return BoolOp(
+                draw(st.sampled_from(["and", "or"])), tuple(self.cond(d) for _ in range(count))
+            )
+
+        def comparison(d: int) -> Node:
+            kind = self.numeric_kind()
+            op = draw(st.sampled_from(_COMPARISONS))
+            return Compare(op, self.expr(kind, d), self.expr(self.numeric_kind(), d))
+
+        def chain(d: int) -> Node:
+            # `a < b <= c` parses as the `and` of its pairs, sharing the middle operand.
+            first, middle, last = (self.expr(self.numeric_kind(), d) for _ in range(3))
+            op1, op2 = draw(st.sampled_from(_COMPARISONS)), draw(st.sampled_from(_COMPARISONS))
+            return BoolOp("and", (Compare(op1, first, middle), Compare(op2, middle, last)))
+
+        def equality(d: int) -> Node:
+            op = draw(st.sampled_from(["==", "!="]))
+            choices: list[ExprType] = [_BOOL, _PRINCIPAL, *self.enum_types(), *self.set_types()]
+            kind = draw(st.sampled_from(choices))
+            return Compare(op, self.expr(kind, d), self.expr(kind, d))
+
+        def membership(d: int) -> Node:
+            op = draw(st.sampled_from(["in", "not in"]))
+            choices: list[ExprType] = [self.numeric_kind(), _PRINCIPAL, *self.enum_types()]
+            kind = draw(st.sampled_from(choices))
+            sets = [t for t in self.set_types() if t.elem == kind]
+            use_set: bool = draw(st.booleans())
+            if sets and use_set:
+                return Compare(op, self.expr(kind, d), self.expr(draw(st.sampled_from(sets)), d))
+            count = draw(st.integers(0, 3))
+            items = tuple(self.expr(kind, d) for _ in range(count))
+            return Compare(op, self.expr(kind, d), ListExpr(items))
+
+        def conditional(d: int) -> Node:
+            return Conditional(self.cond(d), self.cond(d), self.cond(d))
+
+        def implies(d: int) -> Node:
+            return Call("implies", (self.cond(d), self.cond(d)))
+
+        options = [
+            leaf,
+            negation,
+            boolop,
+            comparison,
+            chain,
+            equality,
+            membership,
+            conditional,
+            implies,
+        ]
+        return self.pick(options, depth)
+
+    def integer(self, depth: int) -> Node:
+        draw = self.draw
+
+        def leaf(_: int) -> Node:
+            return self.leaf(_INT, [Literal(v) for v in (0, 1, 2, 3, -1, -2)])
+
+        def negation(d: int) -> Node:
+            return _negate(self.integer(d))
+
+        def binary(d: int) -> Node:
+            return Binary(draw(st.sampled_from(_ARITHMETIC)), self.integer(d), self.integer(d))
+
+        def conditional(d: int) -> Node:
+            return Conditional(self.cond(d), self.integer(d), self.integer(d))
+
+        def extremum(d: int) -> Node:
+            count = draw(st.integers(2, 3))
+            return Call(
+                draw(st.sampled_from(["min", "max"])), tuple(self.integer(d) for _ in range(count))
+            )
+
+        def absolute(d: int) -> Node:
+            return Call("abs", (self.integer(d),))
+
+        def length(d: int) -> Node:
+            choices: list[ExprType] = [_INT, *self.enum_types(), *self.set_types()]
+            kind = draw(st.sampled_from(choices))
+            if kind.kind == "set":
+                return Call("len", (self.set(kind, d),))
+            count = draw(st.integers(0, 3))
+            return Call("len", (ListExpr(tuple(self.expr(kind, d) for _ in range(count))),))
+
+        return self.pick([leaf, negation, binary, conditional, extremum, absolute, length], depth)
+
+    def decimal(self, depth: int) -> Node:
+        """A tree whose type is exactly decimal: every operation has a decimal operand."""
+        draw = self.draw
+
+        def leaf(_: int) -> Node:
+            return self.leaf(_DECIMAL, [Literal(v) for v in DECIMALS])
+
+        def number(d: int) -> Node:
+            return self.expr(self.numeric_kind(), d)
+
+        def negation(d: int) -> Node:
+            return _negate(self.decimal(d))
+
+        def binary(d: int) -> Node:
+            op = draw(st.sampled_from(["+", "-", "*"]))
+            pair = [self.decimal(d), number(d)]
+            if draw(st.booleans()):
+                pair.reverse()
+            return Binary(op, pair[0], pair[1])
+
+        def conditional(d: int) -> Node:
+            branches = [self.decimal(d), number(d)]
+            if draw(st.booleans()):
+                branches.reverse()
+            return Conditional(self.cond(d), branches[0], branches[1])
+
+        def extremum(d: int) -> Node:
+            args = (self.decimal(d), *(number(d) for _ in range(draw(st.integers(1, 2)))))
+            return Call(draw(st.sampled_from(["min", "max"])), args)
+
+        def absolute(d: int) -> Node:
+            return Call("abs", (self.decimal(d),))
+
+        return self.pick([leaf, negation, binary, conditional, extremum, absolute], depth)
+
+    def enum(self, want: ExprType, depth: int) -> Node:
+        def leaf(_: int) -> Node:
+            return self.leaf(want, [Literal(v) for v in want.values])
+
+        def conditional(d: int) -> Node:
+            return Conditional(self.cond(d), self.enum(want, d), self.enum(want, d))
+
+        return self.pick([leaf, conditional], depth)
+
+    def principal(self, depth: int) -> Node:
+        def leaf(_: int) -> Node:
+            return self.leaf(_PRINCIPAL, [Literal(None)])
+
+        def conditional(d: int) -> Node:
+            return Conditional(self.cond(d), self.principal(d), self.principal(d))
+
+        return self.pick([leaf, conditional], depth)
+
+    def set(self, want: ExprType, depth: int) -> Node:
+        assert want.elem is not None
+        elem = want.elem
+
+        def leaf(_: int) -> Node:
+            named = self.named(want)
+            use_name: bool = self.draw(st.booleans())
+            if named and use_name:
+                return self.draw(st.sampled_from(named))
+            chosen = self.draw(
+                st.lists(st.sampled_from(elem.values), max_size=len(elem.values), unique=True)
+            )
+            return ListExpr(tuple(Literal(v) for v in chosen))
+
+        def conditional(d: int) -> Node:
+            return Conditional(self.cond(d), self.set(want, d), self.set(want, d))
+
+        return self.pick([leaf, conditional], depth)
+
+
+def _want(kind: str | ExprType | Type, scope: Scope, draw: st.DrawFn) -> ExprType:
+    if isinstance(kind, ExprType):
+        return kind
+    if isinstance(kind, Type):
+        return ExprType.of(kind)
+    if kind == "enum":
+        declared = [
+            t
+            for t in (*scope.variables.values(), *(scope.params or {}).values())
+            if t.kind == "enum"
+        ]
+        options = [ExprType.of(t) for t in declared]
+        if scope.states:
+            options.append(ExprType("enum", scope.states))
+        if not options:
+            options.append(ExprType("enum", ENUM_VALUES[:2]))
+        return draw(st.sampled_from(options))
+    if kind in ("bool", "int", "decimal", "principal"):
+        return ExprType(kind)
+    raise InvalidArgument(f"cannot generate expressions of type {kind!r}")
+
+
+def expressions(
+    scope: Scope,
+    type: str | ExprType | Type = "bool",
+    *,
+    max_depth: int = 4,
+    decimals: bool = True,
+) -> st.SearchStrategy[Node]:
+    """Well-typed, canonical expression trees over ``scope``.
+
+    ``type`` is ``"bool"``, ``"int"``, ``"decimal"``, ``"principal"``, ``"enum"`` (one of the
+    scope's enum types, the states included), an :class:`~railguard.spec.expr.ExprType` or a
+    declared :class:`~railguard.spec.Type` (an enum or a set of enums, say). ``check`` gives
+    exactly that type for bool, int and decimal; for an enum, a set or a principal it gives a
+    type assignable to it (``"a" if c else "b"`` is literal text of an enum's values; a tree
+    made only of ``None`` is of type ``none``). Every operator of the language occurs:
+    ``and or not``, comparisons (chained too), ``in``/``not in`` lists and sets, ``+ - * //
+    %``, ``if``/``else``, ``implies min max abs len``, ``params.x``, ``actor`` and ``state``.
+    Trees reach at most ``max_depth`` operators deep. With ``decimals`` false, decimals occur
+    only where the scope or the requested type brings them.
+    """
+    if max_depth < 0:
+        raise InvalidArgument("max_depth must be at least 0")
+
+    @st.composite
+    def build(draw: st.DrawFn) -> Node:
+        want = _want(type, scope, draw)
+        depth = draw(st.integers(0, max_depth))
+        has_decimals = want.kind == "decimal" or any(
+            t.kind == "decimal" for t in (*scope.variables.values(), *(scope.params or {}).values())
+        )
+        return _Generator(draw, scope, decimals=decimals or has_decimals).expr(want, depth)
+
+    return build()
+
+
+# --------------------------------------------------------------------------- specs
+
+
+def _text(draw: st.DrawFn) -> str:
+    # Descriptions: any text a YAML or JSON file can carry (no lone surrogates).
+    alphabet = st.characters(exclude_categories=["Cs"])
+    return draw(st.text(alphabet, min_size=1, max_size=12))
+
+
+def _value_data(value: Value) -> Any:
+    """A value as plain document data (decimals as text, sets as lists)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, frozenset):
+        return sorted(value, key=str)
+    return value
+
+
+def _type_data(declared: Type) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": declared.kind}
+    if declared.min is not None:
+        data["min"] = _value_data(declared.min)
+    if declared.max is not None:
+        data["max"] = _value_data(declared.max)
+    if declared.places is not None:
+        data["places"] = declared.places
+    if declared.values:
+        data["values"] = list(declared.values)
+    if declared.of is not None:
+        data["of"] = _type_data(declared.of)
+    if declared.max_size is not None:
+        data["max_size"] = declared.max_size
+    return data
+
+
+def _transition_document(
+    draw: st.DrawFn,
+    variables: Mapping[str, Type],
+    states: list[str],
+    active: list[str],
+    permissions: list[str],
+    event_pool: list[str],
+    index: int,
+    max_params: int,
+    param_kinds: list[str],
+    int_range: tuple[int, int],
+    decimals: bool,
+    max_depth: int,
+    optional_events: dict[str, set[str]],
+    required_events: dict[str, set[str]],
+) -> dict[str, Any]:
+    """One transition; records, per source state, which events need params."""
+    event = draw(st.sampled_from(event_pool))
+    sources = draw(st.lists(st.sampled_from(active), min_size=1, max_size=2, unique=True))
+    body: dict[str, Any] = {
+        "event": event,
+        "from": sources[0] if len(sources) == 1 and draw(st.booleans()) else sources,
+        "to": draw(st.sampled_from(states)),
+        "permission": draw(st.sampled_from([*permissions, "public"])),
+    }
+    params: dict[str, Type] = {}
+    param_docs: dict[str, Any] = {}
+    required = False
+    for i in range(draw(st.integers(0, max_params))):
+        declared = _declared(draw, draw(st.sampled_from(param_kinds)), int_range)
+        pbody = _type_data(declared)
+        if draw(st.booleans()):
+            pbody["default"] = _value_data(draw(values(declared)))
+        else:
+            required = True
+        params[f"p{i}"] = declared
+        param_docs[f"p{i}"] = pbody
+    if param_docs:
+        body["params"] = param_docs
+    scope = Scope(variables, tuple(states), params, allow_actor=True)
+    generator = _Generator(draw, scope, decimals=decimals)
+    if draw(st.booleans()):
+        body["guard"] = unparse(generator.expr(_BOOL, draw(st.integers(0, max_depth))))
+    targets: list[str] = []
+    if variables:
+        targets = draw(st.lists(st.sampled_from(sorted(variables)), unique=True))
+    if targets:
+        body["assign"] = {
+            name: unparse(
+                generator.expr(ExprType.of(variables[name]), draw(st.integers(0, max_depth)))
+            )
+            for name in targets
+        }
+    effect = draw(st.integers(0, 3))
+    if effect:
+        body["effect"] = f"svc.effect{index}"
+        if effect == 2:
+            body["compensate"] = f"svc.undo{index}"
+        elif effect == 3:
+            body["irreversible"] = True
+    if draw(st.integers(0, 4)) == 0:
+        body["description"] = _text(draw)
+    bucket = required_events if required else optional_events
+    for source in sources:
+        bucket.setdefault(source, set()).add(event)
+    return body
+
+
+@st.composite
+def _spec_document(
+    draw: st.DrawFn,
+    max_states: int,
+    max_vars: int,
+    max_transitions: int,
+    max_params: int,
+    max_roles: int,
+    invariants: bool,
+    sets: bool,
+    decimals: bool,
+    int_range: tuple[int, int],
+    max_depth: int,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {"railguard": 1}
+    doc["name"] = draw(st.sampled_from(["generated", "gen.flow", "gen-2:a"]))
+    if draw(st.booleans()):
+        doc["description"] = _text(draw)
+
+    # roles and permissions
+    permissions = [f"perm.{i}" for i in range(draw(st.integers(1, 4)))]
+    role_names = [f"role{i}" for i in range(draw(st.integers(1, max_roles)))]
+    roles = {
+        name: draw(st.lists(st.sampled_from(permissions), max_size=len(permissions), unique=True))
+        for name in role_names
+    }
+    doc["roles"] = roles
+
+    # variables
+    kinds = _kinds(sets=sets, decimals=decimals)
+    variables: dict[str, Type] = {}
+    var_docs: dict[str, Any] = {}
+    for i in range(draw(st.integers(0, max_vars))):
+        name = f"x{i}"
+        declared = _declared(draw, draw(st.sampled_from(kinds)), int_range)
+        var_doc = _type_data(declared)
+        if declared.kind != "principal":
+            var_doc["initial"] = _value_data(draw(values(declared)))
+        elif draw(st.booleans()):
+            var_doc["initial"] = None
+        if draw(st.integers(0, 4)) == 0:
+            var_doc["description"] = _text(draw)
+        variables[name] = declared
+        var_docs[name] = var_doc
+    doc["variables"] = var_docs
+
+    # states: one initial, at least one success and one failure terminal
+    count = draw(st.integers(3, max_states))
+    extra = [draw(st.sampled_from([None, None, "success", "failure"])) for _ in range(count - 3)]
+    roles_of_states: list[str | None] = ["initial", "success", "failure", *extra]
+    order = draw(st.permutations(range(count)))
+    states = [f"s{i}" for i in range(count)]
+    kind_of = {states[order[i]]: roles_of_states[i] for i in range(count)}
+    failures = [s for s in states if kind_of[s] == "failure"]
+    active = [s for s in states if kind_of[s] in (None, "initial")]
+    state_docs: dict[str, Any] = {}
+    for state in states:
+        body: dict[str, Any] = {}
+        role = kind_of[state]
+        if role == "initial":
+            body["initial"] = True
+        elif role is not None:
+            body["terminal"] = role
+        if role in (None, "initial") and draw(st.integers(0, 3)) == 0:
+            body["on_error"] = draw(st.sampled_from(failures))
+        state_docs[state] = body
+    doc["states"] = state_docs
+    doc["on_error"] = draw(st.sampled_from(failures))
+
+    # transitions
+    event_pool = [f"ev{i}" for i in range(max(1, (max_transitions + 1) // 2))]
+    param_kinds = _kinds(sets=False, decimals=decimals, principals=False)
+    transitions: list[dict[str, Any]] = []
+    optional_events: dict[str, set[str]] = {}  # state -> events without required params
+    required_events: dict[str, set[str]] = {}
+    for _ in range(draw(st.integers(0, max_transitions))):
+        transitions.append(
+            _transition_document(
+                draw,
+                variables,
+                states,
+                active,
+                permissions,
+                event_pool,
+                len(transitions),
+                max_params,
+                param_kinds,
+                int_range,
+                decimals,
+                max_depth,
+                optional_events,
+                required_events,
+            )
+        )
+    doc["transitions"] = transitions
+
+    # timeouts: the error exit, or an event the system can fire from that state
+    for state in active:
+        if draw(st.integers(0, 3)) != 0:
+            continue
+        timeout: dict[str, Any] = {
+            "after": draw(st.sampled_from(["15m", "1h30m", "45s", "2d", 90]))
+        }
+        usable = sorted(optional_events.get(state, set()) - required_events.get(state, set()))
+        with_event: bool = draw(st.booleans())
+        if usable and with_event:
+            timeout["event"] = draw(st.sampled_from(usable))
+        state_docs[state]["timeout"] = timeout
+
+    # invariants
+    if invariants:
+        scope = Scope(variables, tuple(states))
+        generator = _Generator(draw, scope, decimals=decimals)
+        events = sorted({t["event"] for t in transitions})
+        items: list[dict[str, Any]] = []
+        for i in range(draw(st.integers(0, 3))):
+            kinds_of_invariant = ["always", "never"] + (["precedes"] if events else [])
+            kind = draw(st.sampled_from(kinds_of_invariant))
+            item: dict[str, Any] = {"name": f"inv-{i}"}
+            if kind == "precedes":
+                item["precedes"] = {
+                    "first": draw(st.sampled_from(events)),
+                    "then": draw(st.sampled_from(events)),
+                }
+            else:
+                item[kind] = unparse(generator.expr(_BOOL, draw(st.integers(0, max_depth))))
+            items.append(item)
+        if items:
+            doc["invariants"] = items
+
+    if len(role_names) >= 2 and draw(st.integers(0, 3)) == 0:
+        doc["exclusive_roles"] = [
+            draw(st.lists(st.sampled_from(role_names), min_size=2, max_size=2, unique=True))
+        ]
+    if draw(st.integers(0, 4)) == 0:
+        reason = "because " + _text(draw)
+        doc["waivers"] = [
+            {
+                "check": "structure.reachable",
+                "target": draw(st.sampled_from(states)),
+                "reason": reason,
+            }
+        ]
+    return doc
+
+
+def specs(
+    max_states: int = 6,
+    max_vars: int = 3,
+    max_transitions: int = 10,
+    *,
+    max_params: int = 2,
+    max_roles: int = 3,
+    invariants: bool = True,
+    sets: bool = False,
+    decimals: bool = False,
+    int_range: tuple[int, int] = (0, 3),
+    max_depth: int = 3,
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Spec documents (plain data in the YAML format) that :func:`~railguard.spec.load_data` accepts.
+
+    Each has roles with permissions; up to ``max_vars`` variables ``x0, ...`` of finite types
+    (ints within ``int_range``, bools, enums, principals; sets of enums with ``sets``,
+    decimals with ``decimals``) with initial values in their domains; 3 to ``max_states``
+    states ``s0, ...`` with exactly one initial, at least one success and one failure
+    terminal, and ``on_error`` a failure terminal; up to ``max_transitions`` transitions from
+    non-terminal states, with params, guards and assignments that are generated well-typed
+    expressions (an assignment may leave its variable's domain: a verifier finding, not a load
+    error), effects, compensations and timeouts; and, with ``invariants``, ``always``,
+    ``never`` and ``precedes`` properties. Events repeat, so determinism can fail too.
+    """
+    if max_states < 3:
+        raise InvalidArgument("max_states must be at least 3: an initial state and two terminals")
+    if min(max_vars, max_transitions, max_params, max_depth) < 0 or max_roles < 1:
+        raise InvalidArgument("the size limits must not be negative, and max_roles at least 1")
+    _check_range(int_range)
+    return _spec_document(
+        max_states,
+        max_vars,
+        max_transitions,
+        max_params,
+        max_roles,
+        invariants,
+        sets,
+        decimals,
+        int_range,
+        max_depth,
+    )
+
+
+def loaded_specs(**kwargs: Any) -> st.SearchStrategy[Spec]:
+    """:func:`specs` mapped through :func:`~railguard.spec.load_data`; takes the same arguments."""
+    return specs(**kwargs).map(load_data)

@@ -1,0 +1,202 @@
+"""The reference semantics of one step: the rules the runtime executes and the verifier encodes.
+
+A step is an event fired by an actor holding some roles, with params. It is refused —
+leaving state and variables exactly as they were — unless, in this order:
+
+1. the event exists in the spec (``unknown-event``) and has a transition from the current
+   state (``not-enabled``);
+2. some such transition's permission is ``public`` or granted by one of the actor's roles
+   (``permission-denied``); a step fired by the system (a timeout) skips this check;
+3. the params match the event's signature: no unknown names, every required param present,
+   every value of its declared type and domain (``bad-params``); defaults fill the rest;
+4. among the permitted transitions, in declaration order, the first whose guard holds is
+   chosen (``guard-false`` if none); a guard that cannot be evaluated refuses the step
+   (``guard-error``);
+5. the chosen transition's assignments are evaluated together on the values before the step
+   (``assign-error``) and every new value must lie in its variable's domain (``domain``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from .errors import EvaluationError
+from .model import Parameter, Spec, Transition
+from .types import Value
+
+__all__ = [
+    "REFUSAL_CODES",
+    "SYSTEM",
+    "Fired",
+    "Refusal",
+    "RefusalCode",
+    "check_params",
+    "fire",
+    "permitted",
+]
+
+#: The actor id of steps the system fires itself (timeouts).
+SYSTEM = "system"
+
+RefusalCode = Literal[
+    "unknown-event",
+    "not-enabled",
+    "permission-denied",
+    "bad-params",
+    "guard-false",
+    "guard-error",
+    "assign-error",
+    "domain",
+]
+REFUSAL_CODES: tuple[RefusalCode, ...] = (
+    "unknown-event",
+    "not-enabled",
+    "permission-denied",
+    "bad-params",
+    "guard-false",
+    "guard-error",
+    "assign-error",
+    "domain",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A refused step: why (``code``), in one sentence (``message``), and where."""
+
+    code: RefusalCode
+    message: str
+    event: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """A step that happened: the transition taken, the params used and the values after it."""
+
+    transition: Transition
+    source: str
+    target: str
+    params: Mapping[str, Value] = field(default_factory=dict)
+    values: Mapping[str, Value] = field(default_factory=dict)
+
+
+def permitted(spec: Spec, transition: Transition, roles: frozenset[str]) -> bool:
+    """Whether an actor holding ``roles`` may fire ``transition`` (deny by default)."""
+    if transition.permission == "public":
+        return True
+    role_map = spec.role_map
+    return any(transition.permission in role_map[r].permissions for r in roles if r in role_map)
+
+
+def check_params(spec: Spec, event: str, params: Mapping[str, Any]) -> dict[str, Value] | Refusal:
+    """Validate ``params`` against the event's signature; return them with defaults filled."""
+    signature = _signature(spec, event)
+    state = ""
+    for name in params:
+        if name not in signature:
+            known = ", ".join(f"`{p}`" for p in signature) or "none"
+            return Refusal("bad-params", f"event `{event}` has no param `{name}` (params: {known})", event, state)
+    result: dict[str, Value] = {}
+    for name, param in signature.items():
+        if name in params:
+            value = params[name]
+            if param.type.kind == "decimal" and isinstance(value, int | str) and not isinstance(value, bool):
+                value = _decimal(value)
+            if param.type.kind == "set" and isinstance(value, list | tuple | set):
+                value = frozenset(value)
+            if not param.type.contains(value):
+                return Refusal("bad-params", f"param `{name}` of `{event}` must be {param.type.describe()}, not {value!r}", event, state)
+            result[name] = value
+        elif param.required:
+            return Refusal("bad-params", f"event `{event}` needs param `{name}`", event, state)
+        else:
+            result[name] = param.default
+    return result
+
+
+def fire(
+    spec: Spec,
+    state: str,
+    values: Mapping[str, Value],
+    event: str,
+    actor: str | None,
+    roles: frozenset[str] = frozenset(),
+    params: Mapping[str, Any] | None = None,
+    *,
+    system: bool = False,
+) -> Fired | Refusal:
+    """Apply one step to (``state``, ``values``) and return what happened; never mutates input."""
+    index = _index(spec)
+    candidates = index.get((state, event))
+    if candidates is None:
+        if event not in spec.events:
+            return Refusal("unknown-event", f"`{event}` is not an event of `{spec.name}`", event, state)
+        return Refusal("not-enabled", f"`{event}` cannot happen in state `{state}`", event, state)
+    allowed = candidates if system else [t for t in candidates if permitted(spec, t, roles)]
+    if not allowed:
+        needed = ", ".join(f"`{t.permission}`" for t in candidates)
+        return Refusal("permission-denied", f"`{actor}` lacks permission {needed} for `{event}` in state `{state}`", event, state)
+    checked = check_params(spec, event, params or {})
+    if isinstance(checked, Refusal):
+        return Refusal(checked.code, checked.message, event, state)
+    chosen: Transition | None = None
+    for transition in allowed:
+        if transition.guard is None:
+            chosen = transition
+            break
+        try:
+            holds = spec.compiled(transition.guard)(values, checked, actor, state)
+        except EvaluationError as exc:
+            return Refusal("guard-error", f"{transition.label}: the guard failed: {exc.message}", event, state)
+        if holds:
+            chosen = transition
+            break
+    if chosen is None:
+        shown = "; ".join(f"`{t.guard}`" for t in allowed if t.guard is not None)
+        return Refusal("guard-false", f"`{event}` is not allowed now: guard {shown} is false", event, state)
+    after = dict(values)
+    try:
+        for name, expr in chosen.assign:
+            after[name] = spec.compiled(expr)(values, checked, actor, state)
+    except EvaluationError as exc:
+        return Refusal("assign-error", f"{chosen.label}: an assignment failed: {exc.message}", event, state)
+    variables = spec.variable_map
+    for name, _ in chosen.assign:
+        declared = variables[name].type
+        value = after[name]
+        if declared.kind == "decimal" and isinstance(value, int) and not isinstance(value, bool):
+            value = after[name] = Decimal(value)
+        if declared.kind == "set" and isinstance(value, frozenset) and declared.of is not None and declared.of.kind == "decimal":
+            value = after[name] = frozenset(Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
+        if not declared.contains(value):
+            return Refusal("domain", f"{chosen.label}: `{name}` would become {value!r}, outside {declared.describe()}", event, state)
+    return Fired(chosen, state, chosen.target, checked, after)
+
+
+def _decimal(value: int | str) -> Any:
+    try:
+        return Decimal(value)
+    except ArithmeticError:
+        return value
+
+
+def _signature(spec: Spec, event: str) -> dict[str, Parameter]:
+    for transition in spec.transitions:
+        if transition.event == event:
+            return {p.name: p for p in transition.params}
+    return {}
+
+
+def _index(spec: Spec) -> dict[tuple[str, str], list[Transition]]:
+    cached: dict[tuple[str, str], list[Transition]] | None = spec.__dict__.get("_semantics_index")
+    if cached is None:
+        cached = {}
+        for transition in spec.transitions:
+            for source in transition.sources:
+                cached.setdefault((source, transition.event), []).append(transition)
+        spec.__dict__["_semantics_index"] = cached
+    return cached

@@ -1,0 +1,248 @@
+"""Counterexamples: concrete runs decoded from a solver model and re-checked by the spec's
+own Python evaluator before anyone sees them.
+
+A :class:`Counterexample` prints as a replayable plan (JSON/YAML data): the context values
+the instance starts with, then each step with its event, the actor and the roles that actor
+holds, the params, and the state and variables after it. ``railguard render --trace`` draws
+it on the diagram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import z3
+
+from railguard.spec import Spec
+from railguard.spec.semantics import SYSTEM, Fired, fire
+from railguard.spec.types import Type, Value
+
+from .engine import Witness
+from .system import Move, System
+from .z3expr import SYSTEM_ID, UNSET
+
+__all__ = ["Counterexample", "Step", "decode", "replay"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a run. ``event`` is ``"error"`` for an error exit."""
+
+    event: str
+    kind: str
+    actor: str | None
+    roles: tuple[str, ...]
+    params: Mapping[str, Value]
+    state: str
+    values: Mapping[str, Value]
+    transition: int | None = None
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """A run from the initial state; ``final`` is the violating step of a step property
+    (it is *refused* or *fires wrongly*; its ``state``/``values`` are what it would produce)."""
+
+    spec: str
+    context: Mapping[str, Value]
+    steps: tuple[Step, ...]
+    final: Step | None = None
+    principals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def to_plan(self) -> dict[str, Any]:
+        """The run as plain data: a test plan that replays it (actors are part of a test plan;
+        a planner's plan for the gate never names its actor)."""
+        steps = [_step_data(step) for step in self.steps]
+        if self.final is not None:
+            steps.append({**_step_data(self.final), "violation": True})
+        return {
+            "workflow": self.spec,
+            "context": {k: _plain(v) for k, v in self.context.items()},
+            "principals": {k: list(v) for k, v in self.principals.items()},
+            "steps": steps,
+        }
+
+
+def _step_data(step: Step) -> dict[str, Any]:
+    data: dict[str, Any] = {"event": step.event}
+    if step.kind != "error":
+        data["actor"] = step.actor
+        data["roles"] = list(step.roles)
+        if step.params:
+            data["params"] = {k: _plain(v) for k, v in step.params.items()}
+    data["to"] = step.state
+    data["values"] = {k: _plain(v) for k, v in step.values.items()}
+    return data
+
+
+def _plain(value: Value) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, frozenset):
+        return sorted(_plain(v) for v in value)
+    return value
+
+
+class _Decoder:
+    def __init__(self, system: System, model: z3.ModelRef) -> None:
+        self.system = system
+        self.model = model
+        self.names: dict[int, tuple[str, tuple[str, ...]]] = {}
+        self.count = 0
+
+    def eval(self, term: Any) -> Any:
+        return self.model.eval(term, model_completion=True)
+
+    def roles(self, prefix: Mapping[str, Any], key: str) -> tuple[str, ...]:
+        return tuple(r for r in self.system.roles if z3.is_true(self.eval(prefix[f"{key}@{r}"])))
+
+    def principal(self, identity: int, roles: tuple[str, ...], stored: bool) -> str | None:
+        if identity == UNSET:
+            return None
+        if identity == SYSTEM_ID:
+            return SYSTEM
+        known = self.names.get(identity)
+        if known is not None and (known[1] == roles or stored):
+            return known[0]
+        self.count += 1
+        name = f"user{self.count}"
+        self.names[identity] = (name, roles)
+        return name
+
+    def scalar(self, declared: Type, term: Any) -> Value:
+        value = self.eval(term)
+        kind = declared.kind
+        if kind == "bool":
+            return bool(z3.is_true(value))
+        if kind == "int":
+            return int(value.as_long())
+        if kind == "decimal":
+            fraction = Fraction(value.as_fraction())
+            return Decimal(fraction.numerator) / Decimal(fraction.denominator)
+        if kind == "enum":
+            return self.system.codes.names[value.as_long()]
+        if kind == "str":
+            return str(value.as_string())
+        raise ValueError(kind)
+
+    def values(self, s: Mapping[str, Any]) -> dict[str, Value]:
+        out: dict[str, Value] = {}
+        for variable in self.system.spec.variables:
+            declared = variable.type
+            if declared.kind == "principal":
+                identity = self.eval(s[variable.name]).as_long()
+                out[variable.name] = self.principal(identity, self.roles(s, variable.name), True)
+            elif declared.kind == "set":
+                assert declared.of is not None
+                members = []
+                for key in (declared.of.values if declared.of.kind == "enum" else ("True", "False")):
+                    if z3.is_true(self.eval(s[f"{variable.name}#{key}"])):
+                        members.append(key if declared.of.kind == "enum" else key == "True")
+                out[variable.name] = frozenset(members)
+            else:
+                out[variable.name] = self.scalar(declared, s[variable.name])
+        return out
+
+    def step(self, s_after: Mapping[str, Any] | None, i: Mapping[str, Any], move: Move) -> Step:
+        spec = self.system.spec
+        if move.kind == "error":
+            assert s_after is not None
+            return Step("error", "error", None, (), {}, move.target, self.values(s_after))
+        transition = move.transition
+        assert transition is not None
+        if move.kind == "timeout":
+            actor: str | None = SYSTEM
+            roles: tuple[str, ...] = ()
+            params: dict[str, Value] = {p.name: p.default for p in transition.params}
+        else:
+            roles = self.roles(i, "@actor")
+            identity = self.eval(i["@actor"]).as_long()
+            actor = self.principal(identity, roles, self._stored(identity))
+            params = {}
+            for p in transition.params:
+                key = f"@p:{transition.event}:{p.name}"
+                if p.type.kind == "set":
+                    assert p.type.of is not None
+                    keys = p.type.of.values if p.type.of.kind == "enum" else ("True", "False")
+                    params[p.name] = frozenset(
+                        (k if p.type.of.kind == "enum" else k == "True") for k in keys if z3.is_true(self.eval(i[f"{key}#{k}"]))
+                    )
+                else:
+                    params[p.name] = self.scalar(p.type, i[key])
+        values = self.values(s_after) if s_after is not None else {}
+        del spec
+        return Step(transition.event, move.kind, actor, roles, params, move.target, values, transition.index)
+
+    def _stored(self, identity: int) -> bool:
+        return identity in self.names
+
+
+def decode(system: System, witness: Witness, *, final_step: bool) -> Counterexample:
+    """Turn a BMC witness into a counterexample; ``final_step`` decodes the last inputs as the
+    violating step of a step property."""
+    decoder = _Decoder(system, witness.model)
+    spec = system.spec
+    s0 = witness.states[0]
+    context: dict[str, Value] = {}
+    initial = decoder.values(s0)
+    for variable in spec.variables:
+        if variable.context:
+            context[variable.name] = initial[variable.name]
+    steps = []
+    for k in range(witness.depth):
+        move = system.moves[decoder.eval(witness.inputs[k]["@move"]).as_long()]
+        steps.append(decoder.step(witness.states[k + 1], witness.inputs[k], move))
+    final = None
+    if final_step:
+        last = witness.inputs[witness.depth]
+        move = system.moves[decoder.eval(last["@move"]).as_long()]
+        final = decoder.step(None, last, move)
+    principals = {name: roles for name, roles in decoder.names.values()}
+    return Counterexample(spec.name, context, tuple(steps), final, principals)
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """The configuration a counterexample's steps reach, per the Python semantics."""
+
+    state: str
+    values: dict[str, Value]
+    seen: frozenset[str]
+
+
+class ReplayError(Exception):
+    """A counterexample did not replay: the encoding and the runtime semantics disagree."""
+
+
+def replay(spec: Spec, cex: Counterexample) -> Replayed:
+    """Replay every step through :func:`railguard.spec.semantics.fire`; raise
+    :class:`ReplayError` unless each step happens and ends where the counterexample says."""
+    state = spec.initial_state.name
+    values: dict[str, Value] = spec.initial_values()
+    values.update(cex.context)
+    seen: set[str] = set()
+    for number, step in enumerate(cex.steps, 1):
+        if step.kind == "error":
+            target = spec.error_target(state)
+            if target is None or target != step.state:
+                raise ReplayError(f"step {number}: no error exit from `{state}` to `{step.state}`")
+            state = target
+        else:
+            outcome = fire(spec, state, values, step.event, step.actor, frozenset(step.roles), dict(step.params), system=step.kind == "timeout")
+            if not isinstance(outcome, Fired):
+                raise ReplayError(f"step {number} (`{step.event}`) was refused: {outcome.message}")
+            if outcome.target != step.state or outcome.transition.index != step.transition:
+                raise ReplayError(f"step {number} (`{step.event}`) took a different transition")
+            state, values = outcome.target, dict(outcome.values)
+            seen.add(step.event)
+        if _normal(values) != _normal(dict(step.values)):
+            raise ReplayError(f"step {number} (`{step.event}`) produced different values: {values} != {dict(step.values)}")
+    return Replayed(state, values, frozenset(seen))
+
+
+def _normal(values: Mapping[str, Value]) -> dict[str, Any]:
+    return {k: (Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in values.items()}

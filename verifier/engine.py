@@ -1,0 +1,153 @@
+"""Proof engines over a :class:`~railguard.verifier.system.System`, with honest outcomes.
+
+Every question is "is there a reachable configuration (and step inputs) where ``bad`` holds?".
+
+- :meth:`Engine.bmc` unrolls the transition relation from the initial states and finds short
+  witnesses for many questions at once (a witness is a concrete run).
+- :meth:`Engine.spacer` asks Z3's Spacer engine for the Horn clauses
+  ``Inv ⇐ Init``, ``Inv' ⇐ Inv ∧ T``, ``false ⇐ Inv ∧ Bad``: *sat* means an inductive
+  invariant exists and ``bad`` is unreachable — a proof, for finite and unbounded domains
+  alike — and the invariant is returned; *unsat* means ``bad`` is reachable; anything else is
+  *unknown*.
+
+Solver work is bounded by Z3's deterministic resource limit (``rlimit``) per query, and
+optionally by wall-clock time; running out of either is *unknown*, never success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import z3
+
+from .system import Inputs, State, System
+
+__all__ = ["Budget", "Engine", "SpacerAnswer", "Witness"]
+
+Bad = Callable[[State, Inputs], z3.BoolRef]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits for the solvers.
+
+    ``rlimit`` bounds each solver query deterministically (Z3 resource units; it stops at the
+    same point on any machine); ``timeout_ms`` adds an optional wall-clock bound per query.
+    ``bmc_depth`` is how many steps the first witness search unrolls; ``max_depth`` bounds the
+    search for a counterexample once Spacer has shown one exists.
+    """
+
+    rlimit: int = 200_000_000
+    timeout_ms: int | None = None
+    bmc_depth: int = 8
+    max_depth: int = 40
+
+    def apply(self, solver: z3.Solver | z3.Fixedpoint) -> None:
+        solver.set("rlimit", self.rlimit)
+        if self.timeout_ms is not None:
+            solver.set("timeout", self.timeout_ms)
+
+
+@dataclass(frozen=True)
+class Witness:
+    """A concrete run: states ``s0..sk`` and the inputs of each step; ``inputs[k]`` are the inputs
+    of the final (violating) step for step properties."""
+
+    model: z3.ModelRef
+    states: list[State]
+    inputs: list[Inputs]
+
+    @property
+    def depth(self) -> int:
+        return len(self.states) - 1
+
+
+@dataclass(frozen=True)
+class SpacerAnswer:
+    """``safe`` (with an inductive invariant), ``unsafe``, or ``unknown`` (with Z3's reason)."""
+
+    status: Literal["safe", "unsafe", "unknown"]
+    invariant: str | None = None
+    reason: str = ""
+
+
+class Engine:
+    """Runs BMC and Spacer queries on one system under one budget."""
+
+    def __init__(self, system: System, budget: Budget | None = None) -> None:
+        self.system = system
+        self.budget = budget or Budget()
+        self.queries = 0
+
+    def bmc(
+        self, goals: Mapping[Hashable, Bad], depth: int, start: int = 0
+    ) -> tuple[dict[Hashable, Witness], set[Hashable]]:
+        """Search runs of ``start``..``depth`` steps that make each goal's ``bad`` true.
+
+        Returns the witnesses found and the goals whose search ran out of budget."""
+        system = self.system
+        solver = z3.Solver()
+        self.budget.apply(solver)
+        states = [system.state("s0")]
+        inputs = [system.inputs("i0")]
+        solver.add(system.init(states[0]))
+        found: dict[Hashable, Witness] = {}
+        exhausted: set[Hashable] = set()
+        pending = dict(goals)
+        for d in range(depth + 1):
+            if d >= start:
+                for key, bad in list(pending.items()):
+                    self.queries += 1
+                    solver.push()
+                    solver.add(bad(states[d], inputs[d]))
+                    answer = solver.check()
+                    if answer == z3.sat:
+                        found[key] = Witness(solver.model(), list(states), list(inputs))
+                        del pending[key]
+                    elif answer == z3.unknown:
+                        exhausted.add(key)
+                        del pending[key]
+                    solver.pop()
+            if not pending or d == depth:
+                break
+            states.append(system.state(f"s{d + 1}"))
+            solver.add(system.step(states[d], inputs[d], states[d + 1]))
+            inputs.append(system.inputs(f"i{d + 1}"))
+        return found, exhausted
+
+    def spacer(self, bad: Bad) -> SpacerAnswer:
+        """Decide whether ``bad`` is reachable with Spacer (see the module docstring)."""
+        system = self.system
+        self.queries += 1
+        s, i, s2 = system.state("x"), system.inputs("in"), system.state("y")
+        xs, ins, ys = system.flat(s), system.flat(i), system.flat(s2)
+        sorts = [v.sort() for v in xs]
+        inv = z3.Function("Inv", *sorts, z3.BoolSort())
+        solver = z3.SolverFor("HORN")
+        self.budget.apply(solver)
+        solver.add(z3.ForAll(xs, z3.Implies(system.init(s), inv(*xs))))
+        solver.add(z3.ForAll(xs + ins + ys, z3.Implies(z3.And(inv(*xs), system.step(s, i, s2)), inv(*ys))))
+        solver.add(z3.ForAll(xs + ins, z3.Implies(z3.And(inv(*xs), bad(s, i)), z3.BoolVal(False))))
+        try:
+            answer = solver.check()
+        except z3.Z3Exception as exc:
+            return SpacerAnswer("unknown", reason=str(exc))
+        if answer == z3.sat:
+            return SpacerAnswer("safe", self._invariant(solver.model(), inv, s))
+        if answer == z3.unsat:
+            return SpacerAnswer("unsafe")
+        return SpacerAnswer("unknown", reason=solver.reason_unknown())
+
+    def _invariant(self, model: z3.ModelRef, inv: z3.FuncDeclRef, s: State) -> str | None:
+        interp = model[inv]
+        if interp is None:
+            return None
+        body = interp.else_value() if isinstance(interp, z3.FuncInterp) else interp
+        names = [z3.Const(key.replace("@state", "state"), s[key].sort()) for key in sorted(s)]
+        try:
+            text = str(z3.simplify(z3.substitute_vars(body, *names)))
+        except z3.Z3Exception:
+            return None
+        return " ".join(text.split())

@@ -1,0 +1,357 @@
+"""The Z3 back end of the expression language.
+
+:func:`compile_z3` turns the same tree the runtime evaluates into Z3 terms, together with a
+*definedness* condition that is true exactly when the Python evaluator would not raise
+(a ``//`` or ``%`` by zero). Short-circuit operators (``and``, ``or``, ``implies``,
+``if``) propagate definedness the way Python evaluates them, so the encoding and the runtime
+agree on every input — the cross-check tests hold them to that.
+
+Representation of values: ``int`` → Int, ``decimal`` → Real, ``bool`` → Bool, ``enum`` and
+``state`` → Int code (one table per spec), ``str`` → String, ``principal`` → Int identity
+(0 unset, -1 the system, 1.. people), ``set`` of enum or bool → one Bool per possible member.
+Sets of other element types have no encoding here and raise :class:`Unsupported`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import z3
+
+from railguard.spec.expr import (
+    Actor,
+    Binary,
+    BoolOp,
+    Call,
+    Compare,
+    Conditional,
+    ListExpr,
+    Literal,
+    Node,
+    Param,
+    StateRef,
+    Unary,
+    Var,
+)
+from railguard.spec.types import Type
+
+from .errors import VerifierError
+
+__all__ = ["Codes", "Sym", "Unsupported", "compile_z3", "literal_sym", "sym_eq"]
+
+UNSET = 0
+SYSTEM_ID = -1
+
+
+class Unsupported(VerifierError):
+    """A construct has no Z3 encoding (e.g. a set of integers); checks that need it are unknown."""
+
+
+class Codes:
+    """The integer code of every enum value and state name in a spec (sorted, stable)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(sorted(set(names)))
+        self.code = {name: i for i, name in enumerate(self.names)}
+
+    def __getitem__(self, name: str) -> int:
+        return self.code[name]
+
+    def get(self, name: str) -> int | None:
+        return self.code.get(name)
+
+
+@dataclass(frozen=True)
+class Sym:
+    """A symbolic value: its kind, its term(s) and when evaluating it would not raise.
+
+    ``term`` is a Z3 expression for scalars, a Python ``str`` for a string literal
+    (``kind == "strlit"``), a list of :class:`Sym` for a list literal and a mapping of member
+    → Bool for a set (``members`` is the element kind).
+    """
+
+    kind: str
+    term: Any
+    ok: z3.BoolRef
+    members: str = ""
+    values: tuple[str, ...] = ()
+
+
+TRUE = z3.BoolVal(True)
+
+
+def _and(*parts: z3.BoolRef) -> z3.BoolRef:
+    kept = [p for p in parts if not z3.is_true(p)]
+    if not kept:
+        return TRUE
+    return kept[0] if len(kept) == 1 else z3.And(*kept)
+
+
+def literal_sym(value: Any, declared: Type | None, codes: Codes) -> Sym:
+    """The symbolic form of a concrete value (an initial value, a default)."""
+    if declared is not None and declared.kind == "set":
+        assert declared.of is not None
+        keys = _member_keys(declared.of)
+        return Sym("set", {k: z3.BoolVal(_member_value(k, declared.of) in value) for k in keys}, TRUE, declared.of.kind, tuple(keys))
+    if declared is not None and declared.kind == "enum":
+        return Sym("enum", z3.IntVal(codes[str(value)]), TRUE)
+    if declared is not None and declared.kind == "principal":
+        return Sym("principal", z3.IntVal(UNSET), TRUE)
+    if isinstance(value, bool):
+        return Sym("bool", z3.BoolVal(value), TRUE)
+    if isinstance(value, int):
+        return Sym("int", z3.IntVal(value), TRUE)
+    if isinstance(value, Decimal):
+        return Sym("decimal", z3.RealVal(Fraction(value)), TRUE)
+    if isinstance(value, str):
+        if declared is not None and declared.kind == "str":
+            return Sym("str", z3.StringVal(value), TRUE)
+        return Sym("strlit", value, TRUE)
+    if value is None:
+        return Sym("none", z3.IntVal(UNSET), TRUE)
+    raise Unsupported(f"no symbolic form for {value!r}")
+
+
+def _member_keys(of: Type) -> list[str]:
+    if of.kind == "enum":
+        return list(of.values)
+    if of.kind == "bool":
+        return ["True", "False"]
+    raise Unsupported(f"sets of {of.kind} have no Z3 encoding yet")
+
+
+def _member_value(key: str, of: Type) -> Any:
+    if of.kind == "bool":
+        return key == "True"
+    return key
+
+
+def _numeric(sym: Sym, real: bool) -> z3.ArithRef:
+    term = sym.term
+    if real and sym.kind == "int":
+        return z3.ToReal(term)
+    return term
+
+
+def _pair(a: Sym, b: Sym, codes: Codes) -> tuple[Any, Any] | None:
+    """Bring two comparable values to terms of one sort; None if they can never be equal."""
+    kinds = {a.kind, b.kind}
+    if kinds <= {"int", "decimal"}:
+        real = "decimal" in kinds
+        return _numeric(a, real), _numeric(b, real)
+    if a.kind == "strlit" or b.kind == "strlit":
+        lit, other = (a, b) if a.kind == "strlit" else (b, a)
+        if other.kind == "strlit":
+            return z3.BoolVal(lit.term == other.term), z3.BoolVal(True)
+        if other.kind == "enum":
+            code = codes.get(lit.term)
+            if code is None:
+                return None
+            return z3.IntVal(code), other.term
+        return z3.StringVal(lit.term), other.term
+    if "none" in kinds:
+        return (z3.IntVal(UNSET) if a.kind == "none" else a.term), (z3.IntVal(UNSET) if b.kind == "none" else b.term)
+    return a.term, b.term
+
+
+def sym_eq(a: Sym, b: Sym, codes: Codes) -> z3.BoolRef:
+    """Python ``==`` on two symbolic values (both defined)."""
+    if a.kind in ("set", "list") or b.kind in ("set", "list"):
+        return _set_eq(a, b, codes)
+    pair = _pair(a, b, codes)
+    if pair is None:
+        return z3.BoolVal(False)
+    left, right = pair
+    if isinstance(left, z3.BoolRef) and z3.is_true(right) and a.kind == "strlit":
+        return left
+    return left == right
+
+
+def _bits(sym: Sym, keys: Sequence[str], codes: Codes) -> dict[str, z3.BoolRef]:
+    if sym.kind == "set":
+        return {k: sym.term.get(k, z3.BoolVal(False)) for k in keys}
+    out: dict[str, z3.BoolRef] = {}
+    for key in keys:
+        probe = Sym("strlit", key, TRUE) if key not in ("True", "False") else Sym("bool", z3.BoolVal(key == "True"), TRUE)
+        out[key] = z3.Or([sym_eq(item, probe, codes) for item in sym.term]) if sym.term else z3.BoolVal(False)
+    return out
+
+
+def _set_eq(a: Sym, b: Sym, codes: Codes) -> z3.BoolRef:
+    keys = sorted(set(a.values) | set(b.values) | set(_list_keys(a)) | set(_list_keys(b)))
+    abits, bbits = _bits(a, keys, codes), _bits(b, keys, codes)
+    return z3.And([abits[k] == bbits[k] for k in keys]) if keys else z3.BoolVal(True)
+
+
+def _list_keys(sym: Sym) -> list[str]:
+    if sym.kind != "list":
+        return []
+    keys = []
+    for item in sym.term:
+        if item.kind == "strlit":
+            keys.append(item.term)
+        elif item.kind == "bool" and z3.is_bool(item.term) and (z3.is_true(item.term) or z3.is_false(item.term)):
+            keys.append(str(z3.is_true(item.term)))
+        else:
+            raise Unsupported("list literals compared with sets must hold literals")
+    return keys
+
+
+Env = Mapping[str, Sym]
+
+
+def compile_z3(
+    node: Node,
+    variables: Env,
+    params: Env,
+    actor: Sym | None,
+    state: z3.ArithRef,
+    codes: Codes,
+) -> Sym:
+    """Compile a type-checked tree to a :class:`Sym` over the given symbolic environment."""
+    rec: Callable[[Node], Sym] = lambda n: compile_z3(n, variables, params, actor, state, codes)  # noqa: E731
+    if isinstance(node, Literal):
+        return literal_sym(node.value, None, codes)
+    if isinstance(node, Var):
+        return variables[node.name]
+    if isinstance(node, Param):
+        return params[node.name]
+    if isinstance(node, Actor):
+        if actor is None:
+            raise Unsupported("`actor` outside a transition")
+        return actor
+    if isinstance(node, StateRef):
+        return Sym("enum", state, TRUE)
+    if isinstance(node, Unary):
+        inner = rec(node.operand)
+        if node.op == "not":
+            return Sym("bool", z3.Not(inner.term), inner.ok)
+        return Sym(inner.kind, -inner.term, inner.ok)
+    if isinstance(node, Binary):
+        return _binary(node.op, rec(node.left), rec(node.right))
+    if isinstance(node, BoolOp):
+        parts = [rec(o) for o in node.operands]
+        # Python stops at the first false (and) / true (or) operand: later operands only
+        # need to be defined when evaluation reaches them.
+        ok = parts[-1].ok
+        for part in reversed(parts[:-1]):
+            stop = z3.Not(part.term) if node.op == "and" else part.term
+            ok = part.ok if z3.is_true(ok) else _and(part.ok, z3.Or(stop, ok))
+        term = z3.And([p.term for p in parts]) if node.op == "and" else z3.Or([p.term for p in parts])
+        return Sym("bool", term, ok)
+    if isinstance(node, Compare):
+        return _compare(node.op, rec(node.left), rec(node.right), codes)
+    if isinstance(node, ListExpr):
+        items = [rec(i) for i in node.items]
+        return Sym("list", items, _and(*(i.ok for i in items)))
+    if isinstance(node, Conditional):
+        cond, then, orelse = rec(node.cond), rec(node.then), rec(node.orelse)
+        ok = _and(cond.ok, z3.If(cond.term, then.ok, orelse.ok))
+        kind, a, b = _join(then, orelse, codes)
+        return Sym(kind, z3.If(cond.term, a, b), ok)
+    if isinstance(node, Call):
+        return _call(node.func, [rec(a) for a in node.args], codes)
+    raise Unsupported(f"no Z3 encoding for {type(node).__name__}")
+
+
+def _join(a: Sym, b: Sym, codes: Codes) -> tuple[str, Any, Any]:
+    kinds = {a.kind, b.kind}
+    if kinds <= {"int", "decimal"}:
+        real = "decimal" in kinds
+        return ("decimal" if real else "int"), _numeric(a, real), _numeric(b, real)
+    if "enum" in kinds and kinds <= {"enum", "strlit"}:
+        left = z3.IntVal(codes[a.term]) if a.kind == "strlit" else a.term
+        right = z3.IntVal(codes[b.term]) if b.kind == "strlit" else b.term
+        return "enum", left, right
+    if "strlit" in kinds or kinds == {"str"}:
+        left = z3.StringVal(a.term) if a.kind == "strlit" else a.term
+        right = z3.StringVal(b.term) if b.kind == "strlit" else b.term
+        return "str", left, right
+    if kinds <= {"principal", "none"}:
+        return "principal", a.term, b.term
+    if kinds == {"bool"}:
+        return "bool", a.term, b.term
+    raise Unsupported(f"no Z3 encoding for `if` over {a.kind} and {b.kind}")
+
+
+def _floordiv(a: z3.ArithRef, b: z3.ArithRef) -> z3.ArithRef:
+    # Z3's integer division is Euclidean; Python's `//` floors. They agree for b > 0.
+    return z3.If(b > 0, a / b, (-a) / (-b))
+
+
+def _binary(op: str, a: Sym, b: Sym) -> Sym:
+    real = "decimal" in (a.kind, b.kind)
+    kind = "decimal" if real else "int"
+    left, right = _numeric(a, real), _numeric(b, real)
+    ok = _and(a.ok, b.ok)
+    if op == "+":
+        return Sym(kind, left + right, ok)
+    if op == "-":
+        return Sym(kind, left - right, ok)
+    if op == "*":
+        return Sym(kind, left * right, ok)
+    ok = _and(ok, right != 0)
+    quotient = _floordiv(left, right)
+    if op == "//":
+        return Sym("int", quotient, ok)
+    return Sym("int", left - right * quotient, ok)
+
+
+def _compare(op: str, a: Sym, b: Sym, codes: Codes) -> Sym:
+    ok = _and(a.ok, b.ok)
+    if op in ("in", "not in"):
+        if b.kind == "list":
+            term = z3.Or([sym_eq(a, item, codes) for item in b.term]) if b.term else z3.BoolVal(False)
+        elif b.kind == "set":
+            options = []
+            for key, bit in b.term.items():
+                member = Sym("strlit", key, TRUE) if b.members == "enum" else Sym("bool", z3.BoolVal(key == "True"), TRUE)
+                options.append(z3.And(sym_eq(a, member, codes), bit))
+            term = z3.Or(options) if options else z3.BoolVal(False)
+        else:
+            raise Unsupported(f"`in` over {b.kind}")
+        return Sym("bool", term if op == "in" else z3.Not(term), ok)
+    if op in ("==", "!="):
+        eq = sym_eq(a, b, codes)
+        return Sym("bool", eq if op == "==" else z3.Not(eq), ok)
+    real = "decimal" in (a.kind, b.kind)
+    left, right = _numeric(a, real), _numeric(b, real)
+    term = {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+    return Sym("bool", term, ok)
+
+
+def _call(func: str, args: list[Sym], codes: Codes) -> Sym:
+    ok = _and(*(a.ok for a in args))
+    if func == "implies":
+        first, second = args
+        return Sym("bool", z3.Implies(first.term, second.term), _and(first.ok, z3.Or(z3.Not(first.term), second.ok)))
+    if func == "len":
+        (only,) = args
+        if only.kind == "str":
+            return Sym("int", z3.Length(only.term), ok)
+        if only.kind == "strlit":
+            return Sym("int", z3.IntVal(len(only.term)), ok)
+        if only.kind == "set":
+            return Sym("int", z3.Sum([z3.If(bit, 1, 0) for bit in only.term.values()]) if only.term else z3.IntVal(0), ok)
+        if only.kind == "list":
+            distinct = []
+            for i, item in enumerate(only.term):
+                fresh = z3.And([z3.Not(sym_eq(item, other, codes)) for other in only.term[:i]]) if i else TRUE
+                distinct.append(z3.If(fresh, 1, 0))
+            return Sym("int", z3.Sum(distinct) if distinct else z3.IntVal(0), ok)
+        raise Unsupported(f"len of {only.kind}")
+    real = any(a.kind == "decimal" for a in args)
+    kind = "decimal" if real else "int"
+    terms = [_numeric(a, real) for a in args]
+    if func == "abs":
+        (term,) = terms
+        return Sym(kind, z3.If(term >= 0, term, -term), ok)
+    result = terms[0]
+    for term in terms[1:]:
+        # Python's min/max keep the first of equal values; for numbers the value is the same.
+        result = z3.If(term < result, term, result) if func == "min" else z3.If(term > result, term, result)
+    return Sym(kind, result, ok)
