@@ -22,7 +22,15 @@ import yaml
 
 from .errors import LoadError, Location, Problem
 
-__all__ = ["Document", "is_number_text", "read_json", "read_text", "read_yaml"]
+__all__ = [
+    "Document",
+    "describe_path",
+    "is_number_text",
+    "one_line",
+    "read_json",
+    "read_text",
+    "read_yaml",
+]
 
 MAX_DEPTH = 64
 MAX_NODES = 100_000

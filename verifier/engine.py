@@ -16,6 +16,7 @@ optionally by wall-clock time; running out of either is *unknown*, never success
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -150,4 +151,15 @@ class Engine:
             text = str(z3.simplify(z3.substitute_vars(body, *names)))
         except z3.Z3Exception:
             return None
-        return " ".join(text.split())
+        codes = self.system.codes
+        states = [st.name for st in self.system.spec.states]
+        tests = {"==": int.__eq__, "<=": int.__le__, ">=": int.__ge__, "<": int.__lt__, ">": int.__gt__}
+
+        def name(match: re.Match[str]) -> str:
+            op, code = match.group(1), int(match.group(2))
+            chosen = [st for st in states if tests[op](codes[st], code)]
+            if len(chosen) == 1:
+                return f'state == "{chosen[0]}"'
+            return "state in [" + ", ".join(f'"{st}"' for st in chosen) + "]"
+
+        return re.sub(r"state (==|<=|>=|<|>) (-?\d+)", name, " ".join(text.split()))

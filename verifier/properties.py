@@ -100,11 +100,12 @@ def _goals(spec: Spec, system: System) -> list[Goal]:
 
 def _overlap(system: System, t1: Transition, t2: Transition, src: str, s: State, i: Inputs) -> z3.BoolRef:
     params = system.param_syms(t1.event, i)
-    actor = system.actor(i, next(m for m in system.moves if m.transition is t1))
+    move = next(m for m in system.moves if m.transition is t1 and m.kind == "transition" and m.source == src)
+    actor = system.actor(i, move)
     g1, ok1 = system.guard(t1, s, params, actor)
     g2, ok2 = system.guard(t2, s, params, actor)
     return z3.And(
-        system.in_state(src, s), system.actor_valid(s, i), system.params_valid(t1.event, i),
+        i["@move"] == move.index, system.in_state(src, s), system.actor_valid(s, i), system.params_valid(t1.event, i),
         system.permission(t1, i), system.permission(t2, i), ok1, g1, ok2, g2,
     )
 
