@@ -1,8 +1,51 @@
 """railguard.runtime — deterministic, durable, audited execution of verified specs.
 
-The engine, stores, audit log and plan gateway land with the runtime issue; this package
-is the fixed home of that layer and depends on :mod:`railguard.spec` and
-:mod:`railguard.verifier` only.
+The :class:`Engine` runs instances of one spec on a :class:`Store` (SQLite by default,
+PostgreSQL for many workers), asks a :class:`Directory` who holds which roles, calls
+effect handlers with idempotency keys, and writes a hash-chained audit record for every
+decision — including every refusal.
 """
 
-__all__: list[str] = []
+from .audit import AuditRecord, Tamper, verify_chain
+from .clock import Clock, ManualClock, SystemClock
+from .directory import CallableDirectory, Directory, StaticDirectory, load_directory
+from .effects import EffectCall, Effects, RetryPolicy
+from .engine import Engine, Instance, StepResult
+from .errors import (
+    CertificateRequired,
+    ConflictError,
+    ExecutionError,
+    InstanceExists,
+    StoreError,
+    UnknownInstance,
+)
+from .sqlite import SQLiteStore
+from .store import InstanceRow, Store
+
+__all__ = [
+    "AuditRecord",
+    "CallableDirectory",
+    "CertificateRequired",
+    "Clock",
+    "ConflictError",
+    "Directory",
+    "EffectCall",
+    "Effects",
+    "Engine",
+    "ExecutionError",
+    "Instance",
+    "InstanceExists",
+    "InstanceRow",
+    "ManualClock",
+    "RetryPolicy",
+    "SQLiteStore",
+    "StaticDirectory",
+    "StepResult",
+    "Store",
+    "StoreError",
+    "SystemClock",
+    "Tamper",
+    "UnknownInstance",
+    "load_directory",
+    "verify_chain",
+]

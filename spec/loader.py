@@ -820,7 +820,7 @@ class _Validator:
             if tree is not None and self.broken_variables & _variable_names(tree):
                 # The variable's own declaration was already reported.
                 raise _Skip() from None
-            message = one_line(f"{owner}, {label}: {exc.message}")
+            message = one_line(f"{owner}, {label}: {_one_sentence(exc.message)}")
             self.problems.append(Problem(message, self.expr_loc(path, exc)))
             raise _Skip() from None
         return Expression(tree, raw), kind
@@ -1074,6 +1074,11 @@ def _literal_text(value: Any) -> str:
     if value is None:
         return "None"
     return str(value)
+
+
+def _one_sentence(message: str) -> str:
+    """Join the sentences of a message from Python's parser ("invalid syntax. Perhaps ...")."""
+    return re.sub(r"\.\s+([A-Z])(?=[a-z])", lambda m: "; " + m.group(1).lower(), message)
 
 
 def _fits_kind(raw: Any, kind: str) -> bool:

@@ -12,6 +12,7 @@ variables, events and roles, that exactly one state is initial, that values lie 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from .expr import RESERVED_NAMES
@@ -70,6 +71,12 @@ def _unreserved(pattern: str) -> Schema:
 # --------------------------------------------------------------------------- type declarations
 
 _DECIMAL_REF: Schema = {"$ref": "#/$defs/decimalValue"}
+#: Keys a kind cannot do without (besides ``type``).
+_REQUIRED_KEYS = {"enum": ["values"], "set": ["of"]}
+#: The kinds a set may hold (no sets of sets).
+_ELEMENT_KINDS = tuple(kind for kind in KINDS if kind != "set")
+#: The element kinds that may be named alone, as in ``of: int`` (an enum needs its values).
+_SHORT_ELEMENT_KINDS = [kind for kind in _ELEMENT_KINDS if kind not in _REQUIRED_KEYS]
 
 #: Per kind, the keys the loader allows besides ``type`` (``TYPE_KEYS`` in the loader).
 _KIND_KEYS: dict[str, Schema] = {
@@ -101,7 +108,7 @@ _KIND_KEYS: dict[str, Schema] = {
             "description": "The type of the set's elements: a kind name such as `int`, or a type "
             "declaration (sets of sets are not supported).",
             "anyOf": [
-                {"enum": ["int", "decimal", "bool", "str", "principal"]},
+                {"enum": _SHORT_ELEMENT_KINDS},
                 {"$ref": "#/$defs/elementType"},
             ],
         },
@@ -119,9 +126,6 @@ _KIND_TEXT = {
     "set": "a set of `of` elements; membership with `in`, size with `len`",
 }
 
-_REQUIRED_KEYS = {"enum": ["values"], "set": ["of"]}
-_ELEMENT_KINDS = tuple(kind for kind in KINDS if kind != "set")
-
 
 def _value(kind: str) -> Schema:
     """A literal of ``kind`` in ``initial``/``default`` (the loader checks its domain)."""
@@ -138,7 +142,7 @@ def _value(kind: str) -> Schema:
     return {"type": "array", "items": {"type": ["integer", "number", "string", "boolean"]}}
 
 
-def _set_items(value_key: str) -> list[Schema]:
+def _set_items(value_key: str, description: str) -> list[Schema]:
     """Rules typing the elements of a set's ``value_key`` list by its ``of`` (name or mapping)."""
     rules = []
     for kind in _ELEMENT_KINDS:
@@ -150,7 +154,9 @@ def _set_items(value_key: str) -> list[Schema]:
         }
         rules.append({
             "if": {"properties": {"of": declared_as}, "required": ["of"]},
-            "then": {"properties": {value_key: {"items": _value(kind)}}},
+            "then": {
+                "properties": {value_key: {"description": description, "items": _value(kind)}},
+            },
         })
     return rules
 
@@ -175,7 +181,7 @@ def _declaration(
             text = extras[value_key]["description"]
             properties[value_key] = {**_value(kind), "description": text}
             if kind == "set":
-                then["allOf"] = _set_items(value_key)
+                then["allOf"] = _set_items(value_key, text)
         rules.append({
             "if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
             "then": then,
@@ -471,7 +477,7 @@ def json_schema() -> dict[str, Any]:
     A fresh, JSON-serialisable dict on every call (callers may change it).
     """
     dotted = _names("", DOTTED.pattern)
-    return {
+    schema: Schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "railguard spec",
@@ -544,3 +550,5 @@ def json_schema() -> dict[str, Any]:
         "additionalProperties": False,
         "$defs": _defs(),
     }
+    # Parts such as the per-kind keys are shared module constants: hand out a private copy.
+    return copy.deepcopy(schema)

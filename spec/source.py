@@ -172,12 +172,22 @@ _TOKEN_NAMES = {
 def _yaml_message(exc: yaml.MarkedYAMLError, file: str) -> LoadError:
     mark = exc.problem_mark or exc.context_mark
     problem = (exc.problem or exc.context or "the text is not valid YAML").rstrip(".")
+    if (exc.context or "").startswith("while scanning a simple key") and exc.context_mark:
+        # The scanner gives up a line later; the key without its `:` is the mistake.
+        return _error(
+            "invalid YAML: this key is not followed by `:`, as every line of a mapping "
+            "needs `key: value`",
+            _mark(file, exc.context_mark),
+        )
     if "'\\t'" in problem:
         problem = "a tab character cannot indent YAML or start a value; use spaces"
+    elif problem == "mapping values are not allowed here":
+        problem = "a `:` is not allowed here (quote a value that contains `: `)"
     else:
         problem = re.sub(
             r"'?<([a-z ]+)>'?", lambda m: _TOKEN_NAMES.get(m.group(1), m.group(1)), problem
         )
+        problem = problem.replace("found '?'", "found a key").replace("found ':'", "found `:`")
     context = ""
     if (
         exc.problem

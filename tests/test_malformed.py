@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import subprocess
 import time
@@ -32,6 +33,8 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "yaml_syntax_error.yaml": (6, "flow mapping that starts on line 5"),
     "yaml_bad_indentation.yaml": (6, "expected the end of an indented block"),
     "yaml_tab_indentation.yaml": (5, "a tab character cannot indent YAML"),
+    "yaml_missing_colon.yaml": (4, "this key is not followed by `:`"),
+    "yaml_unquoted_colon.yaml": (4, "quote a value that contains `: `"),
     "json_syntax_error.json": (11, "invalid JSON: expecting property name"),
     "json_trailing_comma.json": (13, "invalid JSON"),
     "json_nan.json": (5, "`NaN` is not allowed"),
@@ -140,6 +143,8 @@ COLUMNS: dict[str, int] = {
     "not_utf8.yaml": 10,
     "alias_recursive.yaml": 10,
     "yaml_tab_indentation.yaml": 1,
+    "yaml_missing_colon.yaml": 1,
+    "yaml_unquoted_colon.yaml": 21,
 }
 
 #: Cases whose one mistake must not cascade into follow-on problems.
@@ -276,3 +281,27 @@ def test_json_twin_of_an_example_loads_the_same_spec(example: Path, indent: int 
     data = yaml.safe_load(example.read_text(encoding="utf-8"))
     twin = loads(json.dumps(data, indent=indent, ensure_ascii=False), f"{example.stem}.json")
     assert twin == load(example)
+
+
+def test_mangled_examples_never_crash_the_loader() -> None:
+    """Cut and splice the examples at random: a spec or a clean `LoadError`, never a crash."""
+    rng = random.Random(20261127)
+    sources = []
+    for example in sorted(EXAMPLES.glob("*.yaml")):
+        text = example.read_text(encoding="utf-8")
+        sources += [(text, "mangled.yaml"), (json.dumps(yaml.safe_load(text)), "mangled.json")]
+    pieces = ['"', "'", ":", "- ", "[", "{", "}", "]", "\n", "\t", "&a ", "*a", "!!", "#", ","]
+    for _ in range(400):
+        text, name = rng.choice(sources)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(text))
+            if rng.random() < 0.5:
+                text = text[:at] + text[at + rng.randint(1, 8) :]
+            else:
+                text = text[:at] + rng.choice(pieces) + text[at:]
+        try:
+            loads(text, name)
+        except LoadError as error:
+            for problem in error.problems:
+                _assert_one_sentence(problem.message)
+                assert problem.location.line >= 1, problem

@@ -189,7 +189,11 @@ def test_the_schema_serialises_to_json_and_back_unchanged() -> None:
 def test_each_call_returns_a_fresh_schema() -> None:
     first = json_schema()
     first["properties"].clear()
-    assert json_schema()["properties"]
+    for rule in first["$defs"]["variable"]["allOf"]:
+        rule["then"]["properties"].clear()
+    second = json_schema()
+    assert second["properties"]
+    assert all(rule["then"]["properties"] for rule in second["$defs"]["variable"]["allOf"])
 
 
 def test_every_property_has_a_description() -> None:
@@ -344,6 +348,9 @@ MALFORMED: list[tuple[str, Change, str]] = [
     ("a_set_of_sets",
      _put("variables", "tags", {"type": "set", "of": {"type": "set", "of": "int"}}),
      "sets of sets are not supported"),
+    ("a_set_with_an_element_of_another_kind",
+     _put("variables", "tags", {"type": "set", "of": "int", "initial": ["a"]}),
+     "`initial` must be an integer"),
     ("a_principal_with_an_initial_id", _put("variables", "requested_by", "initial", "alice"),
      "a principal starts unset"),
     ("a_context_flag_that_is_not_a_boolean", _put("variables", "amount", "context", "sure"),

@@ -1,0 +1,36 @@
+"""The exception base of :mod:`railguard.runtime`."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CertificateRequired",
+    "ConflictError",
+    "ExecutionError",
+    "InstanceExists",
+    "StoreError",
+    "UnknownInstance",
+]
+
+
+class ExecutionError(Exception):
+    """Base of every error raised by :mod:`railguard.runtime`."""
+
+
+class CertificateRequired(ExecutionError):
+    """The spec has no valid certificate and the caller did not opt out."""
+
+
+class StoreError(ExecutionError):
+    """The state store failed or holds data it cannot read."""
+
+
+class ConflictError(StoreError):
+    """Another writer changed the instance first (optimistic versioning)."""
+
+
+class UnknownInstance(ExecutionError):
+    """No instance has the given id."""
+
+
+class InstanceExists(ExecutionError):
+    """An instance with the given id already exists."""

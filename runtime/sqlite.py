@@ -1,0 +1,238 @@
+"""The embedded default store: SQLite in WAL mode.
+
+Durability is explicit: ``synchronous="FULL"`` (the default) makes every committed step
+survive a process crash *and* a power loss; ``"NORMAL"`` survives a process crash but may
+lose the last steps on power loss (faster). Writers take the database lock up front
+(``BEGIN IMMEDIATE``) and wait up to ``busy_timeout`` seconds for it, so several processes
+can share one file. Audit records are protected by triggers that refuse UPDATE and DELETE.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from .audit import AuditRecord
+from .errors import ConflictError, InstanceExists, StoreError
+from .store import InstanceRow, NewTimer, Timer
+
+__all__ = ["SQLiteStore"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (
+    id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    spec_hash TEXT NOT NULL,
+    state TEXT NOT NULL,
+    vals TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    audit_head TEXT NOT NULL,
+    context TEXT NOT NULL,
+    pending TEXT,
+    compensations TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    instance TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (instance, seq)
+);
+CREATE TABLE IF NOT EXISTS timers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    due_at REAL NOT NULL,
+    version INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    claimed_until REAL,
+    claimed_by TEXT,
+    done INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS timers_due ON timers (done, due_at);
+CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+"""
+
+Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+
+class SQLiteStore:
+    """A store in one SQLite file (``":memory:"`` for a private in-memory database)."""
+
+    def __init__(self, path: str | os.PathLike[str] = "railguard.db", *, synchronous: Synchronous = "FULL", busy_timeout: float = 30.0) -> None:
+        self.path = os.fspath(path)
+        self.synchronous = synchronous
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the SQLite store `{self.path}`: {exc}") from None
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot lock the SQLite store `{self.path}`: {exc}") from None
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    db.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    db.execute("ROLLBACK")
+                    raise StoreError(f"cannot commit to the SQLite store `{self.path}`: {exc}") from None
+
+    # ------------------------------------------------------------------ instances
+
+    def create(self, row: InstanceRow, records: Sequence[AuditRecord], timers: Sequence[NewTimer] = ()) -> None:
+        with self._write() as db:
+            try:
+                db.execute(
+                    "INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    _row_params(row),
+                )
+            except sqlite3.IntegrityError:
+                raise InstanceExists(f"instance `{row.id}` already exists") from None
+            self._append(db, records)
+            self._add_timers(db, timers)
+
+    def get(self, instance: str) -> InstanceRow | None:
+        with self._lock:
+            found = self._db.execute("SELECT * FROM instances WHERE id = ?", (instance,)).fetchone()
+        return None if found is None else _row(found)
+
+    def commit(
+        self,
+        row: InstanceRow,
+        expected_version: int,
+        records: Sequence[AuditRecord],
+        timers: Sequence[NewTimer] = (),
+        cancel: Sequence[str] = (),
+    ) -> None:
+        with self._write() as db:
+            params = _row_params(row)
+            changed = db.execute(
+                "UPDATE instances SET workflow=?, spec_hash=?, state=?, vals=?, version=?, status=?, audit_head=?, "
+                "context=?, pending=?, compensations=?, created_at=?, updated_at=? WHERE id=? AND version=?",
+                (*params[1:], row.id, expected_version),
+            ).rowcount
+            if changed != 1:
+                raise ConflictError(f"instance `{row.id}` changed since version {expected_version}")
+            if cancel:
+                marks = ",".join("?" for _ in cancel)
+                db.execute(f"UPDATE timers SET done = 1 WHERE instance = ? AND done = 0 AND kind IN ({marks})", (row.id, *cancel))  # noqa: S608
+            self._append(db, records)
+            self._add_timers(db, timers)
+
+    def _append(self, db: sqlite3.Connection, records: Sequence[AuditRecord]) -> None:
+        db.executemany(
+            "INSERT INTO audit VALUES (?,?,?,?,?)",
+            [(r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash) for r in records],
+        )
+
+    def _add_timers(self, db: sqlite3.Connection, timers: Sequence[NewTimer]) -> None:
+        db.executemany(
+            "INSERT INTO timers (instance, kind, due_at, version, payload) VALUES (?,?,?,?,?)",
+            [(t.instance, t.kind, t.due_at, t.version, json.dumps(t.payload, sort_keys=True)) for t in timers],
+        )
+
+    def audit(self, instance: str | None = None) -> list[AuditRecord]:
+        with self._lock:
+            if instance is None:
+                rows = self._db.execute("SELECT a.* FROM audit a JOIN instances i ON i.id = a.instance ORDER BY i.rowid, a.seq").fetchall()
+                orphans = self._db.execute("SELECT * FROM audit WHERE instance NOT IN (SELECT id FROM instances) ORDER BY instance, seq").fetchall()
+                rows = rows + orphans
+            else:
+                rows = self._db.execute("SELECT * FROM audit WHERE instance = ? ORDER BY seq", (instance,)).fetchall()
+        return [AuditRecord(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
+
+    def instances(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT id FROM instances ORDER BY rowid")]
+
+    # ------------------------------------------------------------------ due work
+
+    def claim_due(self, now: float, lease: float, limit: int = 10, worker: str = "") -> list[Timer]:
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT id, instance, kind, due_at, version, payload FROM timers "
+                "WHERE done = 0 AND due_at <= ? AND (claimed_until IS NULL OR claimed_until < ?) "
+                "ORDER BY due_at, id LIMIT ?",
+                (now, now, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE timers SET claimed_until = ?, claimed_by = ? WHERE id = ?",
+                [(now + lease, worker, r[0]) for r in rows],
+            )
+        return [Timer(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def finish_timer(self, timer_id: int) -> None:
+        with self._write() as db:
+            db.execute("UPDATE timers SET done = 1 WHERE id = ?", (timer_id,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _row_params(row: InstanceRow) -> tuple[Any, ...]:
+    return (
+        row.id,
+        row.workflow,
+        row.spec_hash,
+        row.state,
+        json.dumps(row.values, sort_keys=True),
+        row.version,
+        row.status,
+        row.audit_head,
+        json.dumps(row.context, sort_keys=True),
+        None if row.pending is None else json.dumps(row.pending, sort_keys=True),
+        json.dumps(row.compensations),
+        row.created_at,
+        row.updated_at,
+    )
+
+
+def _row(r: Sequence[Any]) -> InstanceRow:
+    return InstanceRow(
+        id=r[0],
+        workflow=r[1],
+        spec_hash=r[2],
+        state=r[3],
+        values=json.loads(r[4]),
+        version=r[5],
+        status=r[6],
+        audit_head=r[7],
+        context=json.loads(r[8]),
+        pending=None if r[9] is None else json.loads(r[9]),
+        compensations=json.loads(r[10]),
+        created_at=r[11],
+        updated_at=r[12],
+    )

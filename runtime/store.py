@@ -1,0 +1,116 @@
+"""The store interface: instances, their audit chains and due work, behind one protocol.
+
+A store commits an instance's new state, variables and version *in the same transaction* as
+the audit records of that step, with optimistic versioning (``expected_version``): if another
+writer got there first, nothing is written and :class:`~railguard.runtime.errors.ConflictError`
+is raised. Due work (timeouts, effects to resume) is claimed with a lease so that a crashed
+worker's claims expire and another worker resumes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .audit import AuditRecord
+
+__all__ = ["InstanceRow", "NewTimer", "Store", "Timer"]
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRow:
+    """An instance as stored. ``values``/``context`` are JSON-ready (see :mod:`.codec`).
+
+    ``status`` is ``active``, ``effect-pending`` (an effect's outcome is not yet recorded),
+    ``compensating`` (running owed compensations), ``stuck`` (a compensation could not complete:
+    an operator must act) or ``done`` (resting in a terminal state).
+    """
+
+    id: str
+    workflow: str
+    spec_hash: str
+    state: str
+    values: dict[str, Any]
+    version: int
+    status: str
+    audit_head: str
+    context: dict[str, Any] = field(default_factory=dict)
+    pending: dict[str, Any] | None = None
+    compensations: list[dict[str, Any]] = field(default_factory=list)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class NewTimer:
+    """Work to do at ``due_at`` (epoch seconds): ``kind`` is ``timeout`` or ``resume``."""
+
+    instance: str
+    kind: str
+    due_at: float
+    version: int
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A claimed piece of due work."""
+
+    id: int
+    instance: str
+    kind: str
+    due_at: float
+    version: int
+    payload: dict[str, Any]
+
+
+class Store(Protocol):
+    """What the engine needs from durable storage."""
+
+    def create(self, row: InstanceRow, records: Sequence[AuditRecord], timers: Sequence[NewTimer] = ()) -> None:
+        """Insert a new instance with its first audit records; InstanceExists if the id is taken."""
+        ...
+
+    def get(self, instance: str) -> InstanceRow | None:
+        """The instance's current row, or None."""
+        ...
+
+    def commit(
+        self,
+        row: InstanceRow,
+        expected_version: int,
+        records: Sequence[AuditRecord],
+        timers: Sequence[NewTimer] = (),
+        cancel: Sequence[str] = (),
+    ) -> None:
+        """Replace the instance row (if its version is still ``expected_version``), append the
+        audit records, add timers and cancel the instance's pending timers of the ``cancel``
+        kinds — all in one transaction; ConflictError if the version moved."""
+        ...
+
+    def audit(self, instance: str | None = None) -> list[AuditRecord]:
+        """Audit records of one instance (or all), ordered by instance then position."""
+        ...
+
+    def instances(self) -> list[str]:
+        """Every instance id, in creation order."""
+        ...
+
+    def claim_due(self, now: float, lease: float, limit: int = 10, worker: str = "") -> list[Timer]:
+        """Claim up to ``limit`` timers due at ``now`` for ``lease`` seconds (skipping ones
+        another worker holds)."""
+        ...
+
+    def finish_timer(self, timer_id: int) -> None:
+        """Mark a claimed timer done."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def row_with(row: InstanceRow, **changes: Any) -> InstanceRow:
+    """A copy of ``row`` with fields replaced."""
+    from dataclasses import replace
+
+    return replace(row, **changes)
