@@ -383,7 +383,8 @@ class Engine:
         resume = NewTimer(row.id, "resume", self._ts() + self.lease, row.version + 1, {})
         new, records = self._commit(row, payloads, timers=[resume], cancel=("timeout",), status="compensating", pending=pending)
         result = self._compensate(new)
-        return StepResult(row.id, False, None, "error-exit", reason, result.state, result.values, result.version, result.status, tuple(records) + result.records)
+        code, why = (result.code, f"{reason}; then {result.reason}") if result.status == "stuck" else ("error-exit", reason)
+        return StepResult(row.id, False, None, code, why, result.state, result.values, result.version, result.status, tuple(records) + result.records)
 
     def _compensate(self, row: InstanceRow) -> StepResult:
         """Run the owed compensations in reverse order, each committed on its own; then rest

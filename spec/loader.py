@@ -489,8 +489,9 @@ class _Validator:
                         spec["initial"], declared, (*path, "initial"), owner, "initial"
                     )
                 else:
-                    initial = _default(declared)
-                    if (initial is None and declared.kind != "principal") or not declared.contains(
+                    # A context variable without `initial` must be supplied when an instance starts.
+                    initial = None if context else _default(declared)
+                    if not context and (initial is None and declared.kind != "principal") or not declared.contains(
                         initial
                     ):
                         if not context:
@@ -1045,6 +1046,9 @@ def _to_decimal(value: Any) -> Decimal | None:
         return None
     if isinstance(value, int):
         return Decimal(value)
+    if isinstance(value, float):
+        # Only from Python data (`load_data`): read the float as the digits it prints as.
+        value = repr(value)
     if isinstance(value, str):
         try:
             dec = Decimal(value.strip())
@@ -1143,7 +1147,7 @@ def _kind(value: Any) -> str:
         return "a number"
     if isinstance(value, str):
         return f"the text `{value[:40]}`"
-    return type(value).__name__
+    return f"a Python `{type(value).__name__}` object"
 
 
 def _show(value: Any) -> str:

@@ -244,16 +244,17 @@ class Spec:
 
     def compiled(self, expression: Expression) -> Compiled:
         """The runtime closure for ``expression`` (cached per spec)."""
-        cache: dict[Node, Compiled] = self._compiled_cache
-        fn = cache.get(expression.tree)
-        if fn is None:
+        # Keyed by identity: hashing a tree on every evaluation would cost more than the guard.
+        cache = self._compiled_cache
+        entry = cache.get(id(expression))
+        if entry is None or entry[0] is not expression:
             from .evaluate import compile_expression
 
-            fn = cache[expression.tree] = compile_expression(expression.tree)
-        return fn
+            entry = cache[id(expression)] = (expression, compile_expression(expression.tree))
+        return entry[1]
 
     @cached_property
-    def _compiled_cache(self) -> dict[Node, Compiled]:
+    def _compiled_cache(self) -> dict[int, tuple[Expression, Compiled]]:
         return {}
 
     def to_dict(self) -> dict[str, Any]:

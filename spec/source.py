@@ -68,7 +68,7 @@ class Document:
             if probe in self.values:
                 return self.values[probe]
             probe = probe[:-1]
-        return self.values.get((), Location(self.file, 1, 1))
+        return self.values.get((), Location(self.file))  # plain data: no positions
 
 
 def one_line(message: str) -> str:

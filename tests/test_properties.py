@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from railguard.spec import (
@@ -147,7 +147,9 @@ def _no_dynamic_code() -> Iterator[None]:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("railguard called eval or exec")
 
-    def ast_only(source: Any, filename: Any, mode: str, flags: int = 0, *args: Any, **kwargs: Any) -> Any:
+    def ast_only(
+        source: Any, filename: Any, mode: str, flags: int = 0, *args: Any, **kwargs: Any
+    ) -> Any:
         if not flags & ast.PyCF_ONLY_AST:
             raise AssertionError("railguard compiled code")
         return real_compile(source, filename, mode, flags, *args, **kwargs)
@@ -218,7 +220,9 @@ def test_unparse_then_parse_gives_back_the_tree_and_check_gives_the_requested_ty
 def test_a_chained_comparison_parses_as_the_and_of_its_pairs(data: st.DataObject) -> None:
     scope = data.draw(scopes(max_vars=2, max_params=0))
     operands = [data.draw(expressions(scope, "int", max_depth=2)) for _ in range(3)]
-    ops = data.draw(st.lists(st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), min_size=2, max_size=2))
+    ops = data.draw(
+        st.lists(st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), min_size=2, max_size=2)
+    )
     texts = [f"({unparse(o)})" for o in operands]
     chained = parse(f"{texts[0]} {ops[0]} {texts[1]} {ops[1]} {texts[2]}")
     pairs = (Compare(ops[0], operands[0], operands[1]), Compare(ops[1], operands[1], operands[2]))
@@ -254,16 +258,18 @@ def test_every_guard_and_assignment_of_a_generated_spec_evaluates_without_eval_o
         spec = load_data(document)
     for index, transition in enumerate(spec.transitions):
         env = data.draw(environments(_transition_scope(spec, index)))
-        expressions_ = [e for _, e in transition.assign]
+        wanted = [(e, ExprType.of(spec.variable_map[n].type)) for n, e in transition.assign]
         if transition.guard is not None:
-            expressions_.append(transition.guard)
-        with _no_dynamic_code():
-            for expression in expressions_:
+            wanted.append((transition.guard, ExprType("bool")))
+        for expression, want in wanted:
+            with _no_dynamic_code():
                 fn = spec.compiled(expression)
                 try:
-                    fn(env.variables, env.params, env.actor, env.state)
+                    value = fn(env.variables, env.params, env.actor, env.state)
                 except EvaluationError:
-                    pass
+                    continue
+            # The value has the variable's type, though it may leave the declared domain.
+            assert _has_type(value, want), (expression.text, value)
 
 
 # --------------------------------------------------------------------------- hostile input
@@ -304,19 +310,25 @@ def _parse_check_run(text: str, env: Environment) -> None:
         value = _run(tree, env)
     except EvaluationError:
         return
-    if kind.kind in ("bool", "int", "decimal", "principal", "set"):
-        assert _has_type(value, kind if kind.kind != "set" else ExprType("set", elem=ExprType("enum", COLORS.values)))
+    if kind.kind == "set":
+        assert _has_type(value, ExprType.of(Type("set", of=COLORS)))
+    elif kind.kind in ("bool", "int", "decimal", "principal"):
+        assert _has_type(value, kind)
 
 
 @MANY
 @given(st.text(), environments(RICH_SCOPE))
-def test_arbitrary_text_parses_and_checks_or_raises_expression_error(text: str, env: Environment) -> None:
+def test_arbitrary_text_parses_and_checks_or_raises_expression_error(
+    text: str, env: Environment
+) -> None:
     _parse_check_run(text, env)
 
 
 @MANY
 @given(grammar_text, environments(RICH_SCOPE))
-def test_grammar_like_text_parses_and_checks_or_raises_expression_error(text: str, env: Environment) -> None:
+def test_grammar_like_text_parses_and_checks_or_raises_expression_error(
+    text: str, env: Environment
+) -> None:
     with _no_dynamic_code():
         _parse_check_run(text, env)
 
@@ -329,12 +341,16 @@ JUNK = st.recursive(
     | st.decimals(allow_nan=False)
     | st.text(max_size=8)
     | st.sampled_from(["s0", "s1", "ev0", "perm.0", "x0", "int", "enum", "public", "true", "15m"]),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(
-        st.sampled_from(["type", "min", "max", "initial", "from", "to", "event", "values", "of"])
-        | st.text(max_size=6),
-        children,
-        max_size=3,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                ["type", "min", "max", "initial", "from", "to", "event", "values", "of"]
+            )
+            | st.text(max_size=6),
+            children,
+            max_size=3,
+        )
     ),
     max_leaves=8,
 )
@@ -368,6 +384,10 @@ def _spoil(document: dict[str, Any], path: tuple[Any, ...], junk: Any, how: str)
     return root
 
 
+def _unhashable(value: Any) -> bool:
+    return isinstance(value, list | dict)
+
+
 def _copy(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _copy(v) for k, v in value.items()}
@@ -383,6 +403,8 @@ def test_junk_anywhere_in_a_spec_document_loads_or_raises_load_error(data: st.Da
     path = data.draw(st.sampled_from(list(_paths(document))), label="path")
     junk = data.draw(JUNK, label="junk")
     how = data.draw(st.sampled_from(["replace", "add"]), label="how")
+    # Known loader bug, pinned below: an unhashable event or role name raises TypeError.
+    assume(not (_unhashable(junk) and ("precedes" in path or path[:1] == ("exclusive_roles",))))
     spoiled = _spoil(document, path, junk, how)
     try:
         spec = load_data(spoiled)
@@ -479,9 +501,9 @@ def test_decimal_literals_and_decimal_arithmetic_are_exact() -> None:
     assert evaluate(parse("-x"), {"x": Decimal("-1234567890123456789012345678901.5")}) == Decimal(
         "1234567890123456789012345678901.5"
     )
-    assert evaluate(parse("abs(x)"), {"x": Decimal("-1234567890123456789012345678901.5")}) == Decimal(
-        "1234567890123456789012345678901.5"
-    )
+    assert evaluate(
+        parse("abs(x)"), {"x": Decimal("-1234567890123456789012345678901.5")}
+    ) == Decimal("1234567890123456789012345678901.5")
 
 
 def test_numerically_equal_decimal_literals_print_the_same_so_equal_specs_hash_the_same() -> None:
@@ -494,9 +516,15 @@ def test_numerically_equal_decimal_literals_print_the_same_so_equal_specs_hash_t
         "name": "n",
         "roles": {"r": ["p"]},
         "variables": {"x": {"type": "decimal", "initial": "0"}},
-        "states": {"a": {"initial": True}, "b": {"terminal": "success"}, "f": {"terminal": "failure"}},
+        "states": {
+            "a": {"initial": True},
+            "b": {"terminal": "success"},
+            "f": {"terminal": "failure"},
+        },
         "on_error": "f",
-        "transitions": [{"event": "e", "from": "a", "to": "b", "permission": "p", "guard": "x > 1.0"}],
+        "transitions": [
+            {"event": "e", "from": "a", "to": "b", "permission": "p", "guard": "x > 1.0"}
+        ],
     }
     other = _copy(base)
     other["transitions"][0]["guard"] = "x > 1.00"
@@ -537,7 +565,7 @@ def test_text_with_a_lone_surrogate_round_trips() -> None:
     [
         'color == ("red" if flag else "green")',
         'tags == ["red"]',
-        'tags == (tags if flag else [])',
+        "tags == (tags if flag else [])",
         '"red" in (["red"] if flag else tags)',
     ],
 )
@@ -548,6 +576,41 @@ def test_text_literals_and_lists_of_them_meet_enums_and_sets(text: str) -> None:
 def test_text_literal_alternatives_can_be_assigned_to_an_enum_but_not_unknown_ones() -> None:
     assert assignable(COLORS, check(parse('"red" if flag else "green"'), RICH_SCOPE))
     assert not assignable(COLORS, check(parse('"red" if flag else "pink"'), RICH_SCOPE))
-    assert assignable(Type("set", of=COLORS), check(parse('tags if flag else []'), RICH_SCOPE))
+    assert assignable(Type("set", of=COLORS), check(parse("tags if flag else []"), RICH_SCOPE))
     with pytest.raises(ExpressionError, match="'pink' is not one of red, green, blue"):
         check(parse('color == ("red" if flag else "pink")'), RICH_SCOPE)
+
+
+# --------------------------------------------------------------------------- known bugs elsewhere
+
+MINIMAL = {
+    "railguard": 1,
+    "name": "n",
+    "roles": {"r": ["p"], "q": ["p"]},
+    "states": {"a": {"initial": True}, "b": {"terminal": "success"}, "f": {"terminal": "failure"}},
+    "on_error": "f",
+    "transitions": [{"event": "e", "from": "a", "to": "b", "permission": "p"}],
+}
+
+
+@pytest.mark.xfail(
+    raises=TypeError, strict=True, reason="spec/loader.py looks event names up in a set"
+)
+def test_a_list_as_a_precedes_event_is_a_load_error() -> None:
+    document = {**MINIMAL, "invariants": [{"name": "i", "precedes": {"first": [], "then": "e"}}]}
+    with pytest.raises(LoadError):
+        load_data(document)
+
+
+@pytest.mark.xfail(
+    raises=TypeError, strict=True, reason="spec/loader.py looks role names up in a set"
+)
+def test_a_list_as_an_exclusive_role_is_a_load_error() -> None:
+    with pytest.raises(LoadError):
+        load_data({**MINIMAL, "exclusive_roles": [["r", []]]})
+
+
+@pytest.mark.xfail(strict=True, reason="spec/dump.py writes U+0085 plain; YAML reads it as a space")
+def test_yaml_dumps_keep_a_next_line_character() -> None:
+    spec = load_data({**MINIMAL, "description": "a\x85b"})
+    assert loads(dumps(spec)).description == "a\x85b"

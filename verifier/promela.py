@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from railguard.spec import Spec, Transition
 from railguard.spec.expr import (
@@ -83,6 +84,11 @@ _KEYWORDS = frozenset(
 )
 
 
+_FIXED = frozenset(
+    {"P_UNSET", "P_SYSTEM", "P_FRESH", "PROBE", "check_invariants", "canonical", "end"}
+)
+
+
 class PromelaError(VerifierError):
     """The spec cannot be exported to Promela (it is not finite, or SPIN cannot hold its data)."""
 
@@ -112,7 +118,7 @@ class _Names:
     """Readable, unique Promela identifiers."""
 
     def __init__(self) -> None:
-        self.taken: set[str] = set(_KEYWORDS)
+        self.taken: set[str] = set(_KEYWORDS | _FIXED)
 
     def make(self, prefix: str, *parts: str) -> str:
         body = "__".join(re.sub(r"[^A-Za-z0-9_]", "_", p) for p in parts)
@@ -374,8 +380,27 @@ class _Exporter:
                 kind,
             )
         if isinstance(node, Call):
+            if node.func == "len" and not isinstance(node.args[0], ListExpr):
+                return self._text_length(node.args[0], env)
             return self._call(node.func, [rec(a, env) for a in node.args])
         raise PromelaError(f"{env.label}`{unparse(node)}` has no Promela model")
+
+    def _text_length(self, node: Node, env: _Env) -> _Code:
+        """``len`` of text: literal text, or a choice between texts (str variables are refused)."""
+        if isinstance(node, Literal) and isinstance(node.value, str):
+            size = len(node.value)
+            return _Code(str(size), None, size, size, "int")
+        if isinstance(node, Conditional):
+            cond = self.translate(node.cond, env)
+            then, orelse = self._text_length(node.then, env), self._text_length(node.orelse, env)
+            return _Code(
+                f"({cond.text} -> {then.text} : {orelse.text})",
+                _and(cond.ok),
+                min(then.low, orelse.low),
+                max(then.high, orelse.high),
+                "int",
+            )
+        raise PromelaError(f"{env.label}`len({unparse(node)})` has no Promela model")
 
     def _param(self, node: Param, env: _Env) -> _Code:
         if env.defaults or env.actor == "P_SYSTEM":
@@ -458,12 +483,6 @@ class _Exporter:
         ok = _and(*(a.ok for a in args))
         if func == "len":
             (only,) = args
-            if only.kind == "code":
-                # only text literals reach here (str variables are refused)
-                name = next((t for t, c in self.codes.items() if self.code_of(t) == only.text), None)
-                if name is None:
-                    raise PromelaError("`len` of text that is not a literal has no Promela model")
-                return _Code(str(len(name)), ok, len(name), len(name), "int")
             terms = []
             for i, item in enumerate(only.items):
                 earlier = [self._equal(item, other) for other in only.items[:i]]
@@ -533,7 +552,7 @@ class _Exporter:
         out.line(f"{state_type} {self.state_var} = {initial};")
         for variable in spec.variables:
             declared = variable.type
-            low, high = self.range_of(declared)
+            low, high = self._choice_range(declared) if variable.context else self.range_of(declared)
             ctype = _c_type(low, high) if declared.kind != "principal" else "byte"
             name = self.var_names[variable.name]
             if variable.context or declared.kind == "principal":
@@ -590,7 +609,6 @@ class _Exporter:
         spec = self.spec
         out.line("inline check_invariants() {")
         with out.indent():
-            env = _Env(label="")
             for inv in spec.invariants:
                 if inv.expr is None:
                     continue
@@ -600,7 +618,6 @@ class _Exporter:
                 out.line(f"/* {inv.kind}: {_comment(inv.expr.text)} */")
                 out.line(f"{self.inv_names[inv.name]} = {cond};")
                 out.line(f"assert({self.inv_names[inv.name]});")
-            del env
             out.line("#ifdef PROBE")
             out.line(f"{self.probe} = !(PROBE);")
             out.line(f"assert({self.probe});")
@@ -712,7 +729,9 @@ class _Exporter:
             if state.timeout is not None and state.timeout.event is not None:
                 event = state.timeout.event
                 candidates = [t for t in spec.transitions_from(state.name) if t.event == event]
-                yield self._timeout_move(state.name, event, candidates)
+                timeout = self._timeout_move(state.name, event, candidates)
+                if timeout is not None:
+                    yield timeout
         for state in spec.states:
             target = spec.error_target(state.name)
             if target is not None:
@@ -742,6 +761,7 @@ class _Exporter:
     def _person_move(self, source: str, event: str, candidates: list[Transition]) -> _Move | None:
         uses_actor = any(_uses(t, Actor) for t in candidates)
         options: list[str] = []
+        unguarded = False
         if uses_actor:
             # one of the stored people, with their roles ...
             for ident in range(2, len(self.principals) + 2):
@@ -754,6 +774,7 @@ class _Exporter:
             for roles in self.role_sets:
                 if any(self._permits(t, roles) for t in candidates):
                     options.append(f"{self.actor_var} = P_FRESH" + self._role_text(roles))
+                    unguarded = True
         else:
             # identity unused: one role set per distinct pattern of permitted candidates
             patterns: set[tuple[bool, ...]] = set()
@@ -762,7 +783,8 @@ class _Exporter:
                 if any(pattern) and pattern not in patterns:
                     patterns.add(pattern)
                     options.append("skip" + self._role_text(roles))
-        if not any(o.startswith((f"{self.actor_var} = P_FRESH", "skip")) for o in options):
+                    unguarded = True
+        if not unguarded:
             return None  # no role set permits any candidate: the event is always refused here
         signature = self.signatures[event]
         used = sorted({n.name for t in candidates for n in _nodes(t, Param) if n.name in signature})
@@ -793,8 +815,10 @@ class _Exporter:
 
         return write
 
-    def _timeout_move(self, source: str, event: str, candidates: list[Transition]) -> _Move:
+    def _timeout_move(self, source: str, event: str, candidates: list[Transition]) -> _Move | None:
         signature = self.signatures[event]
+        if any(name not in self.defaults[event] for name in signature):
+            return None  # the event's signature has a required param: the system cannot fire it
         defaults = {
             name: (self.literal(value, signature[name]), signature[name])
             for name, value in self.defaults[event].items()
@@ -847,9 +871,9 @@ class _Exporter:
             out.push()
             depth += 1
         out.line("skip\t/* guard-false or permission-denied: refused */")
-        for _ in range(depth):
+        for level in range(depth):
             out.pop()
-            out.line("fi;")
+            out.line("fi;" if level == depth - 1 else "fi")
 
     def _apply(self, out: _Writer, transition: Transition, env: _Env) -> None:
         assigned = [(name, self.translate(expr.tree, env)) for name, expr in transition.assign]
@@ -917,9 +941,6 @@ class _Exporter:
         return f"({identity} < 2 -> 0 : {text})"
 
 
-_Move = "Callable[[_Writer], None]"
-
-
 def _walk(node: Node) -> Iterator[Node]:
     yield node
     for child in children(node):
@@ -949,7 +970,9 @@ class _Writer:
         self.level = 0
 
     def line(self, text: str = "") -> None:
-        self.lines.append("    " * self.level + text if text else "")
+        # preprocessor directives stay in the first column
+        raw = not text or text.startswith("#")
+        self.lines.append(text if raw else "    " * self.level + text)
 
     def push(self, by: int = 1) -> None:
         self.level += by
@@ -974,3 +997,6 @@ class _Indent:
 
     def __exit__(self, *exc: object) -> None:
         self.writer.pop(self.by)
+
+
+_Move: TypeAlias = Callable[[_Writer], None]

@@ -535,8 +535,10 @@ def expressions(
 
 
 def _text(draw: st.DrawFn) -> str:
-    # Descriptions: any text a YAML or JSON file can carry (no lone surrogates).
-    alphabet = st.characters(exclude_categories=["Cs"])
+    # Descriptions: any text a YAML or JSON file can carry (no lone surrogates). NEL (U+0085)
+    # is left out until `dumps` quotes it: written plain, YAML reads it back as a space
+    # (pinned by tests/test_properties.py::test_yaml_dumps_keep_a_next_line_character).
+    alphabet = st.characters(exclude_categories=["Cs"], exclude_characters="\x85")
     return draw(st.text(alphabet, min_size=1, max_size=12))
 
 
