@@ -19,6 +19,7 @@ from .errors import (
     StoreError,
     UnknownInstance,
 )
+from .memory import MemoryMachine
 from .sqlite import SQLiteStore
 from .store import InstanceRow, Store
 
@@ -37,6 +38,7 @@ __all__ = [
     "InstanceExists",
     "InstanceRow",
     "ManualClock",
+    "MemoryMachine",
     "RetryPolicy",
     "SQLiteStore",
     "StaticDirectory",

@@ -402,10 +402,11 @@ class Engine:
             ok, result, attempts = self._call(owed["compensate"], call)
             info = {"name": owed["compensate"], "key": key, "step": owed["step"], "ok": ok, "attempts": attempts, ("result" if ok else "error"): result}
             if not ok:
-                payload = {"kind": "stuck", "reason": f"compensation `{owed['compensate']}` failed after {attempts} attempts: {result}", "compensation": info, "state": row.state}
+                why = f"compensation `{owed['compensate']}` failed after {attempts} attempts: {result}"
+                payload: dict[str, Any] = {"kind": "stuck", "reason": why, "compensation": info, "state": row.state}
                 row, records = self._commit(row, [payload], cancel=("resume",), status="stuck")
                 all_records.extend(records)
-                return self._result(row, all_records, accepted=False, event=None, code="stuck", reason=payload["reason"])
+                return self._result(row, all_records, accepted=False, event=None, code="stuck", reason=why)
             payload = {"kind": "compensation", "compensation": info, "state": row.state}
             row, records = self._commit(row, [payload], compensations=row.compensations[:-1])
             all_records.extend(records)

@@ -1,1 +1,465 @@
-"""(being written)"""
+"""Replay: re-derive an instance from its audit log with the reference semantics, and compare.
+
+Every decision the engine makes is recorded; replay makes it again. A ``start`` record must
+give the spec's initial values with the recorded context; every ``step`` (and every
+``effect-call``) is fired again through :func:`railguard.spec.semantics.fire` with the recorded
+actor, roles and params, and must reach the recorded state and values; every ``refusal`` must
+be refused again with the recorded code — except the refusals the engine makes before the
+semantics is consulted (``busy``, ``not-enabled`` on a finished instance, ``permission-denied``
+for the reserved ``system`` id or an operator command). The records of effects, compensations,
+error exits, timeouts, aborts and operator retries move the instance's status as the engine
+does, and are checked for consistency (the compensation run is the one owed, the error exit
+goes where the spec says).
+
+:func:`replay` returns a frozen :class:`ReplayReport`: the state, variables and status the log
+leads to, and the first record that does not follow, named by its position, in one sentence.
+:func:`replay_instance` also compares the result with the instance as stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from railguard.spec import Spec
+from railguard.spec.semantics import SYSTEM, Fired, Refusal, fire
+from railguard.spec.types import Type, Value
+
+from .audit import AuditRecord
+from .codec import decode_values, encode_values
+from .effects import effect_key
+from .errors import UnknownInstance
+from .store import Store
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["ReplayReport", "replay", "replay_instance"]
+
+#: Commands the engine answers itself (not events of the spec).
+OPERATOR_COMMANDS = ("abort", "retry")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    """What replaying an instance's log gives.
+
+    ``ok`` is true when every record followed from the ones before it (and, for
+    :func:`replay_instance`, the stored instance equals the result). ``state``, ``values``,
+    ``status``, ``owed`` (compensations still owed, oldest first) and ``version`` (the last
+    record that followed) describe the instance as re-derived. ``mismatch`` is the first
+    disagreement in one sentence and ``seq`` the position of the record it names (``None``
+    when the disagreement is with the stored row as a whole).
+    """
+
+    instance: str
+    ok: bool
+    state: str | None
+    values: Mapping[str, Value] = field(default_factory=dict)
+    status: str = "missing"
+    version: int = 0
+    owed: tuple[str, ...] = ()
+    records: int = 0
+    mismatch: str | None = None
+    seq: int | None = None
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"instance `{self.instance}`: {self.records} records replay to state `{self.state}` ({self.status})"
+        return self.mismatch or f"instance `{self.instance}` does not replay"
+
+
+@dataclass(frozen=True, slots=True)
+class _Intended:
+    """An effect called but not yet answered: where the step goes when it succeeds."""
+
+    step: int
+    effect: str
+    transition: int
+    before: dict[str, Any]
+    target: str
+    values: dict[str, Any]
+
+
+class _Mismatch(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class _Replayer:
+    spec: Spec
+    instance: str
+    state: str | None = None
+    values: dict[str, Value] = field(default_factory=dict)
+    status: str = "missing"
+    version: int = 0
+    # what the engine holds while an effect runs or compensations are owed
+    intended: _Intended | None = None
+    owed: list[tuple[str, int]] = field(default_factory=list)  # (compensate, step)
+    target: str | None = None  # where the compensation run ends
+
+    # ------------------------------------------------------------------ dispatch
+
+    def apply(self, record: AuditRecord) -> None:
+        payload = record.payload
+        kind = record.kind
+        if record.instance != self.instance:
+            raise _Mismatch(f"it belongs to instance `{record.instance}`")
+        if record.seq != self.version + 1:
+            raise _Mismatch(f"expected record {self.version + 1} here")
+        if payload.get("workflow") != self.spec.name:
+            raise _Mismatch(f"it was written by workflow `{payload.get('workflow')}`, not `{self.spec.name}`")
+        if payload.get("spec_hash") != self.spec.content_hash:
+            raise _Mismatch(f"it was written by another version of `{self.spec.name}` ({str(payload.get('spec_hash'))[:19]}, not {self.spec.content_hash[:19]})")
+        if kind != "start" and self.state is None:
+            raise _Mismatch("the log does not begin with a `start` record")
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            raise _Mismatch(f"`{kind}` is not a kind of record the engine writes")
+        handler(self, payload, record.seq)
+        self.version = record.seq
+
+    # ------------------------------------------------------------------ helpers
+
+    def _expect_state(self, payload: Mapping[str, Any], key: str = "state") -> None:
+        if key in payload and payload[key] != self.state:
+            raise _Mismatch(f"it says the instance was in state `{payload[key]}`, but the log leads to `{self.state}`")
+
+    def _expect_status(self, *allowed: str) -> None:
+        if self.status not in allowed:
+            raise _Mismatch(f"the instance was {self.status} at that point, not {' or '.join(allowed)}")
+
+    def _fire(self, payload: Mapping[str, Any], *, refusal: bool) -> Fired | Refusal:
+        assert self.state is not None
+        event = str(payload.get("event"))
+        actor = payload.get("actor")
+        roles = frozenset(str(r) for r in payload.get("roles") or ())
+        system = actor == SYSTEM and (refusal or (payload.get("decision") or {}).get("permission") == "system")
+        params = _params(self.spec, event, payload.get("params") or {})
+        return fire(self.spec, self.state, self.values, event, None if actor is None else str(actor), roles, params, system=system)
+
+    def _fired(self, payload: Mapping[str, Any]) -> Fired:
+        self._expect_status("active")
+        before = payload.get("before") or {}
+        if before.get("state") != self.state or before.get("values") != encode_values(self.values):
+            raise _Mismatch(f"its `before` ({_show(before)}) is not where the log leads ({_show(self._encoded())})")
+        outcome = self._fire(payload, refusal=False)
+        if isinstance(outcome, Refusal):
+            raise _Mismatch(f"the semantics refuses `{payload.get('event')}` ({outcome.code}: {outcome.message})")
+        if payload.get("transition") != outcome.transition.index:
+            raise _Mismatch(f"it names transition {payload.get('transition')}, but the semantics takes {outcome.transition.label}")
+        if payload.get("params") != encode_values(outcome.params):
+            raise _Mismatch(f"its params {payload.get('params')} are not the params the semantics checked ({encode_values(outcome.params)})")
+        return outcome
+
+    def _encoded(self) -> dict[str, Any]:
+        return {"state": self.state, "values": encode_values(self.values)}
+
+    def _enter(self, target: str, values: Mapping[str, Value], *, compensate: tuple[str, int] | None) -> None:
+        """Move as :meth:`Engine._complete` does after a step into ``target``."""
+        self.state = target
+        self.values = dict(values)
+        self.intended = None
+        if compensate is not None:
+            self.owed.append(compensate)
+        terminal = self.spec.state_map[target].terminal
+        if terminal == "success" or (terminal == "failure" and not self.owed):
+            self.status = "done"
+            self.owed = []
+        elif terminal == "failure":
+            self.status = "compensating"
+            self.target = target
+        else:
+            self.status = "active"
+
+    def _error_exit(self) -> None:
+        """Begin the error exit: compensations owed run, then the failure terminal."""
+        assert self.state is not None
+        self.intended = None
+        target = self.spec.error_target(self.state)
+        if target is None:
+            self.status = "error-exit-without-target"  # the engine writes `stuck` next
+            self.target = None
+        else:
+            self.status = "compensating"
+            self.target = target
+
+    # ------------------------------------------------------------------ kinds
+
+    def start(self, payload: Mapping[str, Any], seq: int) -> None:
+        if self.state is not None:
+            raise _Mismatch("the instance had already started")
+        values = self.spec.initial_values()
+        context = payload.get("context") or {}
+        for name in context:
+            variable = self.spec.variable_map.get(name)
+            if variable is None or not variable.context:
+                raise _Mismatch(f"`{name}` is not a context variable of `{self.spec.name}`")
+        decoded = decode_values(self.spec, context)
+        for name, value in decoded.items():
+            if not self.spec.variable_map[name].type.contains(value):
+                raise _Mismatch(f"context variable `{name}` is outside {self.spec.variable_map[name].type.describe()}")
+        values.update(decoded)
+        self.state = self.spec.initial_state.name
+        self.values = values
+        self.status = "active"
+        if payload.get("after") != self._encoded():
+            raise _Mismatch(f"it says the instance started at {_show(payload.get('after'))}, but the spec starts it at {_show(self._encoded())}")
+
+    def step(self, payload: Mapping[str, Any], seq: int) -> None:
+        after = payload.get("after") or {}
+        effect = payload.get("effect")
+        pending = self.intended
+        if pending is not None:
+            self._expect_status("effect-pending")
+            step, name = pending.step, pending.effect
+            if not isinstance(effect, Mapping) or effect.get("name") != name or effect.get("step") != step or effect.get("ok") is not True:
+                raise _Mismatch(f"it does not record the successful outcome of effect `{name}` called at record {step}")
+            if effect.get("key") != effect_key(self.instance, step, name):
+                raise _Mismatch(f"its idempotency key for `{name}` is not the one derived from record {step}")
+            if payload.get("transition") != pending.transition or payload.get("before") != pending.before:
+                raise _Mismatch(f"it does not complete the step called at record {step} (transition {pending.transition} from {_show(pending.before)})")
+            expected = {"state": pending.target, "values": pending.values}
+            if after != expected:
+                raise _Mismatch(f"it says the step ended at {_show(after)}, but the effect was called to reach {_show(expected)}")
+            transition = self.spec.transitions[pending.transition - 1]
+            decoded = decode_values(self.spec, pending.values)
+            self._enter(pending.target, decoded, compensate=None if transition.compensate is None else (transition.compensate, step))
+            return
+        if effect is not None:
+            raise _Mismatch("it records an effect that was never called")
+        outcome = self._fired(payload)
+        if outcome.transition.effect is not None:
+            raise _Mismatch(f"{outcome.transition.label} calls effect `{outcome.transition.effect}`, but no call was recorded")
+        expected = {"state": outcome.target, "values": encode_values(outcome.values)}
+        if after != expected:
+            raise _Mismatch(f"it says the step ended at {_show(after)}, but the semantics gives {_show(expected)}")
+        self._enter(outcome.target, outcome.values, compensate=None)
+
+    def effect_call(self, payload: Mapping[str, Any], seq: int) -> None:
+        outcome = self._fired(payload)
+        name = outcome.transition.effect
+        effect = payload.get("effect") or {}
+        if name is None or effect.get("name") != name:
+            raise _Mismatch(f"it calls effect `{effect.get('name')}`, but {outcome.transition.label} calls {f'`{name}`' if name else 'none'}")
+        if effect.get("key") != effect_key(self.instance, seq, name):
+            raise _Mismatch(f"its idempotency key for `{name}` is not the one derived from this record")
+        expected = {"state": outcome.target, "values": encode_values(outcome.values)}
+        if payload.get("intended") != expected:
+            raise _Mismatch(f"it intends {_show(payload.get('intended'))}, but the semantics gives {_show(expected)}")
+        self.status = "effect-pending"
+        self.intended = _Intended(seq, name, outcome.transition.index, self._encoded(), outcome.target, expected["values"])
+
+    def effect_failed(self, payload: Mapping[str, Any], seq: int) -> None:
+        self._expect_status("effect-pending")
+        self._expect_state(payload)
+        assert self.intended is not None
+        step, name = self.intended.step, self.intended.effect
+        effect = payload.get("effect") or {}
+        if effect.get("name") != name or effect.get("step") != step or effect.get("ok") is not False:
+            raise _Mismatch(f"it does not record a failure of effect `{name}` called at record {step}")
+        self._error_exit()
+
+    def refusal(self, payload: Mapping[str, Any], seq: int) -> None:
+        self._expect_state(payload)
+        decision = payload.get("decision") or {}
+        code = decision.get("code")
+        event = payload.get("event")
+        actor = payload.get("actor")
+        if decision.get("allowed") is not False:
+            raise _Mismatch("it is a refusal that records an allowed decision")
+        # refusals the engine makes before the semantics is consulted
+        if code == "busy" and self.status != "active":
+            return
+        if code == "not-enabled" and self.status == "done":
+            return
+        if code == "permission-denied" and (not actor or actor == SYSTEM):
+            return
+        if event in OPERATOR_COMMANDS and code in ("permission-denied", "busy") and str(event) not in self.spec.events:
+            return
+        if self.status != "active":
+            raise _Mismatch(f"the instance was {self.status}, so the engine refuses with `{'not-enabled' if self.status == 'done' else 'busy'}`, not `{code}`")
+        outcome = self._fire(payload, refusal=True)
+        if isinstance(outcome, Fired):
+            raise _Mismatch(f"it says `{event}` was refused ({code}), but the semantics allows it ({outcome.transition.label})")
+        if outcome.code != code:
+            raise _Mismatch(f"it says `{event}` was refused with `{code}`, but the semantics refuses it with `{outcome.code}`")
+
+    def compensation(self, payload: Mapping[str, Any], seq: int) -> None:
+        self._expect_status("compensating")
+        self._expect_state(payload)
+        info = payload.get("compensation") or {}
+        if not self.owed:
+            raise _Mismatch(f"it runs compensation `{info.get('name')}`, but none was owed")
+        name, step = self.owed[-1]
+        if info.get("name") != name or info.get("step") != step or info.get("ok") is not True:
+            raise _Mismatch(f"it runs compensation `{info.get('name')}` for record {info.get('step')}, but `{name}` for record {step} was owed next")
+        if info.get("key") != effect_key(self.instance, step, name):
+            raise _Mismatch(f"its idempotency key for `{name}` is not the one derived from record {step}")
+        self.owed.pop()
+
+    def exit(self, payload: Mapping[str, Any], seq: int) -> None:
+        self._expect_status("compensating")
+        if self.owed:
+            raise _Mismatch(f"the instance rests although compensation `{self.owed[-1][0]}` is still owed")
+        before = (payload.get("before") or {}).get("state")
+        after = (payload.get("after") or {}).get("state")
+        if before != self.state:
+            raise _Mismatch(f"it says the instance left state `{before}`, but the log leads to `{self.state}`")
+        if after != self.target:
+            raise _Mismatch(f"it ends in state `{after}`, but the error exit from `{self.state}` goes to `{self.target}`")
+        expected_kind = "rest" if after == self.state else "error-exit"
+        if payload.get("kind") != expected_kind:
+            raise _Mismatch(f"it is a `{payload.get('kind')}` record where the engine writes `{expected_kind}`")
+        self.state = after
+        self.status = "done"
+        self.target = None
+
+    def stuck(self, payload: Mapping[str, Any], seq: int) -> None:
+        self._expect_status("compensating", "error-exit-without-target")
+        self._expect_state(payload)
+        if self.status == "compensating":
+            info = payload.get("compensation") or {}
+            if not self.owed or info.get("name") != self.owed[-1][0] or info.get("ok") is not False:
+                raise _Mismatch("it does not record the failure of the compensation owed next")
+        self.status = "stuck"
+
+    def retry(self, payload: Mapping[str, Any], seq: int) -> None:
+        self._expect_status("stuck")
+        self._expect_state(payload)
+        assert self.state is not None
+        if self.target is None:
+            self.target = self.spec.error_target(self.state) or self.state
+        self.status = "compensating"
+
+    def abort(self, payload: Mapping[str, Any], seq: int) -> None:
+        self._expect_status("active")
+        self._expect_state(payload)
+        self._error_exit()
+
+    def timeout(self, payload: Mapping[str, Any], seq: int) -> None:
+        self._expect_status("active")
+        self._expect_state(payload)
+        assert self.state is not None
+        declared = self.spec.state_map[self.state].timeout
+        if declared is None or declared.event is not None or payload.get("after_seconds") != declared.seconds:
+            raise _Mismatch(f"state `{self.state}` has no timeout that takes the error exit after {payload.get('after_seconds')} s")
+        self._error_exit()
+
+
+_HANDLERS = {
+    "start": _Replayer.start,
+    "step": _Replayer.step,
+    "effect-call": _Replayer.effect_call,
+    "effect-failed": _Replayer.effect_failed,
+    "refusal": _Replayer.refusal,
+    "compensation": _Replayer.compensation,
+    "error-exit": _Replayer.exit,
+    "rest": _Replayer.exit,
+    "stuck": _Replayer.stuck,
+    "retry": _Replayer.retry,
+    "abort": _Replayer.abort,
+    "timeout": _Replayer.timeout,
+}
+
+
+def replay(spec: Spec, records: Sequence[AuditRecord], instance: str | None = None) -> ReplayReport:
+    """Re-derive an instance of ``spec`` from its audit ``records`` (oldest first).
+
+    Stops at the first record that does not follow from the ones before it. ``instance``
+    defaults to the instance of the first record.
+    """
+    name = instance if instance is not None else (records[0].instance if records else "")
+    replayer = _Replayer(spec, name)
+    for record in records:
+        try:
+            replayer.apply(record)
+        except _Mismatch as exc:
+            return _report(replayer, len(records), f"instance `{name}`, record {record.seq} ({record.kind or 'no kind'}): {exc.message}", record.seq)
+        except Exception as exc:  # a record shaped unlike the engine's is a mismatch, not a crash
+            return _report(replayer, len(records), f"instance `{name}`, record {record.seq} ({record.kind or 'no kind'}): it cannot be replayed ({type(exc).__name__}: {exc})", record.seq)
+    if not records:
+        return _report(replayer, 0, f"instance `{name}` has no audit records", None)
+    return _report(replayer, len(records), None, None)
+
+
+def replay_instance(engine_or_store: Engine | Store, spec: Spec, instance: str) -> ReplayReport:
+    """Replay ``instance`` from its audit log and compare the result with the stored row:
+    state, variables, version, status, the compensations owed and the audit head."""
+    store: Store = getattr(engine_or_store, "store", engine_or_store)
+    row = store.get(instance)
+    if row is None:
+        raise UnknownInstance(f"no instance `{instance}`")
+    records = store.audit(instance)
+    report = replay(spec, records, instance)
+    if not report.ok:
+        return report
+    differences = []
+    if row.workflow != spec.name:
+        differences.append(f"runs workflow `{row.workflow}`")
+    if row.state != report.state:
+        differences.append(f"is in state `{row.state}`")
+    if row.values != encode_values(report.values):
+        differences.append(f"holds {row.values}")
+    if row.version != report.version:
+        differences.append(f"is at version {row.version}")
+    if row.status != report.status:
+        differences.append(f"is {row.status}")
+    owed = tuple(str(c.get("compensate")) for c in row.compensations)
+    if owed != report.owed:
+        differences.append(f"owes {list(owed)}")
+    if records and row.audit_head != records[-1].hash:
+        differences.append("has an audit head that is not its last record's hash")
+    if not differences:
+        return report
+    wanted = f"state `{report.state}` with {encode_values(report.values)}, version {report.version}, {report.status}, owing {list(report.owed)}"
+    message = f"instance `{instance}`: the stored instance {_join(differences)}, but its log leads to {wanted}"
+    return ReplayReport(instance, False, report.state, report.values, report.status, report.version, report.owed, report.records, message, None)
+
+
+def _report(replayer: _Replayer, count: int, mismatch: str | None, seq: int | None) -> ReplayReport:
+    status = "stuck" if replayer.status == "error-exit-without-target" else replayer.status
+    owed = tuple(name for name, _ in replayer.owed)
+    return ReplayReport(replayer.instance, mismatch is None, replayer.state, dict(replayer.values), status, replayer.version, owed, count, mismatch, seq)
+
+
+def _params(spec: Spec, event: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Recorded params back to values, decoding only what has the recorded shape of its type
+    (a malformed param stays as it was, so a ``bad-params`` refusal replays as one)."""
+    signature: dict[str, Type] = {}
+    for transition in spec.transitions:
+        if transition.event == event:
+            signature = {p.name: p.type for p in transition.params}
+            break
+    return {name: _decode(signature[name], value) if name in signature else value for name, value in raw.items()}
+
+
+def _decode(declared: Type, raw: Any) -> Any:
+    if declared.kind == "decimal" and isinstance(raw, str):
+        try:
+            return Decimal(raw)
+        except (InvalidOperation, ValueError):
+            return raw
+    if declared.kind == "set" and isinstance(raw, list) and declared.of is not None:
+        of = declared.of
+        try:
+            return frozenset(_decode(of, v) for v in raw)
+        except TypeError:  # unhashable members: leave it for the semantics to refuse
+            return raw
+    return raw
+
+
+def _show(where: Any) -> str:
+    if not isinstance(where, Mapping):
+        return repr(where)
+    state = where.get("state")
+    values = where.get("values")
+    return f"state `{state}`" + ("" if values is None else f" with {values}")
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]

@@ -488,20 +488,17 @@ class _Validator:
                     initial = self.value(
                         spec["initial"], declared, (*path, "initial"), owner, "initial"
                     )
-                else:
+                elif context:
                     # A context variable without `initial` must be supplied when an instance starts.
-                    initial = None if context else _default(declared)
-                    if not context and (initial is None and declared.kind != "principal") or not declared.contains(
-                        initial
-                    ):
-                        if not context:
-                            raise self.fail(
-                                path,
-                                f"{owner} needs an `initial` value, because the default "
-                                f"{_show(initial)} is outside its domain "
-                                f"({declared.describe()})",
-                            )
-                        initial = None
+                    initial = None
+                else:
+                    initial = _default(declared)
+                    if not declared.contains(initial):
+                        raise self.fail(
+                            path,
+                            f"{owner} needs an `initial` value, because the default "
+                            f"{_show(initial)} is outside its domain ({declared.describe()})",
+                        )
                 description = self.text(spec.get("description", ""), (*path, "description"), owner)
                 result.append(Variable(name, declared, initial, context, description))
             except _Skip:
@@ -1151,7 +1148,7 @@ def _kind(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, str | int | Decimal) and not isinstance(value, bool):
+    if isinstance(value, str | int | float | Decimal) and not isinstance(value, bool):
         return f"`{value}`"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"

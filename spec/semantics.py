@@ -24,8 +24,9 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from .errors import EvaluationError
+from .evaluate import Compiled
 from .model import Parameter, Spec, Transition
-from .types import Value
+from .types import Type, Value
 
 __all__ = [
     "REFUSAL_CODES",
@@ -130,51 +131,104 @@ def fire(
     system: bool = False,
 ) -> Fired | Refusal:
     """Apply one step to (``state``, ``values``) and return what happened; never mutates input."""
-    index = _index(spec)
-    candidates = index.get((state, event))
+    table = _table(spec)
+    candidates = table.steps.get((state, event))
     if candidates is None:
-        if event not in spec.events:
+        if event not in table.events:
             return Refusal("unknown-event", f"`{event}` is not an event of `{spec.name}`", event, state)
         return Refusal("not-enabled", f"`{event}` cannot happen in state `{state}`", event, state)
-    allowed = candidates if system else [t for t in candidates if permitted(spec, t, roles)]
-    if not allowed:
-        needed = ", ".join(f"`{t.permission}`" for t in candidates)
-        return Refusal("permission-denied", f"`{actor}` lacks permission {needed} for `{event}` in state `{state}`", event, state)
-    checked = check_params(spec, event, params or {})
-    if isinstance(checked, Refusal):
-        return Refusal(checked.code, checked.message, event, state)
-    chosen: Transition | None = None
-    for transition in allowed:
-        if transition.guard is None:
-            chosen = transition
+    if system:
+        allowed = candidates
+    else:
+        allowed = [c for c in candidates if c.public or not c.granting.isdisjoint(roles)]
+        if not allowed:
+            needed = ", ".join(f"`{c.transition.permission}`" for c in candidates)
+            return Refusal("permission-denied", f"`{actor}` lacks permission {needed} for `{event}` in state `{state}`", event, state)
+    if params or table.has_params.get(event, False):
+        checked = check_params(spec, event, params or {})
+        if isinstance(checked, Refusal):
+            return Refusal(checked.code, checked.message, event, state)
+    else:
+        checked = {}
+    chosen: _Step | None = None
+    for candidate in allowed:
+        guard = candidate.guard
+        if guard is None:
+            chosen = candidate
             break
         try:
-            holds = spec.compiled(transition.guard)(values, checked, actor, state)
+            holds = guard(values, checked, actor, state)
         except EvaluationError as exc:
-            return Refusal("guard-error", f"{transition.label}: the guard failed: {exc.message}", event, state)
+            return Refusal("guard-error", f"{candidate.transition.label}: the guard failed: {exc.message}", event, state)
         if holds:
-            chosen = transition
+            chosen = candidate
             break
     if chosen is None:
-        shown = "; ".join(f"`{t.guard}`" for t in allowed if t.guard is not None)
+        shown = "; ".join(f"`{c.transition.guard}`" for c in allowed if c.transition.guard is not None)
         return Refusal("guard-false", f"`{event}` is not allowed now: guard {shown} is false", event, state)
+    transition = chosen.transition
+    if not chosen.assigns:
+        return Fired(transition, state, transition.target, checked, dict(values))
     after = dict(values)
     try:
-        for name, expr in chosen.assign:
-            after[name] = spec.compiled(expr)(values, checked, actor, state)
+        for name, fn, _ in chosen.assigns:
+            after[name] = fn(values, checked, actor, state)
     except EvaluationError as exc:
-        return Refusal("assign-error", f"{chosen.label}: an assignment failed: {exc.message}", event, state)
-    variables = spec.variable_map
-    for name, _ in chosen.assign:
-        declared = variables[name].type
+        return Refusal("assign-error", f"{transition.label}: an assignment failed: {exc.message}", event, state)
+    for name, _, declared in chosen.assigns:
         value = after[name]
         if declared.kind == "decimal" and isinstance(value, int) and not isinstance(value, bool):
             value = after[name] = Decimal(value)
-        if declared.kind == "set" and isinstance(value, frozenset) and declared.of is not None and declared.of.kind == "decimal":
+        elif declared.kind == "set" and isinstance(value, frozenset) and declared.of is not None and declared.of.kind == "decimal":
             value = after[name] = frozenset(Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
         if not declared.contains(value):
-            return Refusal("domain", f"{chosen.label}: `{name}` would become {value!r}, outside {declared.describe()}", event, state)
-    return Fired(chosen, state, chosen.target, checked, after)
+            return Refusal("domain", f"{transition.label}: `{name}` would become {value!r}, outside {declared.describe()}", event, state)
+    return Fired(transition, state, transition.target, checked, after)
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """A transition prepared for fast stepping: who may fire it, its compiled guard and assignments."""
+
+    transition: Transition
+    public: bool
+    granting: frozenset[str]
+    guard: Compiled | None
+    assigns: tuple[tuple[str, Compiled, Type], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    steps: dict[tuple[str, str], list[_Step]]
+    events: frozenset[str]
+    has_params: dict[str, bool]
+
+
+def _table(spec: Spec) -> _Table:
+    cached: _Table | None = spec.__dict__.get("_semantics_table")
+    if cached is None:
+        granting: dict[str, set[str]] = {}
+        for role in spec.roles:
+            for permission in role.permissions:
+                granting.setdefault(permission, set()).add(role.name)
+        steps: dict[tuple[str, str], list[_Step]] = {}
+        variables = spec.variable_map
+        for transition in spec.transitions:
+            step = _Step(
+                transition,
+                transition.permission == "public",
+                frozenset(granting.get(transition.permission, ())),
+                None if transition.guard is None else spec.compiled(transition.guard),
+                tuple((name, spec.compiled(expr), variables[name].type) for name, expr in transition.assign),
+            )
+            for source in transition.sources:
+                steps.setdefault((source, transition.event), []).append(step)
+        has_params: dict[str, bool] = {}
+        for transition in spec.transitions:
+            has_params[transition.event] = has_params.get(transition.event, False) or bool(transition.params)
+        cached = _Table(steps, frozenset(spec.events), has_params)
+        spec.__dict__["_semantics_table"] = cached
+    return cached
 
 
 def _decimal(value: int | str) -> Any:
@@ -189,14 +243,3 @@ def _signature(spec: Spec, event: str) -> dict[str, Parameter]:
         if transition.event == event:
             return {p.name: p for p in transition.params}
     return {}
-
-
-def _index(spec: Spec) -> dict[tuple[str, str], list[Transition]]:
-    cached: dict[tuple[str, str], list[Transition]] | None = spec.__dict__.get("_semantics_index")
-    if cached is None:
-        cached = {}
-        for transition in spec.transitions:
-            for source in transition.sources:
-                cached.setdefault((source, transition.event), []).append(transition)
-        spec.__dict__["_semantics_index"] = cached
-    return cached

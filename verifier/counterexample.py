@@ -124,7 +124,7 @@ class _Decoder:
             fraction = Fraction(value.as_fraction())
             return Decimal(fraction.numerator) / Decimal(fraction.denominator)
         if kind == "enum":
-            return self.system.codes.names[value.as_long()]
+            return str(self.system.codes.names[value.as_long()])
         if kind == "str":
             return str(value.as_string())
         raise ValueError(kind)

@@ -351,7 +351,7 @@ class _Exporter:
         if isinstance(node, Unary):
             inner = rec(node.operand, env)
             if node.op == "not":
-                return _Code(f"!{inner.text}", inner.ok, 0, 1, "bool")
+                return _Code(_not(inner.text), inner.ok, 0, 1, "bool")
             return _Code(f"(-{inner.text})", inner.ok, -inner.high, -inner.low, "int")
         if isinstance(node, Binary):
             return self._binary(node.op, rec(node.left, env), rec(node.right, env))
@@ -359,7 +359,7 @@ class _Exporter:
             parts = [rec(o, env) for o in node.operands]
             ok = parts[-1].ok
             for part in reversed(parts[:-1]):
-                stop = f"!{part.text}" if node.op == "and" else part.text
+                stop = _not(part.text) if node.op == "and" else part.text
                 ok = part.ok if ok is None else _and(part.ok, f"({stop} || {ok})")
             joiner = " && " if node.op == "and" else " || "
             return _Code("(" + joiner.join(p.text for p in parts) + ")", ok, 0, 1, "bool")
@@ -469,17 +469,17 @@ class _Exporter:
             if b.kind != "list":
                 raise PromelaError("`in` over a set has no Promela model")
             term = self._member(a, b.items)
-            return _Code(term if op == "in" else f"!{term}", ok, 0, 1, "bool")
+            return _Code(term if op == "in" else _not(term), ok, 0, 1, "bool")
         if op in ("==", "!="):
             eq = self._equal(a, b)
-            return _Code(eq if op == "==" else f"!{eq}", ok, 0, 1, "bool")
+            return _Code(eq if op == "==" else _not(eq), ok, 0, 1, "bool")
         return _Code(f"({a.text} {op} {b.text})", ok, 0, 1, "bool")
 
     def _call(self, func: str, args: list[_Code]) -> _Code:
         if func == "implies":
             first, second = args
-            ok = _and(first.ok, None if second.ok is None else f"(!{first.text} || {second.ok})")
-            return _Code(f"(!{first.text} || {second.text})", ok, 0, 1, "bool")
+            ok = _and(first.ok, None if second.ok is None else f"({_not(first.text)} || {second.ok})")
+            return _Code(f"({_not(first.text)} || {second.text})", ok, 0, 1, "bool")
         ok = _and(*(a.ok for a in args))
         if func == "len":
             (only,) = args
@@ -613,7 +613,7 @@ class _Exporter:
                 if inv.expr is None:
                     continue
                 code = self.translate(inv.expr.tree, _Env(label=f"invariant `{inv.name}`: "))
-                holds = code.text if inv.kind == "always" else f"!{code.text}"
+                holds = code.text if inv.kind == "always" else _not(code.text)
                 cond = _and(code.ok, holds) or "true"
                 out.line(f"/* {inv.kind}: {_comment(inv.expr.text)} */")
                 out.line(f"{self.inv_names[inv.name]} = {cond};")
@@ -863,8 +863,8 @@ class _Exporter:
             else:
                 guard = self.translate(transition.guard.tree, tenv)
                 if guard.ok is not None:
-                    out.line(f":: {_and(permit, '!' + guard.ok)} -> skip\t/* guard-error: refused */")
-                out.line(f":: {_and(permit, guard.ok, guard.text)} ->")
+                    out.line(f":: {_and(permit, _not(guard.ok))} -> skip\t/* guard-error: refused */")
+                out.line(f":: {_and(permit, guard.ok, guard.text) or 'true'} ->")
             with out.indent():
                 self._apply(out, transition, tenv)
             out.line(":: else ->")
@@ -881,7 +881,7 @@ class _Exporter:
         closers = 0
         if ok is not None:
             out.line("if")
-            out.line(f":: !{ok} -> skip\t/* assign-error: refused */")
+            out.line(f":: {_not(ok)} -> skip\t/* assign-error: refused */")
             out.line(":: else ->")
             out.push()
             closers += 1
@@ -956,6 +956,10 @@ def _nodes(transition: Transition, kind: type[Node]) -> Iterator[Node]:
 
 def _uses(transition: Transition, kind: type[Node]) -> bool:
     return next(_nodes(transition, kind), None) is not None
+
+
+def _not(text: str) -> str:
+    return f"!({text})"
 
 
 def _comment(text: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import z3
@@ -56,7 +57,7 @@ def _goals(spec: Spec, system: System) -> list[Goal]:
         if state.name in graph_reachable and not state.initial:
             goals.append(Goal(
                 ("state", state.name), R.DATA_UNREACHABLE_STATE, state.name,
-                lambda s, i, name=state.name: system.in_state(name, s),
+                partial(_bad_in_state, system, state.name),
                 True, False, ("states", state.name),
                 describe=f"state `{state.name}`",
             ))
@@ -65,7 +66,7 @@ def _goals(spec: Spec, system: System) -> list[Goal]:
             continue
         goals.append(Goal(
             ("fire", str(t.index)), R.DEAD_TRANSITION, t.label,
-            lambda s, i, t=t: system.fires(t, s, i, check_domain=False),
+            partial(_bad_fires, system, t),
             True, True, ("transitions", t.index - 1), (t.event, str(t.index)),
             describe=t.label,
         ))
@@ -79,23 +80,31 @@ def _goals(spec: Spec, system: System) -> list[Goal]:
                 goals.append(Goal(
                     ("det", src, str(t1.index), str(t2.index)), R.NONDETERMINISM,
                     f"{t2.label} from `{src}`",
-                    lambda s, i, t1=t1, t2=t2, src=src: _overlap(system, t1, t2, src, s, i),
+                    partial(_overlap, system, t1, t2, src),
                     False, True, ("transitions", t2.index - 1), (t2.event, str(t2.index)),
-                    confirm=lambda spec, cex, t1=t1, t2=t2: _confirm_overlap(spec, cex, t1, t2),
+                    confirm=partial(_confirm_overlap, t1=t1, t2=t2),
                     describe=f"{t1.label} and {t2.label} from `{src}`",
                 ))
     for t in spec.transitions:
         for name, _ in t.assign:
             goals.append(Goal(
                 ("dom", str(t.index), name), R.DOMAIN_ESCAPE, f"{t.label}: `{name}`",
-                lambda s, i, t=t, name=name: _escapes(system, t, name, s, i),
+                partial(_escapes, system, t, name),
                 False, True, ("transitions", t.index - 1, "assign", name), (t.event, str(t.index)),
-                confirm=lambda spec, cex, t=t: _confirm_refused(spec, cex, t, "domain"),
+                confirm=partial(_confirm_refused, t=t, code="domain"),
                 describe=f"assignment to `{name}` in {t.label}",
             ))
     for position, inv in enumerate(spec.invariants):
         goals.append(_invariant_goal(spec, system, inv, position))
     return goals
+
+
+def _bad_in_state(system: System, name: str, s: State, i: Inputs) -> z3.BoolRef:
+    return system.in_state(name, s)
+
+
+def _bad_fires(system: System, t: Transition, s: State, i: Inputs) -> z3.BoolRef:
+    return system.fires(t, s, i, check_domain=False)
 
 
 def _overlap(system: System, t1: Transition, t2: Transition, src: str, s: State, i: Inputs) -> z3.BoolRef:
