@@ -1,6 +1,8 @@
-"""The ``railguard`` command line: ``check``, ``render``, ``schema``, ``dump``.
+"""The ``railguard`` command line: ``check``, ``certificate verify``, ``render``, ``schema``,
+``dump``.
 
-Exit codes: 0 clean, 1 findings, 2 unusable input (bad spec, bad arguments, unreadable file).
+Exit codes: 0 clean, 1 findings (a check violated or unknown; a certificate that does not
+verify), 2 unusable input (bad spec, bad arguments, unreadable file or certificate).
 """
 
 from __future__ import annotations
@@ -8,19 +10,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
 from railguard import __version__
 from railguard.spec import LoadError, SpecError, dumps, json_schema, load
 from railguard.verifier import verify
+from railguard.verifier.certificate import (
+    CertificateError,
+    issue,
+    load_certificate,
+    verify_certificate,
+)
+from railguard.verifier.engine import Budget
+from railguard.verifier.junit import to_junit
 from railguard.verifier.report import FileOutcome, exit_code, to_json, to_text
+from railguard.verifier.sarif import to_sarif
 
 __all__ = ["main"]
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+FORMATS = ("text", "json", "sarif", "junit")
 
 
 def _colour(stream: TextIO) -> bool:
@@ -58,24 +72,105 @@ def _write(output: str | None, text: str) -> None:
         Path(output).write_text(text, encoding="utf-8")
 
 
+def _number(kind: Callable[[str], float], what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"`{text}` is not {what}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"`{text}` is not {what}")
+        return value
+
+    return parse
+
+
+class _Progress:
+    """``checking 3/10 order.yaml…`` on one line of a terminal's stderr, erased when done."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled
+
+    def show(self, text: str) -> None:
+        if self.enabled:
+            width = shutil.get_terminal_size().columns - 1
+            self.stream.write("\r\033[K" + text[:width])
+            self.stream.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _budget(args: argparse.Namespace) -> Budget:
+    budget = Budget()
+    if args.rlimit is not None:
+        budget = replace(budget, rlimit=int(args.rlimit))
+    if args.timeout is not None:
+        budget = replace(budget, timeout_ms=max(1, round(args.timeout * 1000)))
+    if args.depth is not None:
+        depth = int(args.depth)
+        budget = replace(budget, bmc_depth=depth, max_depth=max(budget.max_depth, depth))
+    return budget
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     files = _expand(args.specs)
     if not files:
         return _fail("no spec files found in " + ", ".join(f"`{p}`" for p in args.specs))
+    if args.certificate is not None and len(files) != 1:
+        return _fail(f"`--certificate` needs exactly one spec, and {len(files)} were given")
+    budget = _budget(args)
+    symbolic = not args.no_data
+    progress = _Progress(sys.stderr, sys.stderr.isatty() and (len(files) > 1 or symbolic))
     outcomes: list[FileOutcome] = []
-    for file in files:
-        try:
-            spec = load(file)
-        except LoadError as exc:
-            outcomes.append(FileOutcome(file, problems=exc.problems))
-            continue
-        outcomes.append(FileOutcome(file, report=verify(spec)))
+    try:
+        for number, file in enumerate(files, 1):
+            progress.show(f"checking {number}/{len(files)} {Path(file).name}…")
+            try:
+                spec = load(file)
+            except LoadError as exc:
+                outcomes.append(FileOutcome(file, problems=exc.problems))
+                continue
+            outcomes.append(FileOutcome(file, report=verify(spec, budget, symbolic=symbolic)))
+    finally:
+        progress.clear()
     if args.format == "json":
         _write(args.output, json.dumps(to_json(outcomes, __version__), indent=2) + "\n")
+    elif args.format == "sarif":
+        _write(args.output, json.dumps(to_sarif(outcomes, __version__), indent=2) + "\n")
+    elif args.format == "junit":
+        _write(args.output, to_junit(outcomes, __version__))
     else:
         colour = args.output in (None, "-") and _colour(sys.stdout)
         _write(args.output, to_text(outcomes, colour=colour))
+    report = outcomes[0].report
+    if args.certificate is not None and report is not None:
+        cert = issue(report, budget, symbolic=symbolic)
+        Path(args.certificate).write_text(cert.dumps(), encoding="utf-8")
+        verdict = "every check passed" if cert.passed else "the spec did not pass, so it authorises nothing"
+        if not symbolic:
+            verdict += "; issued with `--no-data`, it never authorises execution"
+        print(f"railguard: wrote certificate `{args.certificate}` ({verdict})", file=sys.stderr)
     return exit_code(outcomes)
+
+
+def cmd_certificate_verify(args: argparse.Namespace) -> int:
+    try:
+        spec = load(args.spec)
+    except LoadError as exc:
+        for problem in exc.problems:
+            print(f"{problem.location}: error: {problem.message}", file=sys.stderr)
+        return 2
+    try:
+        cert = load_certificate(args.certificate)
+    except CertificateError as exc:
+        return _fail(str(exc))
+    valid, reason = verify_certificate(spec, cert)
+    print(("✔ " if valid else "✘ ") + reason)
+    return 0 if valid else 1
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -133,9 +228,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="load, type-check and verify specs (the pre-deploy gate)")
     check.add_argument("specs", nargs="+", metavar="SPEC", help="spec files or folders of specs")
-    check.add_argument("--format", choices=("text", "json"), default="text", help="report format")
-    check.add_argument("-o", "--output", help="write the report to this file")
+    check.add_argument("--format", choices=FORMATS, default="text", help="report format (default: text)")
+    check.add_argument("-o", "--output", metavar="FILE", help="write the report to this file")
+    check.add_argument(
+        "--timeout",
+        type=_number(float, "a positive number of seconds"),
+        metavar="SECONDS",
+        help="wall-clock limit per solver query (default: none; the rlimit already bounds each query)",
+    )
+    check.add_argument(
+        "--rlimit",
+        type=_number(int, "a positive integer"),
+        metavar="N",
+        help=f"deterministic solver budget per query, in Z3 resource units (default: {Budget().rlimit})",
+    )
+    check.add_argument(
+        "--depth",
+        type=_number(int, "a positive integer"),
+        metavar="N",
+        help=f"steps the bounded search unrolls before the unbounded proof (default: {Budget().bmc_depth})",
+    )
+    check.add_argument(
+        "--no-data",
+        action="store_true",
+        help="structural checks only: skip the data checks and invariants (Z3)",
+    )
+    check.add_argument(
+        "--certificate",
+        metavar="FILE",
+        help="write a certificate of the result to FILE (exactly one spec)",
+    )
     check.set_defaults(func=cmd_check)
+
+    certificate = sub.add_parser("certificate", help="work with certificates")
+    certificate_sub = certificate.add_subparsers(dest="action", required=True, metavar="ACTION")
+    certificate_verify = certificate_sub.add_parser(
+        "verify", help="check that a certificate authorises running a spec"
+    )
+    certificate_verify.add_argument("spec", metavar="SPEC")
+    certificate_verify.add_argument("certificate", metavar="FILE")
+    certificate_verify.set_defaults(func=cmd_certificate_verify)
 
     render = sub.add_parser("render", help="draw a spec's state diagram")
     render.add_argument("spec", metavar="SPEC")

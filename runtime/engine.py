@@ -306,7 +306,7 @@ class Engine:
         payload = {**base, "kind": "effect-call", "effect": {"name": transition.effect, "key": key}, "intended": {"state": outcome.target, "values": encode_values(outcome.values)}}
         resume = NewTimer(row.id, "resume", self._ts() + self.lease, step, {})
         row, records = self._commit(row, [payload], timers=[resume], status="effect-pending", pending=pending)
-        result = self._run_pending(row)
+        result = self._settle(row)
         return StepResult(result.instance, result.accepted, event, result.code, result.reason, result.state, result.values, result.version, result.status, tuple(records) + result.records)
 
     def _complete(self, row: InstanceRow, outcome: Fired, base: dict[str, Any], effect: dict[str, Any] | None) -> StepResult:
@@ -330,8 +330,10 @@ class Engine:
         elif terminal == "failure":
             new, records = self._commit(row, [payload], cancel=cancel, state=target, values=after, status="done", pending=None, compensations=[])
         else:
-            timers = self._timeout_timer(row.id, target, row.version + 1) if target != row.state or "timeout" not in cancel else []
-            new, records = self._commit(row, [payload], timers=timers, cancel=cancel, state=target, values=after, status="active", pending=None, compensations=compensations)
+            # A step that keeps the state (a tool-like self-loop) keeps the state's deadline.
+            stays = target == row.state
+            timers = [] if stays else self._timeout_timer(row.id, target, row.version + 1)
+            new, records = self._commit(row, [payload], timers=timers, cancel=("resume",) if stays else cancel, state=target, values=after, status="active", pending=None, compensations=compensations)
         return self._result(new, records, accepted=True, event=transition.event)
 
     # ------------------------------------------------------------------ effects
@@ -351,6 +353,23 @@ class Engine:
                 continue
             return True, _safe(result), attempt
         return False, error or "the handler failed", policy.attempts
+
+    def _settle(self, row: InstanceRow) -> StepResult:
+        """Finish ``row``'s pending work (an effect's outcome, owed compensations). A commit that
+        loses to another writer — a refusal appended meanwhile, or a worker that resumed the same
+        call — is retried on the fresh row (the handler sees the same key again), never by firing
+        the event again: the event was accepted when its intent was committed. If someone else
+        finished the work, the result is the instance as they left it."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            try:
+                if row.status == "effect-pending" and row.pending is not None:
+                    return self._run_pending(row)
+                if row.status == "compensating" and row.pending is not None:
+                    return self._compensate(row)
+                return self._result(row, [], accepted=row.status != "stuck", event=None)
+            except ConflictError:
+                row = self._row(row.id)
+        raise ExecutionError(f"instance `{row.id}` kept changing; its pending work is left to `run_due`")
 
     def _run_pending(self, row: InstanceRow) -> StepResult:
         pending = row.pending
@@ -457,10 +476,13 @@ class Engine:
         died (their lease expired). Returns what each piece of work did."""
         results = []
         for timer in self.store.claim_due(self._ts(), self.lease, limit, self.worker):
+            owner = self.store.get(timer.instance)
+            if owner is not None and owner.workflow != self.spec.name:
+                continue  # another spec's work in a shared store: its claim lapses for that engine
             try:
                 outcome = self._run_timer(timer)
             except ConflictError:
-                outcome = None
+                continue  # the instance moved under us, its work maybe unfinished: look again after the lease
             self.store.finish_timer(timer.id)
             if outcome is not None:
                 results.append(outcome)
@@ -471,13 +493,13 @@ class Engine:
         if row is None or row.workflow != self.spec.name:
             return None
         if timer.kind == "resume":
-            if row.status == "effect-pending" and row.pending is not None:
-                return self._run_pending(row)
-            if row.status == "compensating" and row.pending is not None:
-                return self._compensate(row)
+            if row.status in ("effect-pending", "compensating") and row.pending is not None:
+                return self._settle(row)
             return None
         if timer.kind == "timeout":
-            if row.status != "active" or row.version != timer.version or row.state != timer.payload.get("state"):
+            # Not the version: a refusal bumps it but changes nothing. Every step that leaves the
+            # state cancels its timer, so an active instance still in the timer's state is live.
+            if row.status != "active" or row.state != timer.payload.get("state"):
                 return None
             timeout = self.spec.state_map[row.state].timeout
             if timeout is None:

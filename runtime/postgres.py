@@ -9,7 +9,8 @@ exact text that was hashed, and a trigger refuses UPDATE, DELETE and TRUNCATE on
 
 A store object holds one connection and serialises its calls with a lock, so threads may
 share it; each process opens its own (a store inherited through ``fork`` reconnects rather
-than share its parent's socket). Requires ``psycopg`` 3 (``pip install railguard[postgres]``).
+than share its parent's socket). Requires ``psycopg`` 3 (``pip install railguard[postgres]``)
+and PostgreSQL 11 or later. A worker needs no CREATE privilege once the schema exists.
 """
 
 from __future__ import annotations

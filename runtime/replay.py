@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from railguard.spec import Spec
 from railguard.spec.semantics import SYSTEM, Fired, Refusal, fire
@@ -30,11 +30,9 @@ from railguard.spec.types import Type, Value
 from .audit import AuditRecord
 from .codec import decode_values, encode_values
 from .effects import effect_key
+from .engine import Engine
 from .errors import UnknownInstance
 from .store import Store
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 __all__ = ["ReplayReport", "replay", "replay_instance"]
 
@@ -248,11 +246,12 @@ class _Replayer:
             raise _Mismatch(f"it calls effect `{effect.get('name')}`, but {outcome.transition.label} calls {f'`{name}`' if name else 'none'}")
         if effect.get("key") != effect_key(self.instance, seq, name):
             raise _Mismatch(f"its idempotency key for `{name}` is not the one derived from this record")
-        expected = {"state": outcome.target, "values": encode_values(outcome.values)}
+        values = encode_values(outcome.values)
+        expected = {"state": outcome.target, "values": values}
         if payload.get("intended") != expected:
             raise _Mismatch(f"it intends {_show(payload.get('intended'))}, but the semantics gives {_show(expected)}")
         self.status = "effect-pending"
-        self.intended = _Intended(seq, name, outcome.transition.index, self._encoded(), outcome.target, expected["values"])
+        self.intended = _Intended(seq, name, outcome.transition.index, self._encoded(), outcome.target, values)
 
     def effect_failed(self, payload: Mapping[str, Any], seq: int) -> None:
         self._expect_status("effect-pending")
@@ -390,7 +389,7 @@ def replay(spec: Spec, records: Sequence[AuditRecord], instance: str | None = No
 def replay_instance(engine_or_store: Engine | Store, spec: Spec, instance: str) -> ReplayReport:
     """Replay ``instance`` from its audit log and compare the result with the stored row:
     state, variables, version, status, the compensations owed and the audit head."""
-    store: Store = getattr(engine_or_store, "store", engine_or_store)
+    store = engine_or_store.store if isinstance(engine_or_store, Engine) else engine_or_store
     row = store.get(instance)
     if row is None:
         raise UnknownInstance(f"no instance `{instance}`")

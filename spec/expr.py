@@ -60,9 +60,7 @@ __all__ = [
 #: The functions an expression may call, with their arity (``None``: two or more).
 FUNCTIONS: Mapping[str, int | None] = {"implies": 2, "min": None, "max": None, "abs": 1, "len": 1}
 #: Names that cannot be used for variables or params.
-RESERVED_NAMES = frozenset(
-    {"actor", "state", "params", "True", "False", "None", *FUNCTIONS}
-)
+RESERVED_NAMES = frozenset({"actor", "state", "params", "True", "False", "None", *FUNCTIONS})
 
 MAX_SOURCE_LENGTH = 10_000
 MAX_DEPTH = 100
@@ -385,11 +383,11 @@ class _Converter:
             exponent = dec.as_tuple().exponent
             assert isinstance(exponent, int)
             if dec.adjusted() > MAX_DECIMAL_EXPONENT or exponent < -MAX_DECIMAL_EXPONENT:
-                raise self._fail(node, f"`{text}` is too large or too precise for a decimal literal")
+                raise self._fail(
+                    node, f"`{text}` is too large or too precise for a decimal literal"
+                )
             return Literal(dec, **pos)
-        raise self._fail(
-            node, f"{type(value).__name__} literals are not allowed in expressions"
-        )
+        raise self._fail(node, f"{type(value).__name__} literals are not allowed in expressions")
 
     def _name(self, node: ast.Name, pos: dict[str, int]) -> Node:
         name = node.id
@@ -454,8 +452,18 @@ def _is_number(node: Node) -> bool:
 # --------------------------------------------------------------------------- unparse
 
 _PREC = {
-    "if": 0, "or": 1, "and": 2, "not": 3, "cmp": 4,
-    "+": 5, "-": 5, "*": 6, "//": 6, "%": 6, "neg": 7, "atom": 8,
+    "if": 0,
+    "or": 1,
+    "and": 2,
+    "not": 3,
+    "cmp": 4,
+    "+": 5,
+    "-": 5,
+    "*": 6,
+    "//": 6,
+    "%": 6,
+    "neg": 7,
+    "atom": 8,
 }
 
 
@@ -515,9 +523,7 @@ def unparse(node: Node) -> str:
     if isinstance(node, ListExpr):
         return "[" + ", ".join(_wrap(i, 1) for i in node.items) + "]"
     if isinstance(node, Conditional):
-        return (
-            f"{_wrap(node.then, 1)} if {_wrap(node.cond, 1)} else {_wrap(node.orelse, 0)}"
-        )
+        return f"{_wrap(node.then, 1)} if {_wrap(node.cond, 1)} else {_wrap(node.orelse, 0)}"
     if isinstance(node, Call):
         return f"{node.func}(" + ", ".join(_wrap(a, 1) for a in node.args) + ")"
     raise TypeError(f"not an expression node: {node!r}")
@@ -745,9 +751,7 @@ def check(node: Node, scope: Scope) -> ExprType:
     if isinstance(node, Conditional):
         cond = check(node.cond, scope)
         if cond.kind != "bool":
-            raise _fail(
-                node.cond, f"the condition of `if` must be bool, not {cond.describe()}"
-            )
+            raise _fail(node.cond, f"the condition of `if` must be bool, not {cond.describe()}")
         then, orelse = check(node.then, scope), check(node.orelse, scope)
         joined = _join(then, orelse)
         if joined is None:

@@ -29,22 +29,25 @@ from .model import (
     Variable,
     Waiver,
 )
-from .source import Document, is_number_text, one_line, read_text
+from .source import Document, one_line, read_text
 from .types import KINDS, Kind, Type, Value
 
 __all__ = ["load", "load_data", "loads"]
 
 Path = tuple[str | int, ...]
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:[.:-][A-Za-z0-9_]+)*$")
-PROPERTY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# Anchored with `\A`/`\Z` (and used with `fullmatch`): `$` would also match before a final
+# line break, and a name such as "draft\n" must be refused. The JSON Schema turns these into
+# ECMA-262 patterns (`^`/`$`) in `railguard.spec.schema`.
+IDENTIFIER = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+DOTTED = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*(?:[.:-][A-Za-z0-9_]+)*\Z")
+PROPERTY_NAME = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 NAME_RULES = {
     IDENTIFIER.pattern: "use letters, digits and `_`, not starting with a digit",
     DOTTED.pattern: "use letters, digits and `_`, in parts joined by `.`, `:` or `-`",
     PROPERTY_NAME.pattern: "use letters, digits, `_`, `.` and `-`",
 }
-DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+DURATION = re.compile(r"\A(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?\Z")
 
 TOP_KEYS = (
     "railguard",
@@ -190,12 +193,16 @@ class _Validator:
         key: bool = False,
     ) -> str:
         """``value`` if it is a valid name of the kind ``what``, else report it and skip."""
-        if isinstance(value, str) and pattern.match(value):
+        if isinstance(value, str) and pattern.fullmatch(value):
             return value
-        shown = _show(value) if value is not None else "an empty value"
-        rule = NAME_RULES[pattern.pattern]
         prefix = f"{owner}: " if owner else ""
-        message = f"{prefix}{shown} is not a valid {what} name ({rule})"
+        if value is not None and not isinstance(value, str):
+            shown = f" {_show(value)}" if _is_scalar(value) else ""
+            message = f"{prefix}the {what} name{shown} must be text, not {_kind(value)}"
+        else:
+            shown = _show(value) if value is not None else "an empty value"
+            rule = NAME_RULES[pattern.pattern]
+            message = f"{prefix}{shown} is not a valid {what} name ({rule})"
         raise self.fail(path, message, key=key)
 
     # ------------------------------------------------------------------ top level
@@ -230,9 +237,7 @@ class _Validator:
             name = self.name(data["name"], ("name",), "", "spec", DOTTED)
         except _Skip:
             pass
-        description = self.text(
-            data.get("description", ""), ("description",), "the spec description"
-        )
+        description = self.text(data.get("description", ""), ("description",), "the spec")
         roles = self.roles(data.get("roles", {}))
         variables = self.variables(data.get("variables", {}))
         if "states" not in data and "states" in suggested:
@@ -266,11 +271,12 @@ class _Validator:
             locations=locations,
         )
 
-    def text(self, value: Any, path: Path, owner: str) -> str:
+    def text(self, value: Any, path: Path, owner: str, label: str = "description") -> str:
+        """Free text (empty when not given); anything else, a number too, is reported."""
         if value is None:
             return ""
         if not isinstance(value, str):
-            self.fail(path, f"{owner} must be text, not {_kind(value)}")
+            self.fail(path, f"{owner}: `{label}` must be text, not {_kind(value)}")
             return ""
         return value
 
@@ -328,6 +334,12 @@ class _Validator:
         kind = data.get("type")
         if kind is None:
             raise self.fail(path, f"{owner} needs a `type` (one of {', '.join(KINDS)})")
+        if not isinstance(kind, str):
+            raise self.fail(
+                (*path, "type"),
+                f"{owner}: `type` must be text naming a type (one of {', '.join(KINDS)}), "
+                f"not {_kind(kind)}",
+            )
         if kind not in KINDS:
             close = difflib.get_close_matches(str(kind), KINDS, n=1)
             hint = (
@@ -364,10 +376,15 @@ class _Validator:
                 )
             seen: list[str] = []
             for index, item in enumerate(raw_values):
-                if not isinstance(item, str) or not item:
+                if not isinstance(item, str):
+                    shown = f" {_show(item)}" if _is_scalar(item) else ""
                     raise self.fail(
                         (*path, "values", index),
-                        f"{owner}: enum value {_show(item)} must be non-empty text",
+                        f"{owner}: enum value{shown} must be text, not {_kind(item)}",
+                    )
+                if not item:
+                    raise self.fail(
+                        (*path, "values", index), f"{owner}: an enum value must be non-empty text"
                     )
                 if item in seen:
                     raise self.fail(
@@ -436,8 +453,6 @@ class _Validator:
                 for i, item in enumerate(raw)
             ]
             converted = frozenset(cast(Any, items))
-        elif kind == "int" and is_number_text(raw):
-            converted = None
         elif kind == "principal" and raw is not None:
             raise self.fail(path, f"{owner}: a principal starts unset; `{label}` cannot name one")
         if not _fits_kind(raw, kind):
@@ -519,7 +534,9 @@ class _Validator:
         if not data:
             self.fail(("states",), "the spec declares no states", key=True)
             raise self.abort()
-        self.declared_states = tuple(n for n in data if isinstance(n, str) and IDENTIFIER.match(n))
+        self.declared_states = tuple(
+            n for n in data if isinstance(n, str) and IDENTIFIER.fullmatch(n)
+        )
         result: list[State] = []
         for name, raw_body in data.items():
             path: Path = ("states", name)
@@ -657,19 +674,30 @@ class _Validator:
         if not isinstance(raw, list):
             self.fail(("transitions",), f"`transitions` must be a list, not {_kind(raw)}")
             return ()
-        result = []
+        result: list[Transition] = []
+        first_of_event: dict[str, Transition] = {}
         for position, body in enumerate(raw):
             path: Path = ("transitions", position)
             index = position + 1
             event = body.get("event") if isinstance(body, dict) else None
-            named = isinstance(event, str) and IDENTIFIER.match(event)
+            named = isinstance(event, str) and IDENTIFIER.fullmatch(event) is not None
             owner = f"transition {index} (`{event}`)" if named else f"transition {index}"
             try:
-                result.append(self.transition(body, path, index, owner, variables))
+                transition = self.transition(body, path, index, owner, variables)
             except _Skip:
                 if named:
                     self.failed_events.add(cast(str, event))
                 continue
+            first = first_of_event.setdefault(transition.event, transition)
+            if _signature(first) != _signature(transition):
+                # The runtime checks params per event, and a plan offers one tool per event.
+                where = (*path, "params") if "params" in body else path
+                self.fail(
+                    where,
+                    f"{owner}: params differ from transition {first.index} (`{first.event}`); "
+                    "every transition of an event takes the same params",
+                )
+            result.append(transition)
         return tuple(result)
 
     def transition(
@@ -784,6 +812,7 @@ class _Validator:
                     f"{powner}: a param cannot be a principal, "
                     "because the actor is the authenticated caller",
                 )
+            self.text(spec.get("description"), (*ppath, "description"), powner)
             if "default" in spec:
                 default = self.value(
                     spec["default"], declared, (*ppath, "default"), powner, "default"
@@ -806,8 +835,10 @@ class _Validator:
     ) -> tuple[Expression, ExprType]:
         if isinstance(raw, bool):
             raw = "True" if raw else "False"
-        elif isinstance(raw, int) or is_number_text(raw):
+        elif isinstance(raw, int | Decimal):
             raw = str(raw)
+        elif isinstance(raw, float):
+            raw = repr(raw)  # only from Python data (`load_data`)
         if not isinstance(raw, str):
             raise self.fail(path, f"{owner}: the {label} must be an expression, not {_kind(raw)}")
         tree = None
@@ -953,6 +984,12 @@ class _Validator:
             if key not in pdata:
                 raise self.fail(ppath, f"{owner}: `precedes` needs `{key}`, an event name")
             event = pdata[key]
+            if not isinstance(event, str):
+                shown = f" {_show(event)}" if _is_scalar(event) else ""
+                raise self.fail(
+                    (*ppath, key),
+                    f"{owner}: `{key}`{shown} must be text naming an event, not {_kind(event)}",
+                )
             if event in self.failed_events:
                 raise _Skip()
             if event not in events:
@@ -960,7 +997,7 @@ class _Validator:
                 raise self.fail(
                     (*ppath, key), f"{owner}: `{key}` names unknown event {_show(event)}{hint}"
                 )
-            pair.append(cast(str, event))
+            pair.append(event)
         return Invariant(name, "precedes", first=pair[0], then=pair[1], description=description)
 
     # ------------------------------------------------------------------ permissions, waivers
@@ -978,13 +1015,23 @@ class _Validator:
             if not isinstance(group, list) or len(group) < 2:
                 self.fail(path, "each `exclusive_roles` entry must list two or more roles")
                 continue
+            members: list[str] = []
             for j, role in enumerate(group):
-                if role not in names and role not in self.broken_roles:
+                if not isinstance(role, str):
+                    shown = f" {_show(role)}" if _is_scalar(role) else ""
+                    self.fail(
+                        (*path, j),
+                        f"`exclusive_roles`: the role{shown} must be text naming a role, "
+                        f"not {_kind(role)}",
+                    )
+                elif role not in names and role not in self.broken_roles:
                     self.fail(
                         (*path, j),
                         f"`exclusive_roles` names unknown role {_show(role)}{_hint(role, names)}",
                     )
-            result.append(tuple(str(r) for r in group))
+                else:
+                    members.append(role)
+            result.append(tuple(members))
         return tuple(result)
 
     def waivers(self, raw: Any) -> tuple[Waiver, ...]:
@@ -1010,7 +1057,11 @@ class _Validator:
                         f"{owner}: `target` must name a state, transition or property",
                     )
                 reason = data.get("reason")
-                if not isinstance(reason, str) or not reason.strip():
+                if reason is not None and not isinstance(reason, str):
+                    raise self.fail(
+                        (*path, "reason"), f"{owner}: `reason` must be text, not {_kind(reason)}"
+                    )
+                if reason is None or not reason.strip():
                     raise self.fail(path, f"{owner}: a waiver needs a written `reason`")
                 result.append(Waiver(check_id, str(target), reason.strip()))
             except _Skip:
@@ -1062,7 +1113,7 @@ def _duration(value: Any) -> int | None:
         return value
     if not isinstance(value, str) or not value:
         return None
-    match = DURATION.match(value.strip())
+    match = DURATION.fullmatch(value.strip())
     if match is None or not any(match.groups()):
         return None
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
@@ -1070,7 +1121,7 @@ def _duration(value: Any) -> int | None:
 
 
 def _literal_text(value: Any) -> str:
-    if isinstance(value, str) and not is_number_text(value):
+    if isinstance(value, str):
         return repr(value)
     if value is None:
         return "None"
@@ -1091,7 +1142,7 @@ def _fits_kind(raw: Any, kind: str) -> bool:
     if kind == "bool":
         return isinstance(raw, bool)
     if kind in ("enum", "str"):
-        return isinstance(raw, str) and not is_number_text(raw)
+        return isinstance(raw, str)
     if kind == "set":
         return isinstance(raw, list)
     return True
@@ -1120,6 +1171,16 @@ def _yaml11(raw: Any, kind: str) -> str:
     return ""
 
 
+def _signature(transition: Transition) -> list[Parameter]:
+    """The params of a transition, whatever order they were written in."""
+    return sorted(transition.params, key=lambda p: p.name)
+
+
+def _is_scalar(value: Any) -> bool:
+    """Whether ``value`` is a number or a boolean (shown in a message as it was written)."""
+    return isinstance(value, bool | int | float | Decimal)
+
+
 def _variable_names(tree: Node) -> set[str]:
     names: set[str] = set()
     stack = [tree]
@@ -1140,7 +1201,7 @@ def _kind(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    if isinstance(value, int | float | Decimal) or is_number_text(value):
+    if isinstance(value, int | float | Decimal):
         return "a number"
     if isinstance(value, str):
         return f"the text `{value[:40]}`"

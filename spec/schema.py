@@ -13,6 +13,7 @@ variables, events and roles, that exactly one state is initial, that values lie 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from .expr import RESERVED_NAMES
@@ -55,6 +56,17 @@ def _count(description: str, minimum: int = 0, maximum: int | None = None) -> Sc
     if maximum is not None:
         body["maximum"] = maximum
     return _optional(body, description)
+
+
+def _ecma(regex: re.Pattern[str]) -> str:
+    """A loader name regex as an ECMA-262 pattern: ``\\A…\\Z`` becomes ``^…$``.
+
+    ECMA-262 has no ``\\A``/``\\Z`` (``\\Z`` would match a letter Z), and its ``$`` matches
+    only at the very end of the text, never before a final line break.
+    """
+    text = regex.pattern
+    assert text.startswith("\\A") and text.endswith("\\Z"), text
+    return f"^{text[2:-2]}$"
 
 
 def _names(description: str, pattern: str) -> Schema:
@@ -219,7 +231,7 @@ def _state() -> Schema:
                 "enum": ["success", "failure", None],
             },
             "on_error": _optional(
-                _names("", IDENTIFIER.pattern),
+                _names("", _ecma(IDENTIFIER)),
                 "Overrides the workflow's `on_error` for this state: the failure terminal taken "
                 "when an effect fails, a timeout expires or an operator aborts.",
             ),
@@ -262,7 +274,7 @@ def _timeout() -> Schema:
                 ],
             },
             "event": _optional(
-                _names("", IDENTIFIER.pattern),
+                _names("", _ecma(IDENTIFIER)),
                 "The event fired as the system when the timeout expires (instead of the "
                 "error exit).",
             ),
@@ -272,14 +284,14 @@ def _timeout() -> Schema:
 
 
 def _transition() -> Schema:
-    state = _names("A state name.", IDENTIFIER.pattern)
+    state = _names("A state name.", _ecma(IDENTIFIER))
     return {
         "description": "A transition: `event` moves an instance `from` a state `to` another.",
         "type": "object",
         "maxProperties": MAX_ITEMS,
         "required": ["event", "from", "to", "permission"],
         "properties": {
-            "event": _names("The event that fires the transition.", IDENTIFIER.pattern),
+            "event": _names("The event that fires the transition.", _ecma(IDENTIFIER)),
             "from": {
                 "description": "The state (or non-empty list of distinct states) it leaves from.",
                 "anyOf": [
@@ -289,18 +301,18 @@ def _transition() -> Schema:
             },
             "to": _names(
                 "The state it goes to (may equal `from`: a step that keeps the state).",
-                IDENTIFIER.pattern,
+                _ecma(IDENTIFIER),
             ),
             "permission": _names(
                 "The permission a caller needs (required; write `public` to let any caller "
                 "fire it).",
-                DOTTED.pattern,
+                _ecma(DOTTED),
             ),
             "params": {
                 "description": "Typed params of the event (a param with a `default` is optional).",
                 "type": ["object", "null"],
                 "maxProperties": MAX_ITEMS,
-                "propertyNames": _unreserved(IDENTIFIER.pattern),
+                "propertyNames": _unreserved(_ecma(IDENTIFIER)),
                 "additionalProperties": {"$ref": "#/$defs/param"},
             },
             "guard": {
@@ -311,7 +323,7 @@ def _transition() -> Schema:
                 "description": "Variable → expression, evaluated when the transition fires.",
                 "type": ["object", "null"],
                 "maxProperties": MAX_ITEMS,
-                "propertyNames": _names("", IDENTIFIER.pattern),
+                "propertyNames": _names("", _ecma(IDENTIFIER)),
                 "additionalProperties": {
                     "description": "An expression (or a literal list for a set variable).",
                     "type": ["string", "number", "boolean", "array"],
@@ -319,11 +331,11 @@ def _transition() -> Schema:
                 },
             },
             "effect": _optional(
-                _names("", DOTTED.pattern),
+                _names("", _ecma(DOTTED)),
                 "The side-effect handler run when the transition fires (bound at run time).",
             ),
             "compensate": _optional(
-                _names("", DOTTED.pattern),
+                _names("", _ecma(DOTTED)),
                 "The handler that undoes the `effect` if the run later fails.",
             ),
             "irreversible": {
@@ -381,7 +393,7 @@ def _invariant() -> Schema:
         "maxProperties": MAX_ITEMS,
         "required": ["name"],
         "properties": {
-            "name": _names("The property's name, e.g. `four-eyes`.", PROPERTY_NAME.pattern),
+            "name": _names("The property's name, e.g. `four-eyes`.", _ecma(PROPERTY_NAME)),
             "always": {
                 **expression,
                 "description": "A boolean expression over `state` and the variables that holds in "
@@ -397,8 +409,8 @@ def _invariant() -> Schema:
                 "maxProperties": MAX_ITEMS,
                 "required": ["first", "then"],
                 "properties": {
-                    "first": _names("The event that must come first.", IDENTIFIER.pattern),
-                    "then": _names("The event that may only follow it.", IDENTIFIER.pattern),
+                    "first": _names("The event that must come first.", _ecma(IDENTIFIER)),
+                    "then": _names("The event that may only follow it.", _ecma(IDENTIFIER)),
                 },
                 "additionalProperties": False,
             },
@@ -416,7 +428,7 @@ def _waiver() -> Schema:
         "maxProperties": MAX_ITEMS,
         "required": ["check", "target", "reason"],
         "properties": {
-            "check": _names("The id of the check waived.", PROPERTY_NAME.pattern),
+            "check": _names("The id of the check waived.", _ecma(PROPERTY_NAME)),
             "target": {
                 "description": "The state, transition or property the waiver applies to.",
                 "type": ["string", "integer"],
@@ -476,7 +488,7 @@ def json_schema() -> dict[str, Any]:
 
     A fresh, JSON-serialisable dict on every call (callers may change it).
     """
-    dotted = _names("", DOTTED.pattern)
+    dotted = _names("", _ecma(DOTTED))
     schema: Schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -487,7 +499,7 @@ def json_schema() -> dict[str, Any]:
         "required": ["railguard", "name", "states"],
         "properties": {
             "railguard": {"description": "The format version: `1`.", "const": FORMAT_VERSION},
-            "name": _names("The workflow's name.", DOTTED.pattern),
+            "name": _names("The workflow's name.", _ecma(DOTTED)),
             "description": _text("What the workflow does."),
             "roles": {
                 "description": "Role → the permissions it grants (RBAC). A principal holds one or "
@@ -507,7 +519,7 @@ def json_schema() -> dict[str, Any]:
                 "one of those.",
                 "type": "object",
                 "maxProperties": MAX_ITEMS,
-                "propertyNames": _unreserved(IDENTIFIER.pattern),
+                "propertyNames": _unreserved(_ecma(IDENTIFIER)),
                 "additionalProperties": {"$ref": "#/$defs/variable"},
             },
             "states": {
@@ -516,11 +528,11 @@ def json_schema() -> dict[str, Any]:
                 "type": "object",
                 "minProperties": 1,
                 "maxProperties": MAX_ITEMS,
-                "propertyNames": _names("", IDENTIFIER.pattern),
+                "propertyNames": _names("", _ecma(IDENTIFIER)),
                 "additionalProperties": {"$ref": "#/$defs/state"},
             },
             "on_error": _optional(
-                _names("", IDENTIFIER.pattern),
+                _names("", _ecma(IDENTIFIER)),
                 "The failure terminal an instance goes to when an effect fails, a timeout expires "
                 "or an operator aborts (a state may override it).",
             ),

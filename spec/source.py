@@ -16,6 +16,7 @@ import bisect
 import json
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import yaml
@@ -25,7 +26,6 @@ from .errors import LoadError, Location, Problem
 __all__ = [
     "Document",
     "describe_path",
-    "is_number_text",
     "one_line",
     "read_json",
     "read_text",
@@ -107,15 +107,15 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.yaml_implicit_resolvers = {}
 _CORE = {
-    "tag:yaml.org,2002:null": (r"^(?:~|null|Null|NULL|)$", [*"~nN", ""]),
-    "tag:yaml.org,2002:bool": (r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    "tag:yaml.org,2002:null": (r"\A(?:~|null|Null|NULL|)\Z", [*"~nN", ""]),
+    "tag:yaml.org,2002:bool": (r"\A(?:true|True|TRUE|false|False|FALSE)\Z", list("tTfF")),
     "tag:yaml.org,2002:int": (
-        r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$",
+        r"\A(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)\Z",
         list("-+0123456789"),
     ),
     "tag:yaml.org,2002:float": (
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        r"\A(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z",
         list("-+0123456789."),
     ),
 }
@@ -212,11 +212,13 @@ def _scan_events(text: str, file: str) -> None:
         if frames and nest:
             frames[-1][1] += amount
         if expanded > MAX_NODES:
-            raise _error(
+            message = (
                 f"aliases expand the document to more than {MAX_NODES:,} values, "
-                "so it is refused as an alias bomb",
-                _mark(file, event.start_mark),
+                "so it is refused as an alias bomb"
+                if sizes
+                else f"the document holds more than {MAX_NODES:,} values"
             )
+            raise _error(message, _mark(file, event.start_mark))
 
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, yaml.CollectionStartEvent):
@@ -419,20 +421,35 @@ def _scalar(node: yaml.ScalarNode, file: str) -> Any:
                 f"`{value}` is not allowed: numbers in a spec must be finite",
                 _mark(file, node.start_mark),
             )
-        # Keep numbers exact: the loader turns them into Decimal or refuses them.
+        if len(value.lstrip("+-")) > MAX_DIGITS:
+            raise _error(
+                f"a number has more than {MAX_DIGITS} digits", _mark(file, node.start_mark)
+            )
+        # Keep numbers exact: a decimal, never a binary float.
         return _Number(value)
     raise _bad_tag(node, file)
 
 
-class _Number(str):
-    """A YAML/JSON number that is not an integer, kept as its exact text."""
+class _Number(Decimal):
+    """A YAML/JSON number that is not an integer: its exact value, shown as it was written.
 
-    __slots__ = ()
+    It is a :class:`~decimal.Decimal`, never a ``str``, so no text field can take a number
+    for text; it prints as its source text (``1e5`` stays ``1e5`` in messages and guards).
+    """
 
+    __slots__ = ("text",)
+    text: str
 
-def is_number_text(value: Any) -> bool:
-    """Whether ``value`` is a non-integer number read from a document (exact text)."""
-    return isinstance(value, _Number)
+    def __new__(cls, text: str) -> _Number:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __format__(self, spec: str) -> str:
+        return self.text if not spec else super().__format__(spec)
 
 
 # --------------------------------------------------------------------------- JSON

@@ -98,7 +98,7 @@ def canonical(
             assert isinstance(value, str)
             if value not in rename:
                 rename[value] = f"p{len(roles)}"
-                roles.append(roles_of.get(value, frozenset()))
+                roles.append(_representative(spec, roles_of.get(value, frozenset())))
             value = rename[value]
         out.append(value)
     return Config(state, tuple(out), tuple(roles), seen & _monitored(spec))
@@ -153,9 +153,19 @@ def domain(declared: Type) -> list[Value]:
     raise TooLarge(f"values of kind {kind} are not enumerated")
 
 
-def _role_sets(spec: Spec) -> list[frozenset[str]]:
-    """One role set per distinct set of granted permissions, among those ``exclusive_roles``
-    allows (the smallest first)."""
+def _grants(spec: Spec, roles: frozenset[str]) -> frozenset[str]:
+    return frozenset(p for r in roles if r in spec.role_map for p in spec.role_map[r].permissions)
+
+
+_REPRESENTATIVES: dict[int, tuple[Spec, dict[frozenset[str], frozenset[str]]]] = {}
+
+
+def _representatives(spec: Spec) -> dict[frozenset[str], frozenset[str]]:
+    """Granted permissions -> the first role set (smallest, in declaration order) that grants
+    exactly them, among the role sets ``exclusive_roles`` allows."""
+    cached = _REPRESENTATIVES.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
     names = [r.name for r in spec.roles]
     chosen: dict[frozenset[str], frozenset[str]] = {}
     for size in range(len(names) + 1):
@@ -163,9 +173,19 @@ def _role_sets(spec: Spec) -> list[frozenset[str]]:
             roles = frozenset(combo)
             if any(len(roles & set(group)) > 1 for group in spec.exclusive_roles):
                 continue
-            grants = frozenset(p for r in roles for p in spec.role_map[r].permissions)
-            chosen.setdefault(grants, roles)
-    return list(chosen.values())
+            chosen.setdefault(_grants(spec, roles), roles)
+    _REPRESENTATIVES[id(spec)] = (spec, chosen)
+    return chosen
+
+
+def _representative(spec: Spec, roles: frozenset[str]) -> frozenset[str]:
+    """The role set that stands for ``roles``: permissions are all roles decide."""
+    return _representatives(spec)[_grants(spec, roles)]
+
+
+def _role_sets(spec: Spec) -> list[frozenset[str]]:
+    """One role set per distinct set of granted permissions."""
+    return list(_representatives(spec).values())
 
 
 # --------------------------------------------------------------------------- one step

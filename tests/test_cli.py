@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from railguard import __version__
 from railguard.cli import main
+from railguard.verifier.report import JSON_REPORT_VERSION
 
 from .conftest import EXAMPLES, ROOT
 
@@ -46,7 +49,7 @@ def test_check_json_report_is_versioned_and_lists_results(
 ) -> None:
     assert main(["check", str(EXAMPLES / "refund.yaml"), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["railguard_report"] == 1
+    assert report["railguard_report"] == JSON_REPORT_VERSION
     assert report["exit_code"] == 0
     (entry,) = report["files"]
     assert entry["status"] == "clean"
@@ -198,3 +201,81 @@ def test_render_refuses_an_impossible_trace(
         == 2
     )
     assert "`pay`" in capsys.readouterr().err
+
+
+def test_check_writes_sarif_and_junit_reports_to_a_file(tmp_path: Path) -> None:
+    sarif = tmp_path / "railguard.sarif"
+    assert main(["check", str(EXAMPLES), "--format", "sarif", "-o", str(sarif)]) == 0
+    log = json.loads(sarif.read_text())
+    assert log["version"] == "2.1.0"
+    assert log["runs"][0]["results"] == []
+    assert len(log["runs"][0]["artifacts"]) == 3
+    junit = tmp_path / "railguard.xml"
+    assert main(["check", str(EXAMPLES), "--format", "junit", "-o", str(junit)]) == 0
+    root = ElementTree.fromstring(junit.read_text())
+    assert len(root.findall("testsuite")) == 3
+    assert root.get("failures") == "0"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_shows_on_a_terminal_and_is_erased(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["check", str(EXAMPLES), "--no-data"]) == 0
+    shown = terminal.getvalue()
+    assert "checking 1/3 deploy.yaml…" in shown
+    assert "checking 3/3 refund.yaml…" in shown
+    assert shown.endswith("\r\033[K")
+    assert "checking" not in capsys.readouterr().out
+
+
+def test_progress_never_shows_when_stderr_is_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(EXAMPLES), "--no-data"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_budget_flags_reach_the_verifier(monkeypatch: pytest.MonkeyPatch) -> None:
+    from railguard import cli
+    from railguard.spec import Spec
+    from railguard.verifier import Report
+    from railguard.verifier.engine import Budget
+
+    calls: list[tuple[Budget | None, bool]] = []
+
+    def fake_verify(spec: Spec, budget: Budget | None = None, *, symbolic: bool = True) -> Report:
+        calls.append((budget, symbolic))
+        return Report(spec)
+
+    monkeypatch.setattr(cli, "verify", fake_verify)
+    spec = str(EXAMPLES / "refund.yaml")
+    assert main(["check", spec, "--timeout", "2.5", "--rlimit", "1000", "--depth", "12"]) == 0
+    assert main(["check", spec, "--no-data"]) == 0
+    (budget, symbolic), (default, structural) = calls
+    assert budget == Budget(rlimit=1000, timeout_ms=2500, bmc_depth=12, max_depth=Budget().max_depth)
+    assert symbolic is True
+    assert default == Budget()
+    assert structural is False
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--rlimit", "0"], ["--rlimit", "many"], ["--timeout", "-1"], ["--depth", "1.5"], ["--format", "pdf"]],
+)
+def test_bad_flag_values_are_unusable_input(flags: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["check", str(EXAMPLES / "refund.yaml"), *flags])
+    assert exited.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_check_with_rlimit_one_exits_one_and_reports_unknown_in_a_real_process() -> None:
+    result = run("check", str(EXAMPLES / "refund.yaml"), "--rlimit", "1")
+    assert result.returncode == 1
+    assert " unknown RG" in result.stdout
+    assert result.stderr == ""

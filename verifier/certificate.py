@@ -32,8 +32,8 @@ from .results import Outcome, Report
 
 __all__ = [
     "CERTIFICATE_VERSION",
-    "CertificateError",
     "Certificate",
+    "CertificateError",
     "CertifiedCheck",
     "issue",
     "load_certificate",

@@ -91,7 +91,9 @@ class _Decoder:
     def __init__(self, system: System, model: z3.ModelRef) -> None:
         self.system = system
         self.model = model
-        self.names: dict[int, tuple[str, tuple[str, ...]]] = {}
+        #: A name per (identity, roles): in the solver's model one Int identity may stand for
+        #: different people at different steps (while nobody stores it), told apart by roles.
+        self.names: dict[tuple[int, tuple[str, ...]], str] = {}
         self.count = 0
 
     def eval(self, term: Any) -> Any:
@@ -100,18 +102,16 @@ class _Decoder:
     def roles(self, prefix: Mapping[str, Any], key: str) -> tuple[str, ...]:
         return tuple(r for r in self.system.roles if z3.is_true(self.eval(prefix[f"{key}@{r}"])))
 
-    def principal(self, identity: int, roles: tuple[str, ...], stored: bool) -> str | None:
+    def principal(self, identity: int, roles: tuple[str, ...]) -> str | None:
         if identity == UNSET:
             return None
         if identity == SYSTEM_ID:
             return SYSTEM
-        known = self.names.get(identity)
-        if known is not None and (known[1] == roles or stored):
-            return known[0]
-        self.count += 1
-        name = f"user{self.count}"
-        self.names[identity] = (name, roles)
-        return name
+        known = self.names.get((identity, roles))
+        if known is None:
+            self.count += 1
+            known = self.names[(identity, roles)] = f"user{self.count}"
+        return known
 
     def scalar(self, declared: Type, term: Any) -> Value:
         value = self.eval(term)
@@ -135,7 +135,7 @@ class _Decoder:
             declared = variable.type
             if declared.kind == "principal":
                 identity = self.eval(s[variable.name]).as_long()
-                out[variable.name] = self.principal(identity, self.roles(s, variable.name), True)
+                out[variable.name] = self.principal(identity, self.roles(s, variable.name))
             elif declared.kind == "set":
                 assert declared.of is not None
                 members = []
@@ -161,7 +161,7 @@ class _Decoder:
         else:
             roles = self.roles(i, "@actor")
             identity = self.eval(i["@actor"]).as_long()
-            actor = self.principal(identity, roles, self._stored(identity))
+            actor = self.principal(identity, roles)
             params = {}
             for p in transition.params:
                 key = f"@p:{transition.event}:{p.name}"
@@ -176,9 +176,6 @@ class _Decoder:
         values = self.values(s_after) if s_after is not None else {}
         del spec
         return Step(transition.event, move.kind, actor, roles, params, move.target, values, transition.index)
-
-    def _stored(self, identity: int) -> bool:
-        return identity in self.names
 
 
 def decode(system: System, witness: Witness, *, final_step: bool) -> Counterexample:
@@ -201,7 +198,7 @@ def decode(system: System, witness: Witness, *, final_step: bool) -> Counterexam
         last = witness.inputs[witness.depth]
         move = system.moves[decoder.eval(last["@move"]).as_long()]
         final = decoder.step(None, last, move)
-    principals = {name: roles for name, roles in decoder.names.values()}
+    principals = {name: roles for (_, roles), name in decoder.names.items()}
     return Counterexample(spec.name, context, tuple(steps), final, principals)
 
 

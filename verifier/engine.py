@@ -99,24 +99,64 @@ class Engine:
         pending = dict(goals)
         for d in range(depth + 1):
             if d >= start:
-                for key, bad in list(pending.items()):
-                    self.queries += 1
-                    solver.push()
-                    solver.add(bad(states[d], inputs[d]))
-                    answer = solver.check()
-                    if answer == z3.sat:
-                        found[key] = Witness(solver.model(), list(states), list(inputs))
+                terms = {key: bad(states[d], inputs[d]) for key, bad in pending.items()}
+                self._witnesses(solver, terms, states, inputs, found, exhausted)
+                for key in terms:
+                    if key in found or key in exhausted:
                         del pending[key]
-                    elif answer == z3.unknown:
-                        exhausted.add(key)
-                        del pending[key]
-                    solver.pop()
             if not pending or d == depth:
                 break
             states.append(system.state(f"s{d + 1}"))
             solver.add(system.step(states[d], inputs[d], states[d + 1]))
             inputs.append(system.inputs(f"i{d + 1}"))
         return found, exhausted
+
+    def _witnesses(
+        self,
+        solver: z3.Solver,
+        terms: dict[Hashable, z3.BoolRef],
+        states: list[State],
+        inputs: list[Inputs],
+        found: dict[Hashable, Witness],
+        exhausted: set[Hashable],
+    ) -> None:
+        """Find a witness at the current depth for each goal in ``terms`` that has one.
+
+        One query asks for *any* open goal; its model serves every goal it satisfies, and the
+        rest are asked again, so an unsatisfiable depth costs one query, not one per goal. If
+        that query is unknown the goals are asked one by one, and those still unknown are
+        ``exhausted``."""
+        open_keys = list(terms)
+        while open_keys:
+            self.queries += 1
+            solver.push()
+            solver.add(z3.Or([terms[k] for k in open_keys]))
+            answer = solver.check()
+            if answer == z3.unsat:
+                solver.pop()
+                return
+            if answer == z3.sat:
+                model = solver.model()
+                solver.pop()
+                hit = [k for k in open_keys if z3.is_true(model.eval(terms[k], model_completion=True))]
+                if not hit:  # cannot happen for a model of the disjunction; ask one by one
+                    break
+                for key in hit:
+                    found[key] = Witness(model, list(states), list(inputs))
+                open_keys = [k for k in open_keys if k not in found]
+                continue
+            solver.pop()
+            break
+        for key in open_keys:
+            self.queries += 1
+            solver.push()
+            solver.add(terms[key])
+            answer = solver.check()
+            if answer == z3.sat:
+                found[key] = Witness(solver.model(), list(states), list(inputs))
+            elif answer == z3.unknown:
+                exhausted.add(key)
+            solver.pop()
 
     def spacer(self, bad: Bad) -> SpacerAnswer:
         """Decide whether ``bad`` is reachable with Spacer (see the module docstring)."""

@@ -409,7 +409,10 @@ def _counts(report: Report) -> str:
     for kind, n in kinds.items():
         if n:
             parts.append(f"{n} {kind}" + ("s" if kind == "warning" and n != 1 else ""))
-    return ", ".join(parts)
+    text = ", ".join(parts)
+    if not any(r.rule.family in ("data", "properties") for r in results):
+        text += " (structure only: no data checks)"
+    return text
 
 
 def _bound(result: Result) -> str:
@@ -434,7 +437,8 @@ def _finding_lines(result: Result, spec: Spec, colour: bool) -> list[str]:
         suffix += " (not proved: unknown fails the gate; raise --rlimit or --timeout)"
     else:
         tag = _paint("violated", "red", colour)
-    lines = [f"  {result.location}: {tag} {result.rule.id} {result.rule.name}: {result.message}{suffix}"]
+    about = "" if result.subject in result.message else f" ({result.subject})"
+    lines = [f"  {result.location}: {tag} {result.rule.id} {result.rule.name}{about}: {result.message}{suffix}"]
     if result.counterexample is not None and result.outcome != "proved":
         lines.extend(f"      {line}" for line in plan_lines(result.counterexample.to_plan(), spec))
     return lines

@@ -32,7 +32,7 @@ from railguard.spec.expr import Literal as LiteralNode
 from railguard.spec.expr import Node, children
 from railguard.spec.types import Type
 
-from .z3expr import SYSTEM_ID, TRUE, UNSET, Codes, Sym, Unsupported, compile_z3, literal_sym
+from .z3expr import SYSTEM_ID, TRUE, UNSET, Codes, Sym, Unsupported, as_string, compile_z3, literal_sym
 
 __all__ = ["Move", "System", "Unsupported"]
 
@@ -230,7 +230,7 @@ class System:
                 return z3.BoolVal(term in declared.values)
             parts.append(z3.Or([term == self.codes[v] for v in declared.values]))
         elif kind == "str":
-            text = z3.StringVal(term) if sym.kind == "strlit" else term
+            text = as_string(sym, self.codes)
             if declared.max_length is not None:
                 parts.append(z3.Length(text) <= declared.max_length)
         elif kind == "principal":
@@ -287,8 +287,8 @@ class System:
             return z3.ToReal(sym.term)
         if declared.kind == "enum" and sym.kind == "strlit":
             return z3.IntVal(self.codes[sym.term])
-        if declared.kind == "str" and sym.kind == "strlit":
-            return z3.StringVal(sym.term)
+        if declared.kind == "str" and sym.kind in ("strlit", "enum"):
+            return as_string(sym, self.codes)
         if declared.kind == "principal" and sym.kind == "none":
             return z3.IntVal(UNSET)
         return sym.term

@@ -41,7 +41,7 @@ from railguard.spec.types import Type
 
 from .errors import VerifierError
 
-__all__ = ["Codes", "Sym", "Unsupported", "compile_z3", "literal_sym", "sym_eq"]
+__all__ = ["Codes", "Sym", "Unsupported", "as_string", "compile_z3", "literal_sym", "sym_eq"]
 
 UNSET = 0
 SYSTEM_ID = -1
@@ -137,12 +137,36 @@ def _numeric(sym: Sym, real: bool) -> z3.ArithRef:
     return term
 
 
+def _texts(sym: Sym) -> tuple[str, ...]:
+    """The texts a value can be when it is literal text (``"a"``, ``"a" if c else "b"``)."""
+    if sym.kind == "strlit":
+        return (sym.term,)
+    if sym.kind == "enum":
+        return sym.values
+    return ()
+
+
+def as_string(sym: Sym, codes: Codes) -> Any:
+    """A text value as a Z3 String: a literal, literal text chosen by ``if`` (an Int code), or a ``str``."""
+    if sym.kind == "strlit":
+        return z3.StringVal(sym.term)
+    if sym.kind == "enum" and sym.values:
+        result = z3.StringVal(sym.values[-1])
+        for text in reversed(sym.values[:-1]):
+            result = z3.If(sym.term == codes[text], z3.StringVal(text), result)
+        return result
+    return sym.term
+
+
 def _pair(a: Sym, b: Sym, codes: Codes) -> tuple[Any, Any] | None:
     """Bring two comparable values to terms of one sort; None if they can never be equal."""
     kinds = {a.kind, b.kind}
     if kinds <= {"int", "decimal"}:
         real = "decimal" in kinds
         return _numeric(a, real), _numeric(b, real)
+    if kinds == {"str", "enum"}:
+        # literal text chosen by `if` (see `compile_z3`) meets a str
+        return as_string(a, codes), as_string(b, codes)
     if a.kind == "strlit" or b.kind == "strlit":
         lit, other = (a, b) if a.kind == "strlit" else (b, a)
         if other.kind == "strlit":
@@ -251,6 +275,13 @@ def compile_z3(
     if isinstance(node, Conditional):
         cond, then, orelse = rec(node.cond), rec(node.then), rec(node.orelse)
         ok = _and(cond.ok, z3.If(cond.term, then.ok, orelse.ok))
+        texts = _texts(then) + _texts(orelse)
+        if _texts(then) and _texts(orelse) and all(codes.get(t) is not None for t in texts):
+            # `"a" if c else "b"` is literal text that may meet an enum (or the state) as well
+            # as a str: keep it as the code of the chosen text, remembering the texts.
+            left = z3.IntVal(codes[then.term]) if then.kind == "strlit" else then.term
+            right = z3.IntVal(codes[orelse.term]) if orelse.kind == "strlit" else orelse.term
+            return Sym("enum", z3.If(cond.term, left, right), ok, values=tuple(dict.fromkeys(texts)))
         kind, a, b = _join(then, orelse, codes)
         return Sym(kind, z3.If(cond.term, a, b), ok)
     if isinstance(node, Call):
@@ -267,10 +298,8 @@ def _join(a: Sym, b: Sym, codes: Codes) -> tuple[str, Any, Any]:
         left = z3.IntVal(codes[a.term]) if a.kind == "strlit" else a.term
         right = z3.IntVal(codes[b.term]) if b.kind == "strlit" else b.term
         return "enum", left, right
-    if "strlit" in kinds or kinds == {"str"}:
-        left = z3.StringVal(a.term) if a.kind == "strlit" else a.term
-        right = z3.StringVal(b.term) if b.kind == "strlit" else b.term
-        return "str", left, right
+    if "strlit" in kinds or "str" in kinds:
+        return "str", as_string(a, codes), as_string(b, codes)
     if kinds <= {"principal", "none"}:
         return "principal", a.term, b.term
     if kinds == {"bool"}:
@@ -279,8 +308,18 @@ def _join(a: Sym, b: Sym, codes: Codes) -> tuple[str, Any, Any]:
 
 
 def _floordiv(a: z3.ArithRef, b: z3.ArithRef) -> z3.ArithRef:
-    # Z3's integer division is Euclidean; Python's `//` floors. They agree for b > 0.
-    return z3.If(b > 0, a / b, (-a) / (-b))
+    """Python's ``a // b`` for ``b != 0`` (0 otherwise: the definedness condition excludes it).
+
+    Z3's integer division is Euclidean; it agrees with flooring for ``b > 0``. A divisor that
+    is a number is resolved here so that the term stays linear, and no term ever divides by
+    zero: Spacer gives up on a ``div`` whose divisor may be 0."""
+    divisor = z3.simplify(b)
+    if z3.is_int_value(divisor):
+        value = divisor.as_long()
+        if value == 0:
+            return z3.IntVal(0)
+        return a / value if value > 0 else (-a) / (-value)
+    return z3.If(b > 0, a / b, z3.If(b < 0, (-a) / (-b), z3.IntVal(0)))
 
 
 def _binary(op: str, a: Sym, b: Sym) -> Sym:
@@ -335,6 +374,8 @@ def _call(func: str, args: list[Sym], codes: Codes) -> Sym:
             return Sym("int", z3.Length(only.term), ok)
         if only.kind == "strlit":
             return Sym("int", z3.IntVal(len(only.term)), ok)
+        if only.kind == "enum" and only.values:
+            return Sym("int", z3.Length(as_string(only, codes)), ok)
         if only.kind == "set":
             return Sym("int", z3.Sum([z3.If(bit, 1, 0) for bit in only.term.values()]) if only.term else z3.IntVal(0), ok)
         if only.kind == "list":

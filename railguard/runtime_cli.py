@@ -1,0 +1,787 @@
+"""The runtime's command line: ``run``, ``worker``, ``audit``, ``replay`` and ``demo``.
+
+:func:`add_runtime_commands` adds them to the ``railguard`` parser; each sets ``func``, which
+returns the exit code. Exit codes: 0 done, 1 a refused step, a tampered log or a replay that
+does not match, 2 unusable input (bad arguments, spec, certificate, database) — always one
+sentence on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import json
+import os
+import signal
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import railguard
+from railguard.runtime import (
+    AuditRecord,
+    EffectCall,
+    Effects,
+    Engine,
+    ExecutionError,
+    RetryPolicy,
+    SQLiteStore,
+    StaticDirectory,
+    StepResult,
+    Store,
+    Tamper,
+    verify_chain,
+)
+from railguard.runtime.audit import GENESIS
+from railguard.runtime.codec import encode_values
+from railguard.runtime.replay import ReplayReport, replay_instance
+from railguard.spec import LoadError, Spec, SpecError, load
+
+__all__ = ["DEMO_DB", "add_runtime_commands", "certificate_gate", "verify_store"]
+
+DEFAULT_DB = "railguard.db"
+DEMO_DB = "railguard-demo.db"
+DEMO_EXAMPLES = ("refund", "order", "deploy")
+
+
+class UsageError(Exception):
+    """Unusable input, said in one sentence (exit 2)."""
+
+
+def _fail(message: str) -> int:
+    print(f"railguard: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn every error into one sentence on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except LoadError as exc:
+            for problem in exc.problems:
+                print(f"{problem.location}: error: {problem.message}", file=sys.stderr)
+            return 2
+        except (UsageError, ExecutionError, SpecError) as exc:
+            return _fail(str(exc))
+        except OSError as exc:
+            where = exc.filename or "a file"
+            return _fail(f"cannot use `{where}`: {(exc.strerror or str(exc)).lower()}")
+        except Exception as exc:  # the contract is one sentence and exit 2, never a traceback
+            from railguard.verifier import VerifierError
+
+            if isinstance(exc, VerifierError):
+                return _fail(str(exc))
+            first = (str(exc).splitlines() or [""])[0]
+            return _fail(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+
+    return run
+
+
+# ---------------------------------------------------------------------- arguments
+
+
+def _json_object(text: str | None, what: str) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        data = json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{what} is not valid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{what} must be a JSON object, like '{{\"amount\": 120}}'")
+    return data
+
+
+def _add_store(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:
+    where = parser.add_mutually_exclusive_group()
+    if positional:
+        parser.add_argument("db", nargs="?", metavar="DB", help=f"SQLite database file (default: {DEFAULT_DB})")
+    else:
+        where.add_argument("--db", metavar="FILE", help=f"SQLite database file (default: {DEFAULT_DB})")
+    where.add_argument("--dsn", metavar="URL", help="PostgreSQL database, e.g. postgresql://user@host/db")
+
+
+def _add_engine(parser: argparse.ArgumentParser, *, directory_required: bool = False) -> None:
+    parser.add_argument(
+        "--directory",
+        metavar="FILE",
+        required=directory_required,
+        help="YAML file mapping principal ids to their roles",
+    )
+    parser.add_argument(
+        "--effects",
+        metavar="MODULE:NAME",
+        help="the effect handlers: an Effects object (or a function returning one) to import",
+    )
+    gate = parser.add_mutually_exclusive_group()
+    gate.add_argument("--certificate", metavar="FILE", help="the spec's certificate (from `railguard check --certificate`)")
+    gate.add_argument("--allow-unverified", metavar="REASON", help="run without a certificate; the reason is audited")
+
+
+@contextmanager
+def _store(args: argparse.Namespace, *, must_exist: bool) -> Iterator[Store]:
+    dsn = getattr(args, "dsn", None)
+    store: Store
+    if dsn and getattr(args, "db", None):
+        raise UsageError("give a SQLite file or --dsn URL, not both")
+    if dsn:
+        from railguard.runtime.postgres import PostgresStore
+
+        store = PostgresStore(dsn)
+    else:
+        path = getattr(args, "db", None) or DEFAULT_DB
+        if must_exist and not Path(path).is_file():
+            raise UsageError(f"no database `{path}`: give an existing SQLite file (or --dsn URL)")
+        store = SQLiteStore(path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _load_spec(path: str) -> Spec:
+    if not Path(path).is_file():
+        raise UsageError(f"no spec file `{path}`")
+    return load(path)
+
+
+def _effects(reference: str | None, spec: Spec, *, stub: bool = False) -> Effects:
+    """Import the handlers named ``module:attribute``; ``stub`` binds placeholders for commands
+    that never call an effect (starting an instance)."""
+    if reference is None:
+        effects = Effects()
+    else:
+        module_name, _, attribute = reference.partition(":")
+        if not module_name or not attribute:
+            raise UsageError(f"--effects must be `module:name`, not `{reference}`")
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            found: Any = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise UsageError(f"cannot import the effects `{reference}`: {exc}") from None
+        if callable(found) and not isinstance(found, Effects):
+            found = found()
+        if not isinstance(found, Effects):
+            raise UsageError(f"`{reference}` is not an Effects registry (nor a function returning one)")
+        effects = found
+    needed = sorted({n for t in spec.transitions for n in (t.effect, t.compensate) if n is not None} - set(effects.handlers))
+    if needed and stub:
+        for name in needed:
+            effects.register(name, _not_bound)
+    elif needed:
+        raise UsageError(f"spec `{spec.name}` uses effect `{needed[0]}`, which has no handler: give --effects MODULE:NAME")
+    return effects
+
+
+def _not_bound(call: EffectCall) -> Any:  # pragma: no cover - `run start` never calls effects
+    raise ExecutionError(f"effect `{call.effect}` is not bound in this command")
+
+
+def _engine(args: argparse.Namespace, spec: Spec, store: Store, *, stub_effects: bool = False) -> Engine:
+    from railguard.runtime import load_directory
+
+    directory = load_directory(args.directory) if getattr(args, "directory", None) else StaticDirectory({})
+    certificate = None
+    if getattr(args, "certificate", None):
+        from railguard.verifier.certificate import load_certificate
+
+        certificate = load_certificate(args.certificate)
+    effects = _effects(getattr(args, "effects", None), spec, stub=stub_effects)
+    return Engine(spec, store, directory, effects=effects, certificate=certificate, allow_unverified=getattr(args, "allow_unverified", None))
+
+
+# ---------------------------------------------------------------------- run
+
+
+def _result_json(result: StepResult) -> dict[str, Any]:
+    return {
+        "instance": result.instance,
+        "accepted": result.accepted,
+        "event": result.event,
+        "code": result.code,
+        "reason": result.reason,
+        "state": result.state,
+        "status": result.status,
+        "version": result.version,
+        "values": encode_values(result.values),
+        "records": [r.seq for r in result.records],
+    }
+
+
+def _result_text(result: StepResult) -> str:
+    where = f"state `{result.state}` ({result.status}, version {result.version})"
+    if result.accepted and result.event is None:
+        return f"`{result.instance}`: started in {where}"
+    if result.accepted:
+        return f"`{result.instance}`: `{result.event}` done; now in {where}"
+    undone = [r.payload["compensation"]["name"] for r in result.records if r.kind == "compensation"]
+    tail = f"; compensated: {', '.join(f'`{n}`' for n in undone)}" if undone else ""
+    what = f"`{result.event}` refused ({result.code})" if result.code not in ("error-exit", "stuck") else f"{result.code}"
+    return f"`{result.instance}`: {what}: {result.reason}{tail}; now in {where}"
+
+
+def _print_result(result: StepResult, fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps(_result_json(result), indent=2, ensure_ascii=False))
+    else:
+        print(_result_text(result))
+
+
+@_guarded
+def cmd_run_start(args: argparse.Namespace) -> int:
+    spec = _load_spec(args.spec)
+    context = _json_object(args.context, "--context")
+    with _store(args, must_exist=False) as store:
+        engine = _engine(args, spec, store, stub_effects=True)
+        result = engine.start(args.instance, args.actor, context)
+    _print_result(result, args.format)
+    return 0
+
+
+@_guarded
+def cmd_run_fire(args: argparse.Namespace) -> int:
+    spec = _load_spec(args.spec)
+    params = _json_object(args.params, "--params")
+    with _store(args, must_exist=True) as store:
+        engine = _engine(args, spec, store)
+        result = engine.fire(args.instance, args.event, args.actor, params)
+    _print_result(result, args.format)
+    return 0 if result.accepted else 1
+
+
+def instance_json(store: Store, instance: str) -> dict[str, Any]:
+    row = store.get(instance)
+    if row is None:
+        raise UsageError(f"no instance `{instance}`")
+    return {
+        "instance": row.id,
+        "workflow": row.workflow,
+        "spec_hash": row.spec_hash,
+        "state": row.state,
+        "status": row.status,
+        "version": row.version,
+        "values": row.values,
+        "context": row.context,
+        "owed": [c.get("compensate") for c in row.compensations],
+        "pending": row.pending,
+        "audit_head": row.audit_head,
+    }
+
+
+@_guarded
+def cmd_run_show(args: argparse.Namespace) -> int:
+    with _store(args, must_exist=True) as store:
+        shown = instance_json(store, args.instance)
+        last = store.audit(args.instance)[-1:]
+    if args.format == "json":
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
+        return 0
+    lines = [
+        ("instance", shown["instance"]),
+        ("workflow", f"{shown['workflow']} ({shown['spec_hash'][:19]}…)"),
+        ("state", f"{shown['state']} ({shown['status']})"),
+        ("version", str(shown["version"])),
+        ("values", _pairs(shown["values"])),
+        ("context", _pairs(shown["context"])),
+        ("owed", ", ".join(shown["owed"]) or "-"),
+    ]
+    if last:
+        lines.append(("last", f"record {last[0].seq}: {_describe(last[0])}"))
+    for label, text in lines:
+        print(f"{label:<9} {text}")
+    return 0
+
+
+def _pairs(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={_short(v)}" for k, v in values.items()) or "-"
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------- worker
+
+
+@_guarded
+def cmd_worker(args: argparse.Namespace) -> int:
+    spec = _load_spec(args.spec)
+    if args.interval <= 0:
+        raise UsageError("--interval must be a positive number of seconds")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous: dict[int, Any] = {}
+    with _store(args, must_exist=False) as store:
+        engine = _engine(args, spec, store)
+        try:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, on_signal)
+        except ValueError:  # not the main thread: rely on --once or the caller
+            pass
+        try:
+            print(f"worker: running due work of `{spec.name}` every {args.interval:g} s", flush=True)
+            done = 0
+            while not stop.is_set():
+                results = engine.run_due(args.limit)
+                for result in results:
+                    print(_result_text(result), flush=True)
+                done += len(results)
+                if args.once:
+                    break
+                if not results:
+                    stop.wait(args.interval)
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+    print(f"worker: stopped after {done} piece{'s' if done != 1 else ''} of work", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------- audit
+
+
+def verify_store(store: Store) -> tuple[Tamper | None, int, int]:
+    """Verify every audit chain in ``store`` and each instance's head against its last record:
+    the first broken record (or ``None``), the number of records and of instances."""
+    records = store.audit()
+    found = verify_chain(records)
+    instances = store.instances()
+    if found is not None:
+        return found, len(records), len(instances)
+    last: dict[str, tuple[int, str]] = {}
+    for record in records:
+        last[record.instance] = (record.seq, record.hash)
+    known = set(instances)
+    for instance in instances:
+        row = store.get(instance)
+        if row is None:  # pragma: no cover - removed while we read
+            continue
+        seq, head = last.get(instance, (0, GENESIS))
+        if row.version > seq:
+            return Tamper(instance, seq + 1, f"it is missing: the instance is at version {row.version} but its log ends at record {seq}"), len(records), len(instances)
+        if row.version < seq:
+            return Tamper(instance, row.version + 1, f"the instance ends at version {row.version}, so this record was added behind its back"), len(records), len(instances)
+        if row.audit_head != head:
+            return Tamper(instance, seq, "it is not the record the instance's audit head points to (the log was rewritten)"), len(records), len(instances)
+    for instance, (seq, _) in last.items():
+        if instance not in known:
+            return Tamper(instance, 1, f"its instance does not exist (an orphaned log of {seq} records)"), len(records), len(instances)
+    return None, len(records), len(instances)
+
+
+def _unreadable_record(path: str) -> Tamper | None:
+    """The first record of a SQLite store whose payload is not JSON (the store cannot read it)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        for instance, seq, payload in db.execute("SELECT instance, seq, payload FROM audit ORDER BY instance, seq"):
+            try:
+                json.loads(payload)
+            except (TypeError, ValueError):
+                return Tamper(instance, seq, "its payload is not valid JSON")
+    finally:
+        db.close()
+    return None
+
+
+@_guarded
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    with _store(args, must_exist=True) as store:
+        try:
+            found, records, instances = verify_store(store)
+        except ValueError:
+            path = getattr(args, "db", None) or DEFAULT_DB
+            found = None if args.dsn else _unreadable_record(path)
+            if found is None:
+                raise
+            records = instances = 0
+    if found is not None:
+        print(f"audit: TAMPERED: {found}")
+        return 1
+    print(f"audit: OK: {records} record{'s' if records != 1 else ''} of {instances} instance{'s' if instances != 1 else ''}; every hash chain verifies and ends at its instance's head")
+    return 0
+
+
+def _describe(record: AuditRecord) -> str:
+    """One readable line for a record."""
+    p = record.payload
+    kind = record.kind
+    event = p.get("event")
+    if kind == "start":
+        cert = p.get("certificate") or {}
+        gate = "certified" if cert.get("verified") else f"unverified: {cert.get('opt_out')}"
+        return f"started in `{(p.get('after') or {}).get('state')}` ({gate})"
+    if kind == "step":
+        move = f"`{(p.get('before') or {}).get('state')}` → `{(p.get('after') or {}).get('state')}`"
+        effect = p.get("effect")
+        done = f"; effect `{effect.get('name')}` ok" if isinstance(effect, Mapping) else ""
+        return f"`{event}`: {move}{done}"
+    if kind == "effect-call":
+        return f"`{event}`: calls `{(p.get('effect') or {}).get('name')}`"
+    if kind == "effect-failed":
+        effect = p.get("effect") or {}
+        return f"`{event}`: `{effect.get('name')}` failed after {effect.get('attempts')} attempts: {effect.get('error')}"
+    if kind == "refusal":
+        decision = p.get("decision") or {}
+        return f"`{event}` refused ({decision.get('code')}): {decision.get('reason')}"
+    if kind == "compensation":
+        info = p.get("compensation") or {}
+        return f"compensation `{info.get('name')}` ran (undoes record {info.get('step')})"
+    if kind in ("error-exit", "rest"):
+        return f"`{(p.get('before') or {}).get('state')}` → `{(p.get('after') or {}).get('state')}`: {p.get('reason')}"
+    if kind in ("stuck", "abort"):
+        return str(p.get("reason"))
+    if kind == "timeout":
+        return f"state `{p.get('state')}` timed out after {p.get('after_seconds')} s"
+    if kind == "retry":
+        return "an operator retries the compensations"
+    return kind
+
+
+@_guarded
+def cmd_audit_show(args: argparse.Namespace) -> int:
+    with _store(args, must_exist=True) as store:
+        records = store.audit(args.instance)
+    if args.instance and not records:
+        raise UsageError(f"no audit records for instance `{args.instance}`")
+    rows = [
+        (r.instance, str(r.seq), str(r.payload.get("at", ""))[:19].replace("T", " "), r.kind, str(r.payload.get("actor") or "-"), _describe(r))
+        for r in records
+    ]
+    header = ("INSTANCE", "SEQ", "AT (UTC)", "KIND", "ACTOR", "WHAT")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) if i != 1 else cell.rjust(width) for i, (cell, width) in enumerate(zip(row[:5], widths, strict=True))) + "  " + row[5])
+    return 0
+
+
+@_guarded
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    with _store(args, must_exist=True) as store:
+        records = store.audit(args.instance)
+    lines = "".join(json.dumps(r.to_json(), sort_keys=True, ensure_ascii=False) + "\n" for r in records)
+    if args.output in (None, "-"):
+        sys.stdout.write(lines)
+    else:
+        Path(args.output).write_text(lines, encoding="utf-8")
+        print(f"audit: wrote {len(records)} records to {args.output}", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------------- replay
+
+
+@_guarded
+def cmd_replay(args: argparse.Namespace) -> int:
+    spec = _load_spec(args.spec)
+    with _store(args, must_exist=True) as store:
+        if args.instance:
+            ids = [args.instance]
+        else:
+            ids = []
+            for instance in store.instances():
+                row = store.get(instance)
+                if row is not None and row.workflow == spec.name:
+                    ids.append(instance)
+        reports = [replay_instance(store, spec, i) for i in ids]
+    for report in reports:
+        print(("✔ " if report.ok else "✘ ") + str(report))
+    if not reports:
+        print(f"replay: no instances of `{spec.name}`")
+    return 0 if all(r.ok for r in reports) else 1
+
+
+# ---------------------------------------------------------------------- demo
+
+
+def certificate_gate(report: Any) -> tuple[Any, str | None]:
+    """How the demo runs a verified spec: ``(certificate, None)`` when
+    :mod:`railguard.verifier.certificate` can issue one, else ``(None, "demo")`` — an opt-out
+    that is audited like any other."""
+    try:
+        module = importlib.import_module("railguard.verifier.certificate")
+    except ImportError:
+        return None, "demo"
+    issue = getattr(module, "issue", None)
+    if not callable(issue) or not callable(getattr(module, "verify_certificate", None)):
+        return None, "demo"
+    from railguard.verifier.engine import Budget
+
+    return issue(report, Budget()), None
+
+
+@dataclass
+class FakeService:
+    """An in-process stand-in for an external system: it remembers every idempotency key it
+    served and answers a repeated key with the first result, so nothing happens twice."""
+
+    name: str
+    fail_for: frozenset[str] = frozenset()
+    failure: str = "declined"
+    seen: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+
+    def __call__(self, call: EffectCall) -> dict[str, Any]:
+        self.calls.append(call.key)
+        if call.key in self.seen:
+            return self.seen[call.key]
+        if call.instance in self.fail_for:
+            raise RuntimeError(self.failure)
+        result = {"service": self.name, "key": call.key, "ref": f"{self.name}-{len(self.seen) + 1}"}
+        self.seen[call.key] = result
+        return result
+
+
+DEMO_PEOPLE = {
+    "alice": ["support"],
+    "bob": ["manager"],
+    "carol": ["payments"],
+    "erin": ["support", "manager"],
+    "dana": ["customer"],
+    "order-bot": ["system"],
+}
+
+
+def _find_examples() -> Path:
+    package = Path(railguard.__file__).resolve().parent
+    for folder in (Path.cwd() / "examples", package.parent / "examples", package / "examples"):
+        if all((folder / f"{name}.yaml").is_file() for name in DEMO_EXAMPLES):
+            return folder
+    raise UsageError("cannot find the example specs (refund, order, deploy): run the demo from the repository root")
+
+
+class _Narrator:
+    def __init__(self) -> None:
+        self.section = 0
+
+    def title(self, text: str) -> None:
+        self.section += 1
+        print(f"\n{self.section}. {text}")
+
+    def line(self, text: str) -> None:
+        print(f"   {text}")
+
+    def step(self, result: StepResult, what: str) -> None:
+        if result.accepted:
+            mark = "✔" if result.status == "done" else "→"
+            self.line(f"{result.instance:<9} {what:<40} {mark} {result.state}")
+            return
+        self.line(f"{result.instance:<9} {what:<40} ✘ {result.code}: {result.reason}")
+        for record in result.records:
+            if record.kind == "compensation":
+                info = record.payload["compensation"]
+                self.line(f"{'':<9} {'':<40}   compensation `{info['name']}` ran (undoes record {info['step']})")
+        if result.status == "done" and result.code == "error-exit":
+            self.line(f"{'':<9} {'':<40}   rests in `{result.state}` (failure terminal, fail-closed)")
+
+
+@_guarded
+def cmd_demo(args: argparse.Namespace) -> int:
+    from railguard.verifier import verify
+
+    folder = Path(args.dir) if args.dir else Path.cwd()
+    if not folder.is_dir():
+        raise UsageError(f"no folder `{folder}`")
+    examples = _find_examples()
+    db = folder / DEMO_DB
+    for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    say = _Narrator()
+    print(f"railguard demo: workflows proved, then run on SQLite in `{db}` (no server)")
+
+    say.title(f"Verify the shared examples ({_relative(examples)})")
+    specs: dict[str, Spec] = {}
+    gates: dict[str, tuple[Any, str | None]] = {}
+    for name in DEMO_EXAMPLES:
+        spec = load(examples / f"{name}.yaml")
+        report = verify(spec)
+        proved = sum(1 for r in report.results if r.outcome == "proved")
+        if report.failed:
+            first = next(r for r in report.results if r.failed)
+            say.line(f"✘ {name:<7} {first.rule.id} {first.rule.name}: {first.message}")
+            print("\nthe demo stops: a shared example does not verify")
+            return 1
+        say.line(f"✔ {name:<7} {proved} of {len(report.results)} checks proved, none failed")
+        specs[name] = spec
+        gates[name] = certificate_gate(report)
+    certified = [n for n in ("refund", "order") if gates[n][0] is not None]
+    if certified:
+        say.line(f"certificates issued for {' and '.join(certified)}: the engine refuses to run a spec without one")
+    else:
+        say.line("no certificate support here: running with an audited opt-out (`demo`)")
+
+    services = {
+        "payments.refund": FakeService("payments"),
+        "inventory.reserve": FakeService("inventory"),
+        "inventory.release": FakeService("inventory"),
+        "payments.charge": FakeService("payments", fail_for=frozenset({"order-2"}), failure="card declined"),
+        "shipping.dispatch": FakeService("shipping"),
+    }
+    quick = RetryPolicy(attempts=2, backoff=0.01)
+    people = StaticDirectory(DEMO_PEOPLE)
+
+    def engine(name: str, store: Store) -> Engine:
+        spec = specs[name]
+        effects = Effects()
+        for transition in spec.transitions:
+            for handler in (transition.effect, transition.compensate):
+                if handler is not None:
+                    effects.register(handler, services[handler], quick)
+        certificate, opt_out = gates[name]
+        return Engine(spec, store, people, effects=effects, certificate=certificate, allow_unverified=opt_out)
+
+    with SQLiteStore(db) as store:
+        refunds, orders = engine("refund", store), engine("order", store)
+        say.title("A refund, four eyes: alice requests, bob approves, carol pays")
+        say.line("principals: " + "; ".join(f"{p} ({', '.join(r)})" for p, r in DEMO_PEOPLE.items()))
+        say.step(refunds.start("refund-1", "alice"), "start by alice")
+        say.step(refunds.fire("refund-1", "request", "alice", {"amount": 120}), "request amount=120 by alice")
+        say.step(refunds.fire("refund-1", "approve", "bob"), "approve by bob")
+        say.step(refunds.fire("refund-1", "pay", "carol"), "pay by carol [payments.refund]")
+
+        say.title("An order, reserved, charged and shipped")
+        say.step(orders.start("order-1", "dana"), "start by dana")
+        say.step(orders.fire("order-1", "place", "dana", {"total": 4200}), "place total=4200 by dana")
+        say.step(orders.fire("order-1", "reserve", "order-bot"), "reserve by order-bot [inventory.reserve]")
+        say.step(orders.fire("order-1", "charge", "order-bot"), "charge by order-bot [payments.charge]")
+        say.step(orders.fire("order-1", "ship", "order-bot"), "ship by order-bot [shipping.dispatch]")
+
+        say.title("An order whose card charge fails: the reservation is undone")
+        say.step(orders.start("order-2", "dana"), "start by dana")
+        say.step(orders.fire("order-2", "place", "dana", {"total": 990}), "place total=990 by dana")
+        say.step(orders.fire("order-2", "reserve", "order-bot"), "reserve by order-bot [inventory.reserve]")
+        say.step(orders.fire("order-2", "charge", "order-bot"), "charge by order-bot [payments.charge]")
+
+        say.title("A self-approval: erin holds support and manager, but four eyes means two people")
+        say.step(refunds.start("refund-2", "erin"), "start by erin")
+        say.step(refunds.fire("refund-2", "request", "erin", {"amount": 300}), "request amount=300 by erin")
+        say.step(refunds.fire("refund-2", "approve", "erin"), "approve by erin")
+        say.line("the refusal is audited and the instance is unchanged; bob can still approve it")
+
+        say.title("Replay: every instance re-derived from its audit log by the reference semantics")
+        replays: list[ReplayReport] = []
+        for instance in store.instances():
+            row = store.get(instance)
+            assert row is not None
+            replays.append(replay_instance(store, specs[row.workflow], instance))
+        for replayed in replays:
+            say.line(("✔ " if replayed.ok else "✘ ") + str(replayed))
+
+        say.title(f"Audit: `railguard audit verify {db.name}`")
+        found, records, instances = verify_store(store)
+    if found is not None:
+        say.line(f"✘ TAMPERED: {found}")
+        return 1
+    say.line(f"✔ OK: {records} records of {instances} instances; every hash chain verifies")
+    print(f"\nlook closer: railguard audit show {_relative(db)}   ·   railguard run show --db {_relative(db)} --instance order-2")
+    return 0 if all(r.ok for r in replays) else 1
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        return str(path)
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def add_runtime_commands(subparsers: Any) -> None:
+    """Add ``run``, ``worker``, ``audit``, ``replay`` and ``demo`` to a parser's subparsers
+    (the object ``ArgumentParser.add_subparsers`` returns)."""
+    run = subparsers.add_parser("run", help="start an instance, fire an event, show an instance")
+    run_sub = run.add_subparsers(dest="run_command", required=True, metavar="ACTION")
+
+    start = run_sub.add_parser("start", help="start an instance of a spec")
+    start.add_argument("spec", metavar="SPEC")
+    start.add_argument("--instance", required=True, metavar="ID")
+    start.add_argument("--as", dest="actor", required=True, metavar="PRINCIPAL", help="the authenticated caller")
+    start.add_argument("--context", metavar="JSON", help="the context variables, as a JSON object")
+    _add_store(start)
+    _add_engine(start)
+    start.add_argument("--format", choices=("text", "json"), default="text")
+    start.set_defaults(func=cmd_run_start)
+
+    fire = run_sub.add_parser("fire", help="fire an event on an instance (exit 1 if refused)")
+    fire.add_argument("spec", metavar="SPEC")
+    fire.add_argument("event", metavar="EVENT")
+    fire.add_argument("--instance", required=True, metavar="ID")
+    fire.add_argument("--as", dest="actor", required=True, metavar="PRINCIPAL", help="the authenticated caller")
+    fire.add_argument("--params", metavar="JSON", help="the event's params, as a JSON object")
+    _add_store(fire)
+    _add_engine(fire, directory_required=True)
+    fire.add_argument("--format", choices=("text", "json"), default="text")
+    fire.set_defaults(func=cmd_run_fire)
+
+    show = run_sub.add_parser("show", help="show an instance's state, variables and status")
+    show.add_argument("--instance", required=True, metavar="ID")
+    _add_store(show)
+    show.add_argument("--format", choices=("text", "json"), default="text")
+    show.set_defaults(func=cmd_run_show)
+
+    worker = subparsers.add_parser("worker", help="run due work: timeouts, interrupted effects and compensations")
+    worker.add_argument("spec", metavar="SPEC")
+    _add_store(worker)
+    _add_engine(worker)
+    worker.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between polls when idle (default 1)")
+    worker.add_argument("--limit", type=int, default=10, metavar="N", help="pieces of work claimed per poll")
+    worker.add_argument("--once", action="store_true", help="do what is due now, then exit")
+    worker.set_defaults(func=cmd_worker)
+
+    audit = subparsers.add_parser("audit", help="verify, show or export the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = audit_sub.add_parser("verify", help="check every hash chain (exit 1 names the first tampered record)")
+    _add_store(verify, positional=True)
+    verify.set_defaults(func=cmd_audit_verify)
+    show_log = audit_sub.add_parser("show", help="the audit log as a readable table")
+    _add_store(show_log, positional=True)
+    show_log.add_argument("--instance", metavar="ID", help="only this instance")
+    show_log.set_defaults(func=cmd_audit_show)
+    export = audit_sub.add_parser("export", help="the audit log as JSON Lines")
+    _add_store(export, positional=True)
+    export.add_argument("--instance", metavar="ID", help="only this instance")
+    export.add_argument("-o", "--output", metavar="FILE", help="write to this file (default: stdout)")
+    export.set_defaults(func=cmd_audit_export)
+
+    replay = subparsers.add_parser("replay", help="re-derive instances from their audit logs and compare (exit 1 on a mismatch)")
+    replay.add_argument("spec", metavar="SPEC")
+    replay.add_argument("--instance", metavar="ID", help="one instance (default: every instance of the spec)")
+    _add_store(replay)
+    replay.set_defaults(func=cmd_replay)
+
+    demo = subparsers.add_parser("demo", help=f"verify the examples, run them on SQLite ({DEMO_DB}) and verify the audit log")
+    demo.add_argument("--dir", metavar="DIR", help="where to put the demo database (default: the current folder)")
+    demo.set_defaults(func=cmd_demo)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The runtime commands on their own (``python -m railguard.runtime_cli``), until they join
+    the ``railguard`` command."""
+    parser = argparse.ArgumentParser(prog="railguard")
+    add_runtime_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
