@@ -106,6 +106,7 @@ class Engine:
         self.operators = operators
         self.worker = worker
         self.certificate_note = self._check_certificate(certificate, allow_unverified)
+        self._recent: dict[str, InstanceRow] = {}
         missing = sorted(
             {name for t in spec.transitions for name in (t.effect, t.compensate) if name is not None}
             - set(self.effects.handlers)
@@ -172,7 +173,11 @@ class Engine:
     ) -> tuple[InstanceRow, list[AuditRecord]]:
         records, head, version = self._records(row, payloads)
         new = row_with(row, version=version, audit_head=head, updated_at=self._ts(), **changes)
+        self._recent.pop(row.id, None)
         self.store.commit(new, row.version, records, timers or [], cancel)
+        if len(self._recent) > 1024:
+            self._recent.clear()
+        self._recent[new.id] = new
         return new, records
 
     def _result(self, row: InstanceRow, records: list[AuditRecord], *, accepted: bool, event: str | None, code: str | None = None, reason: str = "") -> StepResult:
@@ -244,11 +249,17 @@ class Engine:
 
     def fire(self, instance: str, event: str, actor: str, params: Mapping[str, Any] | None = None) -> StepResult:
         """Fire ``event`` as the authenticated ``actor``. Refusals are audited and change nothing."""
+        # The row this engine last committed is used optimistically: if another writer moved
+        # the instance on, the commit's version check fails and the step is re-decided on a
+        # fresh read.
+        row = self._recent.pop(instance, None)
         for _ in range(MAX_CONFLICT_RETRIES):
-            row = self._row(instance)
+            if row is None:
+                row = self._row(instance)
             try:
                 return self._fire_once(row, event, actor, dict(params or {}), system=False)
             except ConflictError:
+                row = None
                 continue
         raise ConflictError(f"instance `{instance}` kept changing; `{event}` was not applied")
 
@@ -318,14 +329,21 @@ class Engine:
             compensations.append({"compensate": transition.compensate, "step": effect["step"], "event": transition.event, "params": base["params"], "after": encode_values(outcome.values)})
         after = encode_values(outcome.values)
         payload = {**base, "kind": "step", "after": {"state": target, "values": after}, "effect": effect}
-        cancel = ("timeout", "resume")
+        # Only touch timers the instance can have: a timeout of the state it leaves, or the
+        # resume timer of an effect or compensation in flight.
+        cancel_kinds = []
+        if self.spec.state_map[row.state].timeout is not None:
+            cancel_kinds.append("timeout")
+        if effect is not None or row.status != "active":
+            cancel_kinds.append("resume")
+        cancel = tuple(cancel_kinds)
         if terminal == "success":
             new, records = self._commit(row, [payload], cancel=cancel, state=target, values=after, status="done", pending=None, compensations=[])
         elif terminal == "failure" and compensations:
             pending = {"kind": "compensate", "target": target, "reason": f"{transition.label} entered failure terminal `{target}`"}
             resume = NewTimer(row.id, "resume", self._ts() + self.lease, row.version + 1, {})
             new, records = self._commit(row, [payload], timers=[resume], cancel=cancel, state=target, values=after, status="compensating", pending=pending, compensations=compensations)
-            result = self._compensate(new)
+            result = self._settle(new)
             return StepResult(row.id, True, transition.event, None, "", result.state, result.values, result.version, result.status, tuple(records) + result.records)
         elif terminal == "failure":
             new, records = self._commit(row, [payload], cancel=cancel, state=target, values=after, status="done", pending=None, compensations=[])
@@ -401,7 +419,7 @@ class Engine:
         pending = {"kind": "compensate", "target": target, "reason": reason}
         resume = NewTimer(row.id, "resume", self._ts() + self.lease, row.version + 1, {})
         new, records = self._commit(row, payloads, timers=[resume], cancel=("timeout",), status="compensating", pending=pending)
-        result = self._compensate(new)
+        result = self._settle(new)
         code, why = (result.code, f"{reason}; then {result.reason}") if result.status == "stuck" else ("error-exit", reason)
         return StepResult(row.id, False, None, code, why, result.state, result.values, result.version, result.status, tuple(records) + result.records)
 
@@ -465,8 +483,9 @@ class Engine:
         target = self.spec.error_target(row.state) or row.state
         pending = row.pending if row.pending and row.pending.get("kind") == "compensate" else {"kind": "compensate", "target": target, "reason": "operator retry"}
         payload = {"kind": "retry", "actor": actor, "roles": sorted(roles), "state": row.state}
-        row, records = self._commit(row, [payload], status="compensating", pending=pending)
-        result = self._compensate(row)
+        resume = NewTimer(row.id, "resume", self._ts() + self.lease, row.version + 1, {})
+        row, records = self._commit(row, [payload], timers=[resume], status="compensating", pending=pending)
+        result = self._settle(row)
         return StepResult(row.id, result.status == "done", None, result.code, result.reason, result.state, result.values, result.version, result.status, tuple(records) + result.records)
 
     # ------------------------------------------------------------------ due work

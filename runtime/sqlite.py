@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS timers (
     done INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS timers_due ON timers (done, due_at);
+CREATE INDEX IF NOT EXISTS timers_instance ON timers (instance, done);
 CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
@@ -133,9 +134,10 @@ class SQLiteStore:
         with self._write() as db:
             params = _row_params(row)
             changed = db.execute(
-                "UPDATE instances SET workflow=?, spec_hash=?, state=?, vals=?, version=?, status=?, audit_head=?, "
-                "context=?, pending=?, compensations=?, created_at=?, updated_at=? WHERE id=? AND version=?",
-                (*params[1:], row.id, expected_version),
+                # Identity, workflow, spec hash, context and creation time never change.
+                "UPDATE instances SET state=?, vals=?, version=?, status=?, audit_head=?, "
+                "pending=?, compensations=?, updated_at=? WHERE id=? AND version=?",
+                (*params[3:8], *params[9:11], params[12], row.id, expected_version),
             ).rowcount
             if changed != 1:
                 raise ConflictError(f"instance `{row.id}` changed since version {expected_version}")
@@ -152,6 +154,8 @@ class SQLiteStore:
         )
 
     def _add_timers(self, db: sqlite3.Connection, timers: Sequence[NewTimer]) -> None:
+        if not timers:
+            return
         db.executemany(
             "INSERT INTO timers (instance, kind, due_at, version, payload) VALUES (?,?,?,?,?)",
             [(t.instance, t.kind, t.due_at, t.version, json.dumps(t.payload, sort_keys=True)) for t in timers],

@@ -10,12 +10,23 @@ Both stores run the same campaign: SQLite in a file, PostgreSQL in a fresh schem
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from railguard.runtime import (
+    EffectCall,
+    Effects,
+    Engine,
+    ManualClock,
+    RetryPolicy,
+    SQLiteStore,
+    StaticDirectory,
+)
 
 from .crashkit import (
     Driver,
@@ -114,3 +125,65 @@ def test_hundreds_of_kills_lose_no_step_apply_nothing_twice_and_leave_every_chai
     assert found.problems == []
     assert found.applied > 0
     assert found.dedups > 0, "no kill landed between an effect and its recorded outcome"
+
+
+# ---------------------------------------------------------------------- pinned crashes
+
+
+class Died(BaseException):
+    """The process dies inside a handler (not an Exception: the engine must not catch it)."""
+
+
+def test_an_operator_retry_cut_short_by_a_crash_is_resumed_by_the_next_worker(tmp_path: Path) -> None:
+    spec, clock = load_specs()["order"], ManualClock()
+    refund_mode = {"now": "fail"}
+
+    def handler(call: EffectCall) -> dict[str, str]:
+        if call.effect == "shipping.dispatch":
+            raise RuntimeError("no truck")
+        if call.effect == "payments.refund" and refund_mode["now"] == "fail":
+            raise RuntimeError("the bank is down")
+        if call.effect == "payments.refund" and refund_mode["now"] == "die":
+            raise Died
+        return {"ok": call.key}
+
+    effects = Effects()
+    for name in ("inventory.reserve", "inventory.release", "payments.charge", "payments.refund", "shipping.dispatch"):
+        effects.register(name, handler, RetryPolicy(attempts=1))
+    people = StaticDirectory({"carol": ["customer"], "ops": ["system"], "op": ["operator"]})
+    engine = Engine(spec, SQLiteStore(tmp_path / "o.db"), people, effects=effects, clock=clock, allow_unverified="test", lease=1.0)
+    engine.start("o1", "carol")
+    engine.fire("o1", "place", "carol", {"total": 5})
+    engine.fire("o1", "reserve", "ops")
+    engine.fire("o1", "charge", "ops")
+    assert engine.fire("o1", "ship", "ops").status == "stuck"
+    refund_mode["now"] = "die"
+    with pytest.raises(Died):
+        engine.retry_stuck("o1", "op")
+    refund_mode["now"] = "ok"
+    clock.advance(2)
+    engine.run_due()
+    after = engine.get("o1")
+    assert (after.state, after.status, after.owed) == ("failed", "done", ())
+    assert [r.kind for r in engine.history("o1")][-4:] == ["retry", "compensation", "compensation", "error-exit"]
+
+
+def test_the_checks_catch_an_effect_applied_twice_and_a_step_lost(tmp_path: Path) -> None:
+    target = {"kind": "sqlite", "path": str(tmp_path / "railguard.db")}
+    log = tmp_path / "external.log"
+    instances = instance_ids(1, 2)
+    store = open_store(target)
+    engines = make_engines(store, ExternalSystem(log), lease=LEASE, worker="clean")
+    assert drive_to_rest(Driver(engines, store, instances, rng=random.Random(1)), deadline=30.0) == []
+    assert check_store(store, log, instances, load_specs()).problems == []
+    store.close()
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines) + next(line for line in lines if '"op": "apply"' in line))
+    with sqlite3.connect(target["path"]) as db:  # roll an order back one step, audit untouched
+        db.execute("UPDATE instances SET state = 'charged', status = 'active' WHERE id = 'order-000-00'")
+    store = open_store(target)
+    problems = check_store(store, log, instances, load_specs()).problems
+    store.close()
+    assert any(p.startswith("effects applied more than once") for p in problems)
+    assert any(p.startswith("order-000-00: ends charged/active") for p in problems)
+    assert any("replay gives" in p and "order-000-00" in p for p in problems)

@@ -393,3 +393,14 @@ def test_fuzzed_steps_change_an_instance_only_through_allowed_transitions(name: 
             assert result.records[-1].payload["decision"]["allowed"] is False
         assert after.version == before.version + len(result.records)
     assert verify_chain(e.store.audit()) is None
+
+
+def test_a_refused_step_does_not_cancel_the_states_timeout() -> None:
+    spec = loads(TIMEOUT_SPEC)
+    clock = ManualClock()
+    e = Engine(spec, SQLiteStore(":memory:"), StaticDirectory({"c": ["clerk"]}), clock=clock, allow_unverified="test")
+    e.start("a1", "c")
+    assert e.fire("a1", "approve", "c").code == "not-enabled"
+    clock.advance(3601)
+    (result,) = e.run_due()
+    assert result.state == "expired"

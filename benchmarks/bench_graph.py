@@ -1,0 +1,178 @@
+"""Graph checks at scale: a generated spec of 1k, 10k and 100k states (10 transitions per
+state, so 1M transitions at 100k), loaded and checked.
+
+Each size runs in a fresh child process so that peak memory (``ru_maxrss``) belongs to it
+alone; the table shows wall time and the growth of the peak resident set for each phase:
+
+- ``load``: :func:`railguard.spec.load_data` on the plain-data document (the loader refuses
+  mappings of more than ``MAX_ITEMS`` entries, so 100k states cannot be loaded; shown as -);
+- ``model``: the same spec built directly from the model's dataclasses;
+- ``checks``: :func:`railguard.verifier.structure.check_structure` on that model;
+- ``nx floor``: the same reachability questions asked of networkx on a bare edge list (no
+  spec, no results) — what any networkx-based checker pays at least.
+
+DESIGN §6 target: graph checks on 100k states / 1M transitions in seconds.
+
+    python benchmarks/bench_graph.py            # 1k, 10k, 100k
+    python benchmarks/bench_graph.py 1000 5000  # chosen sizes
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+FANOUT = 10
+SIZES = (1_000, 10_000, 100_000)
+
+
+def generate(states: int, fanout: int = FANOUT, seed: int = 7) -> dict[str, Any]:
+    """A spec document of ``states`` states: a chain s0 -> s1 -> ... -> done keeps every state reachable and able
+    to finish; the other transitions jump to random states; every state has an error exit."""
+    rng = random.Random(seed)
+    total = states
+    states -= 2  # `done` and `failed` count too
+    names = [f"s{i}" for i in range(states)]
+    doc_states: dict[str, Any] = {name: {} for name in names}
+    doc_states["s0"] = {"initial": True}
+    doc_states["done"] = {"terminal": "success"}
+    doc_states["failed"] = {"terminal": "failure"}
+    transitions: list[dict[str, Any]] = []
+    for i, name in enumerate(names):
+        transitions.append(
+            {"event": "next", "from": name, "to": names[i + 1] if i + 1 < states else "done", "permission": "flow.step"}
+        )
+        for k in range(fanout - 1):
+            transitions.append(
+                {"event": f"jump{k}", "from": name, "to": names[rng.randrange(states)], "permission": "flow.jump"}
+            )
+    return {
+        "railguard": 1,
+        "name": f"graph-{total}",
+        "roles": {"operator": ["flow.step", "flow.jump"]},
+        "variables": {},
+        "states": doc_states,
+        "on_error": "failed",
+        "transitions": transitions,
+    }
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build(doc: dict[str, Any]) -> Any:
+    """The spec of a generated document, built from the model's dataclasses (no loader)."""
+    from railguard.spec import Role, Spec, State, Transition
+
+    states = []
+    for name, body in doc["states"].items():
+        states.append(State(name, initial=body.get("initial", False), terminal=body.get("terminal")))
+    transitions = tuple(
+        Transition(index=i, event=t["event"], sources=(t["from"],), target=t["to"], permission=t["permission"])
+        for i, t in enumerate(doc["transitions"], 1)
+    )
+    roles = tuple(Role(name, tuple(perms)) for name, perms in doc["roles"].items())
+    return Spec(doc["name"], "", roles, (), tuple(states), transitions, on_error=doc["on_error"])
+
+
+def child(states: int) -> dict[str, Any]:
+    """Measure one size in this process (called in a fresh interpreter)."""
+    import networkx as nx
+
+    from railguard.spec import LoadError, load_data
+    from railguard.verifier.structure import check_structure
+
+    doc = generate(states)
+    base = _rss_mb()
+    load_s: float | None = None
+    load_mb: float | None = None
+    start = time.perf_counter()
+    try:
+        loaded = load_data(doc)
+        load_s = time.perf_counter() - start
+        load_mb = _rss_mb() - base
+        del loaded
+    except LoadError as exc:
+        load_refused = exc.args[0] if exc.args else str(exc)
+    else:
+        load_refused = ""
+    before_model = _rss_mb()
+    start = time.perf_counter()
+    spec = build(doc)
+    model_s = time.perf_counter() - start
+    after_model = _rss_mb()
+    start = time.perf_counter()
+    results = check_structure(spec)
+    check_s = time.perf_counter() - start
+    after_check = _rss_mb()
+    assert all(r.outcome == "proved" for r in results), [r.message for r in results if r.outcome != "proved"][:3]
+    # the floor: the same reachability questions on a bare networkx graph
+    edges = [(src, t["to"]) for t in doc["transitions"] for src in [t["from"]]]
+    start = time.perf_counter()
+    graph = nx.DiGraph()
+    graph.add_edges_from(edges)
+    graph.add_edges_from((s, "failed") for s in doc["states"] if s not in ("done", "failed"))
+    reached = nx.descendants(graph, "s0")
+    ordinary = nx.DiGraph(edges)
+    finish = nx.ancestors(ordinary, "done")
+    failing = nx.ancestors(graph, "failed")
+    floor_s = time.perf_counter() - start
+    assert reached and finish and failing
+    return {
+        "states": len(spec.states),
+        "transitions": len(spec.transitions),
+        "load_s": load_s,
+        "load_mb": load_mb,
+        "load_refused": str(load_refused),
+        "model_s": model_s,
+        "model_mb": after_model - before_model,
+        "check_s": check_s,
+        "check_mb": after_check - after_model,
+        "floor_s": floor_s,
+        "peak_mb": _rss_mb(),
+    }
+
+
+def main(argv: list[str]) -> None:
+    if argv and argv[0] == "--child":
+        print(json.dumps(child(int(argv[1]))))
+        return
+    sizes = [int(a) for a in argv] or list(SIZES)
+    import networkx
+
+    import railguard
+
+    print(f"railguard {railguard.__version__}, networkx {networkx.__version__}, Python {sys.version.split()[0]}")
+    header = (
+        f"{'states':>8} {'transitions':>12} {'load s':>8} {'load MB':>8} {'model s':>8} {'model MB':>9} "
+        f"{'checks s':>9} {'checks MB':>10} {'nx floor s':>11} {'checks/floor':>13} {'peak MB':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    notes = []
+    for size in sizes:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(size)], capture_output=True, text=True, check=True
+        )
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        ratio = row["check_s"] / row["floor_s"] if row["floor_s"] else float("nan")
+        load_s = "-" if row["load_s"] is None else f"{row['load_s']:.2f}"
+        load_mb = "-" if row["load_mb"] is None else f"{row['load_mb']:.0f}"
+        if row["load_refused"]:
+            notes.append(f"{row['states']} states: load_data refused: {row['load_refused']}")
+        print(
+            f"{row['states']:>8} {row['transitions']:>12} {load_s:>8} {load_mb:>8} {row['model_s']:>8.2f} {row['model_mb']:>9.0f} "
+            f"{row['check_s']:>9.2f} {row['check_mb']:>10.0f} {row['floor_s']:>11.2f} {ratio:>12.1f}x {row['peak_mb']:>8.0f}"
+        )
+    for note in notes:
+        print(note)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
