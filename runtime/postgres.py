@@ -157,7 +157,11 @@ class PostgresStore:
         self._closed = False
         with self._lock:
             self._connection()
-            self._ensure_schema()
+            try:
+                self._ensure_schema()
+            except BaseException:
+                self.close()  # no half-open store: its connection would outlive it unclosed
+                raise
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where}, schema={self.schema!r})"

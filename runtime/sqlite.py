@@ -143,7 +143,7 @@ class SQLiteStore:
                 raise ConflictError(f"instance `{row.id}` changed since version {expected_version}")
             if cancel:
                 marks = ",".join("?" for _ in cancel)
-                db.execute(f"UPDATE timers SET done = 1 WHERE instance = ? AND done = 0 AND kind IN ({marks})", (row.id, *cancel))  # noqa: S608
+                db.execute(f"UPDATE timers SET done = 1 WHERE instance = ? AND done = 0 AND kind IN ({marks})", (row.id, *cancel))
             self._append(db, records)
             self._add_timers(db, timers)
 

@@ -1209,6 +1209,8 @@ def _kind(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, str) and len(value) > 60:
+        return f"`{value[:60]}…`"
     if isinstance(value, str | int | float | Decimal) and not isinstance(value, bool):
         return f"`{value}`"
     if isinstance(value, bool):

@@ -119,8 +119,10 @@ _CORE = {
         list("-+0123456789."),
     ),
 }
+#: The text each core tag accepts, also when the tag is written out (``!!int x`` is refused).
+_CORE_TEXT = {tag: re.compile(pattern) for tag, (pattern, _) in _CORE.items()}
 for _tag, (_pattern, _first) in _CORE.items():
-    _Loader.add_implicit_resolver(_tag, re.compile(_pattern), _first)
+    _Loader.add_implicit_resolver(_tag, _CORE_TEXT[_tag], _first)
 
 
 def _mark(file: str, mark: Any) -> Location:
@@ -400,6 +402,11 @@ def _scalar(node: yaml.ScalarNode, file: str) -> Any:
     tag, value = node.tag, node.value
     if tag == _STR:
         return value
+    if tag in _CORE_TEXT and not _CORE_TEXT[tag].fullmatch(value):
+        shown = "!!" + tag.removeprefix("tag:yaml.org,2002:")
+        raise _error(
+            f"{_show_text(value)} is not a valid `{shown}` value", _mark(file, node.start_mark)
+        )
     if tag == "tag:yaml.org,2002:null":
         return None
     if tag == "tag:yaml.org,2002:bool":
@@ -428,6 +435,13 @@ def _scalar(node: yaml.ScalarNode, file: str) -> Any:
         # Keep numbers exact: a decimal, never a binary float.
         return _Number(value)
     raise _bad_tag(node, file)
+
+
+def _show_text(value: str) -> str:
+    """``value`` in backticks, shortened when long (or "an empty value")."""
+    if not value:
+        return "an empty value"
+    return f"`{value[:40]}…`" if len(value) > 40 else f"`{value}`"
 
 
 class _Number(Decimal):

@@ -632,6 +632,10 @@ def check_store(store: Store, log: str | os.PathLike[str], instances: Sequence[s
     """Check every guarantee the crash and race tests rely on; see the module docstring."""
     from railguard.runtime import verify_chain
 
+    try:
+        from railguard.runtime.replay import replay_instance as lead_replay
+    except ImportError:
+        lead_replay = None
     found = Findings(instances=len(instances))
     problems = found.problems
     everything = store.audit()
@@ -666,6 +670,10 @@ def check_store(store: Store, log: str | os.PathLike[str], instances: Sequence[s
             owed = tuple(c["compensate"] for c in row.compensations)
             if (replayed.state, replayed.values, replayed.status, replayed.owed) != (row.state, row.values, row.status, owed):
                 problems.append(f"{instance}: replay gives {replayed} but the row is {row.state} {row.values} {row.status} {owed}")
+        if lead_replay is not None:  # the runtime's own replay must agree as well
+            report = lead_replay(store, spec, instance)
+            if not report.ok:
+                problems.append(f"railguard.runtime.replay: {report.mismatch}")
         accepted = tuple(r.payload["event"] for r in records if r.kind == "step")
         if accepted != plan.accepted:
             problems.append(f"{instance}: accepted steps {accepted}, expected exactly {plan.accepted}")

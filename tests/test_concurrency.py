@@ -28,6 +28,7 @@ from railguard.runtime import (
     StaticDirectory,
     verify_chain,
 )
+from railguard.runtime.replay import replay_instance
 from railguard.spec import Spec, loads
 
 from .crashkit import (
@@ -108,9 +109,10 @@ def reconcile(target: dict[str, str], ids: list[str], results: list[dict[str, An
     try:
         everything = store.audit()
         rows = {i: store.get(i) for i in ids}
+        lead = {i: replay_instance(store, specs[i.split("-")[0]], i) for i in ids}
     finally:
         store.close()
-    problems: dict[str, list[str]] = {}
+    problems: dict[str, list[str]] = {i: [f"railguard.runtime.replay: {r.mismatch}"] for i, r in lead.items() if not r.ok}
     tamper = verify_chain(everything)
     if tamper is not None:
         problems["*"] = [f"the audit chain breaks: {tamper}"]
@@ -154,7 +156,7 @@ def reconcile(target: dict[str, str], ids: list[str], results: list[dict[str, An
             found.append(f"records of unexpected kinds: {[r.kind for r in raced]}")
         recorded_ok |= {key for key, outcome in effect_keys(records) if outcome == "ok"}
         if found:
-            problems[instance] = found
+            problems.setdefault(instance, []).extend(found)
     if set(applied) != recorded_ok:
         problems.setdefault("*", []).append(f"applied {sorted(applied)} but recorded {sorted(recorded_ok)}")
     return problems

@@ -63,7 +63,9 @@ class Campaign:
     by_workers: int  # audit records written before the final clean run
 
 
-def crash_campaign(target: Mapping[str, str], tmp_path: Path, seed: int) -> Campaign:
+def crash_campaign(target: Mapping[str, str], tmp_path: Path, seed: int, *, latency: float = 0.01) -> Campaign:
+    """Kill cycles until KILLS workers died mid-work, then a clean run to rest, then the checks.
+    ``latency`` is the most an external call waits before and after it applies."""
     began = time.monotonic()
     log = tmp_path / "external.log"
     rng = random.Random(seed)
@@ -78,7 +80,7 @@ def crash_campaign(target: Mapping[str, str], tmp_path: Path, seed: int) -> Camp
             configs = [
                 {
                     "store": dict(target), "log": str(log), "seed": seed * 100_000 + stats.cycles * 10 + k,
-                    "upto": upto, "per_batch": PER_BATCH, "lease": LEASE, "latency": 0.01, "redeliver": 0.1,
+                    "upto": upto, "per_batch": PER_BATCH, "lease": LEASE, "latency": latency, "redeliver": 0.1,
                 }
                 for k in range(PARALLEL)
             ]
@@ -121,6 +123,7 @@ def test_hundreds_of_kills_lose_no_step_apply_nothing_twice_and_leave_every_chai
         f"refusals {dict(found.refusals)}, {campaign.seconds:.1f} s"
     )
     assert campaign.stats.kills >= KILLS
+    assert campaign.stats.exited == 0  # every worker was alive when its kill came
     assert campaign.stragglers == []
     assert found.problems == []
     assert found.applied > 0

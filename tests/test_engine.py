@@ -274,7 +274,7 @@ def test_the_engine_refuses_a_spec_without_certificate_unless_the_opt_out_is_wri
 
 
 def test_an_unbound_effect_is_refused_before_anything_runs(refund: Spec) -> None:
-    with pytest.raises(ExecutionError, match="payments.refund"):
+    with pytest.raises(ExecutionError, match=r"payments\.refund"):
         Engine(refund, SQLiteStore(":memory:"), PEOPLE, allow_unverified="test")
 
 

@@ -81,6 +81,43 @@ class Engine:
         self.system = system
         self.budget = budget or Budget()
         self.queries = 0
+        # Every formula is built once over these constants (``x --in--> y``) and renamed onto
+        # each unrolled step with `z3.substitute`: building terms in Python costs far more
+        # than the solver does on small specs.
+        self.x, self.i, self.y = system.state("x"), system.inputs("in"), system.state("y")
+        self._relation: z3.BoolRef | None = None
+        self._initial: z3.BoolRef | None = None
+        self._terms: dict[Bad, z3.BoolRef] = {}
+
+    @property
+    def relation(self) -> z3.BoolRef:
+        """The transition relation from ``x`` with inputs ``i`` to ``y``."""
+        if self._relation is None:
+            self._relation = self.system.step(self.x, self.i, self.y)
+        return self._relation
+
+    @property
+    def initial(self) -> z3.BoolRef:
+        """The initial states, over ``x``."""
+        if self._initial is None:
+            self._initial = self.system.init(self.x)
+        return self._initial
+
+    def term(self, bad: Bad) -> z3.BoolRef:
+        """``bad`` over ``x`` and ``i``, built once per goal."""
+        made = self._terms.get(bad)
+        if made is None:
+            made = self._terms[bad] = bad(self.x, self.i)
+        return made
+
+    def _rename(self, term: z3.BoolRef, x: State, i: Inputs | None = None, y: State | None = None) -> z3.BoolRef:
+        flat = self.system.flat
+        pairs = list(zip(flat(self.x), flat(x), strict=True))
+        if i is not None:
+            pairs.extend(zip(flat(self.i), flat(i), strict=True))
+        if y is not None:
+            pairs.extend(zip(flat(self.y), flat(y), strict=True))
+        return z3.substitute(term, *pairs)
 
     def bmc(
         self, goals: Mapping[Hashable, Bad], depth: int, start: int = 0
@@ -93,13 +130,13 @@ class Engine:
         self.budget.apply(solver)
         states = [system.state("s0")]
         inputs = [system.inputs("i0")]
-        solver.add(system.init(states[0]))
+        solver.add(self._rename(self.initial, states[0]))
         found: dict[Hashable, Witness] = {}
         exhausted: set[Hashable] = set()
         pending = dict(goals)
         for d in range(depth + 1):
             if d >= start:
-                terms = {key: bad(states[d], inputs[d]) for key, bad in pending.items()}
+                terms = {key: self._rename(self.term(bad), states[d], inputs[d]) for key, bad in pending.items()}
                 self._witnesses(solver, terms, states, inputs, found, exhausted)
                 for key in terms:
                     if key in found or key in exhausted:
@@ -107,7 +144,7 @@ class Engine:
             if not pending or d == depth:
                 break
             states.append(system.state(f"s{d + 1}"))
-            solver.add(system.step(states[d], inputs[d], states[d + 1]))
+            solver.add(self._rename(self.relation, states[d], inputs[d], states[d + 1]))
             inputs.append(system.inputs(f"i{d + 1}"))
         return found, exhausted
 
@@ -158,19 +195,20 @@ class Engine:
                 exhausted.add(key)
             solver.pop()
 
-    def spacer(self, bad: Bad) -> SpacerAnswer:
-        """Decide whether ``bad`` is reachable with Spacer (see the module docstring)."""
+    def spacer(self, *bads: Bad) -> SpacerAnswer:
+        """Decide whether any of ``bads`` is reachable with Spacer (see the module docstring)."""
         system = self.system
         self.queries += 1
-        s, i, s2 = system.state("x"), system.inputs("in"), system.state("y")
-        xs, ins, ys = system.flat(s), system.flat(i), system.flat(s2)
+        s = self.x
+        xs, ins, ys = system.flat(s), system.flat(self.i), system.flat(self.y)
         sorts = [v.sort() for v in xs]
         inv = z3.Function("Inv", *sorts, z3.BoolSort())
         solver = z3.SolverFor("HORN")
         self.budget.apply(solver)
-        solver.add(z3.ForAll(xs, z3.Implies(system.init(s), inv(*xs))))
-        solver.add(z3.ForAll(xs + ins + ys, z3.Implies(z3.And(inv(*xs), system.step(s, i, s2)), inv(*ys))))
-        solver.add(z3.ForAll(xs + ins, z3.Implies(z3.And(inv(*xs), bad(s, i)), z3.BoolVal(False))))
+        bad = z3.Or([self.term(b) for b in bads]) if len(bads) != 1 else self.term(bads[0])
+        solver.add(z3.ForAll(xs, z3.Implies(self.initial, inv(*xs))))
+        solver.add(z3.ForAll(xs + ins + ys, z3.Implies(z3.And(inv(*xs), self.relation), inv(*ys))))
+        solver.add(z3.ForAll(xs + ins, z3.Implies(z3.And(inv(*xs), bad), z3.BoolVal(False))))
         try:
             answer = solver.check()
         except z3.Z3Exception as exc:

@@ -256,7 +256,7 @@ def check_symbolic(spec: Spec, budget: Budget | None = None) -> list[Result]:
 def _decide_group(spec: Spec, system: System, engine: Engine, group: list[Goal], verdicts: dict[tuple[str, ...], _Verdict], budget: Budget) -> None:
     if not group:
         return
-    answer = engine.spacer(lambda s, i: z3.Or([g.bad(s, i) for g in group]))
+    answer = engine.spacer(*(g.bad for g in group))
     if answer.status == "safe":
         for goal in group:
             verdicts[goal.key] = _unreachable(goal, answer.invariant)

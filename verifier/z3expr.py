@@ -79,9 +79,45 @@ class Sym:
     ok: z3.BoolRef
     members: str = ""
     values: tuple[str, ...] = ()
+    #: For an int: the least and greatest value it can take (where the variables and params it
+    #: reads lie in their domains), or None when unbounded. Lets `//` and `%` by a term with few
+    #: possible values stay linear (see :func:`_floordiv`).
+    bounds: tuple[int, int] | None = None
 
 
 TRUE = z3.BoolVal(True)
+#: Divide by a bounded term case by case (linear) when it has at most this many values.
+MAX_DIVISOR_CASES = 32
+
+Bounds = tuple[int, int] | None
+
+
+def declared_bounds(declared: Type) -> Bounds:
+    """The bounds of an int of type ``declared`` (None unless both ends are declared)."""
+    if declared.kind == "int" and declared.min is not None and declared.max is not None:
+        return int(declared.min), int(declared.max)
+    return None
+
+
+def _span(*candidates: int) -> tuple[int, int]:
+    return min(candidates), max(candidates)
+
+
+def _bounds_binary(op: str, a: Bounds, b: Bounds) -> Bounds:
+    if a is None or b is None:
+        return None
+    (a1, a2), (b1, b2) = a, b
+    if op == "+":
+        return a1 + b1, a2 + b2
+    if op == "-":
+        return a1 - b2, a2 - b1
+    if op == "*":
+        return _span(a1 * b1, a1 * b2, a2 * b1, a2 * b2)
+    divisors = [c for c in (b1, b2, max(b1, 1), min(b2, -1)) if c != 0 and b1 <= c <= b2]
+    if op == "//":
+        # for a fixed sign of the divisor, `a // c` is monotonic in a and in c
+        return _span(0, *(x // c for x in (a1, a2) for c in divisors))
+    return _span(0, *(c - 1 for c in divisors if c > 0), *(c + 1 for c in divisors if c < 0))
 
 
 def _and(*parts: z3.BoolRef) -> z3.BoolRef:
@@ -104,7 +140,7 @@ def literal_sym(value: Any, declared: Type | None, codes: Codes) -> Sym:
     if isinstance(value, bool):
         return Sym("bool", z3.BoolVal(value), TRUE)
     if isinstance(value, int):
-        return Sym("int", z3.IntVal(value), TRUE)
+        return Sym("int", z3.IntVal(value), TRUE, bounds=(value, value))
     if isinstance(value, Decimal):
         return Sym("decimal", z3.RealVal(Fraction(value)), TRUE)
     if isinstance(value, str):
@@ -254,7 +290,8 @@ def compile_z3(
         inner = rec(node.operand)
         if node.op == "not":
             return Sym("bool", z3.Not(inner.term), inner.ok)
-        return Sym(inner.kind, -inner.term, inner.ok)
+        flipped = (-inner.bounds[1], -inner.bounds[0]) if inner.bounds is not None else None
+        return Sym(inner.kind, -inner.term, inner.ok, bounds=flipped)
     if isinstance(node, Binary):
         return _binary(node.op, rec(node.left), rec(node.right))
     if isinstance(node, BoolOp):
@@ -283,7 +320,9 @@ def compile_z3(
             right = z3.IntVal(codes[orelse.term]) if orelse.kind == "strlit" else orelse.term
             return Sym("enum", z3.If(cond.term, left, right), ok, values=tuple(dict.fromkeys(texts)))
         kind, a, b = _join(then, orelse, codes)
-        return Sym(kind, z3.If(cond.term, a, b), ok)
+        both = then.bounds is not None and orelse.bounds is not None and kind == "int"
+        joined = _span(*then.bounds, *orelse.bounds) if both else None  # type: ignore[misc]
+        return Sym(kind, z3.If(cond.term, a, b), ok, bounds=joined)
     if isinstance(node, Call):
         return _call(node.func, [rec(a) for a in node.args], codes)
     raise Unsupported(f"no Z3 encoding for {type(node).__name__}")
