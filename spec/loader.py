@@ -29,8 +29,8 @@ from .model import (
     Variable,
     Waiver,
 )
-from .source import Document, one_line, read_text
-from .types import KINDS, Kind, Type, Value
+from .source import Document, one_line, read_data, read_text
+from .types import KINDS, Type, Value
 
 __all__ = ["load", "load_data", "loads"]
 
@@ -122,7 +122,7 @@ def loads(text: str, file: str = "<spec>", fmt: Literal["yaml", "json"] | None =
 
 def load_data(data: Mapping[str, Any], file: str = "<data>") -> Spec:
     """Validate already-parsed plain data (dicts, lists, scalars) into a spec."""
-    return _Validator(Document(data, file)).spec()
+    return _Validator(read_data(data, file)).spec()
 
 
 # --------------------------------------------------------------------------- validator
@@ -348,7 +348,6 @@ class _Validator:
                 else f"; expected one of {', '.join(KINDS)}"
             )
             raise self.fail((*path, "type"), f"{owner}: unknown type `{kind}`{hint}")
-        kind = cast(Kind, kind)
         if element and kind == "set":
             raise self.fail((*path, "type"), f"{owner}: sets of sets are not supported")
         allowed = ("type", *TYPE_KEYS[kind], *extra)

@@ -16,7 +16,7 @@ import bisect
 import json
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import yaml
@@ -27,6 +27,7 @@ __all__ = [
     "Document",
     "describe_path",
     "one_line",
+    "read_data",
     "read_json",
     "read_text",
     "read_yaml",
@@ -96,6 +97,50 @@ def describe_path(path: Path) -> str:
         rest = rest[1:]
         return text + (f" `{'.'.join(map(str, rest))}`" if rest else "")
     return "`" + ".".join(map(str, path)) + "`"
+
+
+# --------------------------------------------------------------------------- Python data
+
+
+def read_data(data: Any, file: str = "<data>") -> Document:
+    """Wrap plain Python data, refused at once if it breaks a limit the text readers enforce.
+
+    No depth beyond :data:`MAX_DEPTH`, no more than :data:`MAX_NODES` values, no integer of more
+    than :data:`MAX_DIGITS` digits and no container that contains itself.
+    """
+    count = 0
+    # (value, path, depth, ids of the containers above it)
+    stack: list[tuple[Any, Path, int, frozenset[int]]] = [(data, (), 0, frozenset())]
+    while stack:
+        value, path, depth, above = stack.pop()
+        count += 1
+        where = Location(file, path=path)
+        if count > MAX_NODES:
+            raise _error(f"the data holds more than {MAX_NODES:,} values", where)
+        if _too_long(value):
+            raise _error(
+                f"a number in {describe_path(path)} has more than {MAX_DIGITS} digits", where
+            )
+        if not isinstance(value, dict | list):
+            continue
+        if id(value) in above:
+            raise _error(f"{describe_path(path)} contains itself, so it would never end", where)
+        if depth >= MAX_DEPTH:
+            raise _error(f"the data nests deeper than {MAX_DEPTH} levels", where)
+        inner = above | {id(value)}
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if _too_long(key):
+                raise _error(
+                    f"a key in {describe_path(path)} has more than {MAX_DIGITS} digits", where
+                )
+            stack.append((item, (*path, key), depth + 1, inner))
+    return Document(data, file)
+
+
+def _too_long(value: Any) -> bool:
+    """Whether ``value`` is an integer too long to print (or to keep in a spec)."""
+    return isinstance(value, int) and abs(value) >= 10**MAX_DIGITS
 
 
 # --------------------------------------------------------------------------- YAML
@@ -462,8 +507,8 @@ class _Number(Decimal):
     def __str__(self) -> str:
         return self.text
 
-    def __format__(self, spec: str) -> str:
-        return self.text if not spec else super().__format__(spec)
+    def __format__(self, spec: str, context: Context | None = None, /) -> str:
+        return self.text if not spec else format(Decimal(self), spec)
 
 
 # --------------------------------------------------------------------------- JSON

@@ -79,7 +79,8 @@ def run_spin(model: str, workdir: Path, *defines: str) -> SpinRun:
         violated.add(match.group(1))
     errors = re.search(r"errors: (\d+)", out)
     stored = re.search(r"(\d+) states, stored", out)
-    assert errors is not None and stored is not None, out
+    assert errors is not None, out
+    assert stored is not None, out
     complete = result.returncode == 0 and "max search depth too small" not in out
     return SpinRun(frozenset(violated), int(errors.group(1)), int(stored.group(1)), complete, out)
 
@@ -277,6 +278,118 @@ def test_spin_and_z3_agree_on_the_pinned_semantics(tmp_path: Path) -> None:
         "domain-refuses": "proved",  # n + 1 at 3 leaves the domain: refused, not wrapped
         "first-permitted-wins": "violated",  # a clerk cannot take `hi`, so `lo` is the first permitted
     }
+    assert spin_verdicts(spec, tmp_path) == expected
+    assert z3_verdicts(spec) == expected
+
+
+CONTEXT = """
+railguard: 1
+name: context
+roles:
+  member: [spend]
+  auditor: [close]
+exclusive_roles: [[member, auditor]]
+variables:
+  owner: {type: principal, context: true}
+  limit: {type: int, min: 0, max: 5, context: true}
+  spent: {type: int, min: 0, max: 5, initial: 0}
+  closer: {type: principal}
+states:
+  open: {initial: true}
+  closed: {terminal: success}
+  failed: {terminal: failure}
+on_error: failed
+transitions:
+  - event: spend
+    from: open
+    to: open
+    permission: spend
+    params:
+      amount: {type: int, min: 1, max: 5}
+    guard: actor == owner and spent + params.amount <= limit
+    assign: {spent: spent + params.amount}
+  - event: close
+    from: open
+    to: closed
+    permission: close
+    assign: {closer: actor}
+invariants:
+  - name: within-limit
+    always: spent <= limit
+  - name: owner-spends
+    never: spent > 0 and owner == None
+  - name: full
+    never: spent == 5
+  - name: closer-is-not-owner
+    always: implies(state == "closed", closer != owner)
+  - name: spender-never-closes
+    always: implies(state == "closed" and spent > 0, closer != owner)
+"""
+
+TIMEOUT = """
+railguard: 1
+name: timeouts
+roles:
+  clerk: [poke]
+variables:
+  x: {type: int, min: 0, max: 3, initial: 0}
+  who: {type: principal}
+states:
+  waiting: {initial: true, timeout: {after: 1h, event: expire}}
+  done: {terminal: success}
+  failed: {terminal: failure}
+on_error: failed
+transitions:
+  - event: expire
+    from: waiting
+    to: waiting
+    permission: nobody.has.this
+    params:
+      n: {type: int, min: 0, max: 3, default: 2}
+    assign: {x: params.n, who: actor}
+  - {event: poke, from: waiting, to: done, permission: poke}
+invariants:
+  - name: default-param
+    never: x == 2
+  - name: no-other-value
+    never: x == 3
+  - name: system-stored
+    always: who == None
+  - name: poke-after-expire
+    precedes: {first: expire, then: poke}
+"""
+
+
+@needs_spin
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            CONTEXT,
+            {
+                "within-limit": "proved",
+                "owner-spends": "proved",
+                "full": "violated",
+                "closer-is-not-owner": "violated",  # the owner may hold `auditor` instead
+                "spender-never-closes": "proved",  # `member` and `auditor` exclude each other
+            },
+        ),
+        (
+            TIMEOUT,
+            {
+                "default-param": "violated",  # only the system fires `expire`, with the default
+                "no-other-value": "proved",
+                "system-stored": "violated",  # `who: actor` stores the system
+                "poke-after-expire": "violated",
+            },
+        ),
+    ],
+    ids=["context-and-exclusive-roles", "timeouts"],
+)
+def test_spin_and_z3_agree_on_context_values_roles_and_timeouts(
+    text: str, expected: dict[str, str], tmp_path: Path
+) -> None:
+    spec = loads(text)
     assert spin_verdicts(spec, tmp_path) == expected
     assert z3_verdicts(spec) == expected
 

@@ -78,11 +78,7 @@ INT32_MAX = 2**31 - 1
 SMALL_DOMAIN = 16
 
 _KEYWORDS = frozenset(
-    """active assert atomic bit bool break byte c_code c_decl c_expr c_state c_track chan
-    d_proctype d_step do else empty enabled eval false fi for full get_priority goto hidden
-    if in init inline int len local ltl mtype nempty never nfull notrace od of pc_value
-    printf printm priority proctype provided run select set_priority short show skip
-    timeout trace true typedef unless unsigned xr xs np_ _ _last _nr_pr _pid""".split()
+    ["active", "assert", "atomic", "bit", "bool", "break", "byte", "c_code", "c_decl", "c_expr", "c_state", "c_track", "chan", "d_proctype", "d_step", "do", "else", "empty", "enabled", "eval", "false", "fi", "for", "full", "get_priority", "goto", "hidden", "if", "in", "init", "inline", "int", "len", "local", "ltl", "mtype", "nempty", "never", "nfull", "notrace", "od", "of", "pc_value", "printf", "printm", "priority", "proctype", "provided", "run", "select", "set_priority", "short", "show", "skip", "timeout", "trace", "true", "typedef", "unless", "unsigned", "xr", "xs", "np_", "_", "_last", "_nr_pr", "_pid"]
 )
 
 
@@ -137,11 +133,11 @@ class _Names:
 
 
 def _c_type(low: int, high: int) -> str:
-    if 0 <= low and high <= 1:
+    if low >= 0 and high <= 1:
         return "bool"
-    if 0 <= low and high <= 255:
+    if low >= 0 and high <= 255:
         return "byte"
-    if -(2**15) <= low and high < 2**15:
+    if low >= -(2**15) and high < 2**15:
         return "short"
     return "int"
 
@@ -635,7 +631,7 @@ class _Exporter:
                 for p in self.principals:
                     out.line(f"{self.old_ids[p]} = {self.var_names[p]};")
                 out.line(f"{self.next_id} = 2;")
-                for index, p in enumerate(self.principals):
+                for index in range(len(self.principals)):
                     self._renumber(out, index)
                 out.line("skip")
             out.line("}")
@@ -790,7 +786,9 @@ class _Exporter:
         if not unguarded:
             return None  # no role set permits any candidate: the event is always refused here
         signature = self.signatures[event]
-        used = sorted({n.name for t in candidates for n in _nodes(t, Param) if n.name in signature})
+        used = sorted(
+            {n.name for t in candidates for n in _nodes(t, Param) if isinstance(n, Param) and n.name in signature}
+        )
         env = _Env(
             params={name: (self.param_vars[(event, name)], signature[name]) for name in signature},
             actor=self.actor_var,
@@ -891,7 +889,7 @@ class _Exporter:
         for name, code in assigned:
             out.line(f"{self.temps[name]} = {code.text};")
         principal_assigned = False
-        for name, code in assigned:
+        for name, _ in assigned:
             if name in self.principals:
                 principal_assigned = True
                 for role in self.roles:

@@ -437,7 +437,8 @@ def _finding_lines(result: Result, spec: Spec, colour: bool) -> list[str]:
         suffix += " (not proved: unknown fails the gate; raise --rlimit or --timeout)"
     else:
         tag = _paint("violated", "red", colour)
-    about = "" if result.subject in result.message else f" ({result.subject})"
+    # An unknown's message is generic ("ran out of budget"): name what was not decided.
+    about = f" ({result.subject})" if result.outcome == "unknown" and result.subject not in result.message else ""
     lines = [f"  {result.location}: {tag} {result.rule.id} {result.rule.name}{about}: {result.message}{suffix}"]
     if result.counterexample is not None and result.outcome != "proved":
         lines.extend(f"      {line}" for line in plan_lines(result.counterexample.to_plan(), spec))

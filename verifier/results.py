@@ -133,8 +133,12 @@ class Result:
 
     @property
     def failed(self) -> bool:
-        """Whether this result fails a gate: violated or unknown, not waived, not a warning."""
-        return self.outcome != "proved" and self.waived is None and self.severity == "error"
+        """Whether this result fails a gate: unknown (even if waived), or violated and not waived;
+        warnings never fail."""
+        if self.severity != "error":
+            return False
+        # A waiver accepts a known violation; nobody can accept what was never decided.
+        return self.outcome == "unknown" or (self.outcome == "violated" and self.waived is None)
 
     @property
     def is_finding(self) -> bool:

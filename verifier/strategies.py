@@ -568,6 +568,23 @@ def _type_data(declared: Type) -> dict[str, Any]:
     return data
 
 
+@dataclass
+class _Signature:
+    """The params of one event: declared types, their document form, whether any is required."""
+
+    params: dict[str, Type] = field(default_factory=dict)
+    documents: dict[str, Any] = field(default_factory=dict)
+    required: bool = False
+
+
+def _copy_data(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy_data(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_data(v) for v in value]
+    return value
+
+
 def _transition_document(
     draw: st.DrawFn,
     variables: Mapping[str, Type],
@@ -581,10 +598,10 @@ def _transition_document(
     int_range: tuple[int, int],
     decimals: bool,
     max_depth: int,
-    optional_events: dict[str, set[str]],
-    required_events: dict[str, set[str]],
+    signatures: dict[str, _Signature],
+    events_from: dict[str, set[str]],
 ) -> dict[str, Any]:
-    """One transition; records, per source state, which events need params."""
+    """One transition; records its event's params and, per source state, its event."""
     event = draw(st.sampled_from(event_pool))
     sources = draw(st.lists(st.sampled_from(active), min_size=1, max_size=2, unique=True))
     body: dict[str, Any] = {
@@ -593,21 +610,22 @@ def _transition_document(
         "to": draw(st.sampled_from(states)),
         "permission": draw(st.sampled_from([*permissions, "public"])),
     }
-    params: dict[str, Type] = {}
-    param_docs: dict[str, Any] = {}
-    required = False
-    for i in range(draw(st.integers(0, max_params))):
-        declared = _declared(draw, draw(st.sampled_from(param_kinds)), int_range)
-        pbody = _type_data(declared)
-        if draw(st.booleans()):
-            pbody["default"] = _value_data(draw(values(declared)))
-        else:
-            required = True
-        params[f"p{i}"] = declared
-        param_docs[f"p{i}"] = pbody
-    if param_docs:
-        body["params"] = param_docs
-    scope = Scope(variables, tuple(states), params, allow_actor=True)
+    signature = signatures.get(event)
+    if signature is None:
+        # Every transition of an event takes the same params (the runtime checks them per event).
+        signature = signatures[event] = _Signature()
+        for i in range(draw(st.integers(0, max_params))):
+            declared = _declared(draw, draw(st.sampled_from(param_kinds)), int_range)
+            pbody = _type_data(declared)
+            if draw(st.booleans()):
+                pbody["default"] = _value_data(draw(values(declared)))
+            else:
+                signature.required = True
+            signature.params[f"p{i}"] = declared
+            signature.documents[f"p{i}"] = pbody
+    if signature.documents:
+        body["params"] = _copy_data(signature.documents)
+    scope = Scope(variables, tuple(states), signature.params, allow_actor=True)
     generator = _Generator(draw, scope, decimals=decimals)
     if draw(st.booleans()):
         body["guard"] = unparse(generator.expr(_BOOL, draw(st.integers(0, max_depth))))
@@ -630,9 +648,8 @@ def _transition_document(
             body["irreversible"] = True
     if draw(st.integers(0, 4)) == 0:
         body["description"] = _text(draw)
-    bucket = required_events if required else optional_events
     for source in sources:
-        bucket.setdefault(source, set()).add(event)
+        events_from.setdefault(source, set()).add(event)
     return body
 
 
@@ -709,8 +726,8 @@ def _spec_document(
     event_pool = [f"ev{i}" for i in range(max(1, (max_transitions + 1) // 2))]
     param_kinds = _kinds(sets=False, decimals=decimals, principals=False)
     transitions: list[dict[str, Any]] = []
-    optional_events: dict[str, set[str]] = {}  # state -> events without required params
-    required_events: dict[str, set[str]] = {}
+    signatures: dict[str, _Signature] = {}
+    events_from: dict[str, set[str]] = {}
     for _ in range(draw(st.integers(0, max_transitions))):
         transitions.append(
             _transition_document(
@@ -726,8 +743,8 @@ def _spec_document(
                 int_range,
                 decimals,
                 max_depth,
-                optional_events,
-                required_events,
+                signatures,
+                events_from,
             )
         )
     doc["transitions"] = transitions
@@ -739,7 +756,7 @@ def _spec_document(
         timeout: dict[str, Any] = {
             "after": draw(st.sampled_from(["15m", "1h30m", "45s", "2d", 90]))
         }
-        usable = sorted(optional_events.get(state, set()) - required_events.get(state, set()))
+        usable = sorted(e for e in events_from.get(state, set()) if not signatures[e].required)
         with_event: bool = draw(st.booleans())
         if usable and with_event:
             timeout["event"] = draw(st.sampled_from(usable))
@@ -805,7 +822,8 @@ def specs(
     non-terminal states, with params, guards and assignments that are generated well-typed
     expressions (an assignment may leave its variable's domain: a verifier finding, not a load
     error), effects, compensations and timeouts; and, with ``invariants``, ``always``,
-    ``never`` and ``precedes`` properties. Events repeat, so determinism can fail too.
+    ``never`` and ``precedes`` properties. Events repeat (every transition of an event takes
+    the same params), so determinism can fail too.
     """
     if max_states < 3:
         raise InvalidArgument("max_states must be at least 3: an initial state and two terminals")

@@ -8,6 +8,8 @@ once guards are taken into account, which the symbolic checks decide.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import networkx as nx
 
 from railguard.spec import Spec, Transition
@@ -37,38 +39,104 @@ def transition_graph(spec: Spec, *, error_exits: bool = True) -> nx.DiGraph:
     plus, when ``error_exits``, an edge from each non-terminal state to its error target."""
     graph = nx.DiGraph()
     graph.add_nodes_from(s.name for s in spec.states)
-    for t in spec.transitions:
-        for source in t.sources:
-            graph.add_edge(source, t.target)
+    # One bulk insert of the distinct edges: `add_edge` per transition dominated the checks
+    # of large specs (1M transitions).
+    edges = {(source, t.target) for t in spec.transitions for source in t.sources}
     if error_exits:
-        for state in spec.states:
-            target = spec.error_target(state.name)
-            if target is not None:
-                graph.add_edge(state.name, target)
+        edges.update(_error_edges(spec))
+    graph.add_edges_from(edges)
     return graph
+
+
+def _error_edges(spec: Spec) -> set[tuple[str, str]]:
+    edges = set()
+    for state in spec.states:
+        target = spec.error_target(state.name)
+        if target is not None:
+            edges.add((state.name, target))
+    return edges
+
+
+def _error_only_edges(spec: Spec) -> set[tuple[str, str]]:
+    """Error-exit edges that no ordinary transition also provides."""
+    ordinary = {(source, t.target) for t in spec.transitions for source in t.sources}
+    return _error_edges(spec) - ordinary
+
+
+#: node -> its successors (or predecessors); an ``nx.DiGraph``'s ``succ``/``pred`` views qualify.
+Adjacency = Mapping[str, Iterable[str]]
+
+
+def _adjacency(spec: Spec) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Successor and predecessor sets of the state graph, error exits included.
+
+    ``check_structure`` walks these plain dicts: building an ``nx.DiGraph`` of 1M edges costs
+    several times more than the checks themselves."""
+    succ: dict[str, set[str]] = {s.name: set() for s in spec.states}
+    pred: dict[str, set[str]] = {s.name: set() for s in spec.states}
+    for t in spec.transitions:
+        into = pred[t.target]
+        for source in t.sources:
+            succ[source].add(t.target)
+            into.add(source)
+    for source, target in _error_edges(spec):
+        succ[source].add(target)
+        pred[target].add(source)
+    return succ, pred
+
+
+def _forward(succ: Adjacency, start: str) -> set[str]:
+    """``start`` and every node reachable from it (one traversal over the adjacency)."""
+    seen = {start}
+    stack = [start]
+    while stack:
+        for nxt in succ[stack.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _backward(
+    pred: Adjacency, targets: list[str], skip: set[tuple[str, str]] | None = None
+) -> set[str]:
+    """``targets`` and every node with a path to one of them, ignoring the ``skip`` edges."""
+    seen = {t for t in targets if t in pred}
+    stack = list(seen)
+    while stack:
+        node = stack.pop()
+        for prev in pred[node]:
+            if prev not in seen and (skip is None or (prev, node) not in skip):
+                seen.add(prev)
+                stack.append(prev)
+    return seen
 
 
 def reachable_states(spec: Spec, graph: nx.DiGraph | None = None) -> set[str]:
     """States reachable from the initial state, error exits included."""
     graph = transition_graph(spec) if graph is None else graph
-    start = spec.initial_state.name
-    return {start} | set(nx.descendants(graph, start))
+    return _forward(graph.succ, spec.initial_state.name)
 
 
 def unreachable_states(spec: Spec, graph: nx.DiGraph | None = None) -> list[str]:
     """States no path from the initial state reaches."""
-    reached = reachable_states(spec, graph)
+    return _unreachable(spec, reachable_states(spec, graph))
+
+
+def _unreachable(spec: Spec, reached: set[str]) -> list[str]:
     return [s.name for s in spec.states if s.name not in reached]
 
 
 def trap_states(spec: Spec, graph: nx.DiGraph | None = None) -> list[str]:
     """Reachable non-terminal states from which no terminal is reachable by ordinary transitions."""
-    reached = reachable_states(spec, graph)
-    ordinary = transition_graph(spec, error_exits=False)
-    can_finish: set[str] = set()
-    for terminal in spec.terminal_states:
-        can_finish.add(terminal.name)
-        can_finish |= nx.ancestors(ordinary, terminal.name)
+    graph = transition_graph(spec) if graph is None else graph
+    return _traps(spec, graph.pred, reachable_states(spec, graph))
+
+
+def _traps(spec: Spec, pred: Adjacency, reached: set[str]) -> list[str]:
+    # Walk back from every terminal at once over the ordinary edges (error exits skipped).
+    terminals = [t.name for t in spec.terminal_states]
+    can_finish = _backward(pred, terminals, skip=_error_only_edges(spec))
     return [
         s.name
         for s in spec.states
@@ -78,7 +146,10 @@ def trap_states(spec: Spec, graph: nx.DiGraph | None = None) -> list[str]:
 
 def unreachable_success_terminals(spec: Spec, graph: nx.DiGraph | None = None) -> list[str]:
     """Success terminals that no path reaches."""
-    reached = reachable_states(spec, graph)
+    return _unreachable_success(spec, reachable_states(spec, graph))
+
+
+def _unreachable_success(spec: Spec, reached: set[str]) -> list[str]:
     return [s.name for s in spec.states if s.terminal == "success" and s.name not in reached]
 
 
@@ -96,17 +167,19 @@ def states_without_error_exit(spec: Spec) -> list[str]:
 def failure_reachable_states(spec: Spec, graph: nx.DiGraph | None = None) -> set[str]:
     """States from which some failure terminal can be reached (failure terminals included)."""
     graph = transition_graph(spec) if graph is None else graph
-    found: set[str] = set()
-    for state in spec.states:
-        if state.terminal == "failure":
-            found.add(state.name)
-            found |= nx.ancestors(graph, state.name)
-    return found
+    return _can_fail(spec, graph.pred)
+
+
+def _can_fail(spec: Spec, pred: Adjacency) -> set[str]:
+    return _backward(pred, [s.name for s in spec.states if s.terminal == "failure"])
 
 
 def uncompensated_effects(spec: Spec, graph: nx.DiGraph | None = None) -> list[Transition]:
     """Reversible effects without a compensation after which a failure terminal can follow."""
-    can_fail = failure_reachable_states(spec, graph)
+    return _uncompensated(spec, failure_reachable_states(spec, graph))
+
+
+def _uncompensated(spec: Spec, can_fail: set[str]) -> list[Transition]:
     return [
         t
         for t in spec.transitions
@@ -159,7 +232,8 @@ def _transition_result(spec: Spec, rule: R.Rule, t: Transition, message: str) ->
 def check_structure(spec: Spec) -> list[Result]:
     """Run every structural, fail-closed and static permission check; one result per offender,
     or one ``proved`` result per rule when there is none."""
-    graph = transition_graph(spec)
+    succ, pred = _adjacency(spec)
+    reached = _forward(succ, spec.initial_state.name)
     out: list[Result] = []
 
     def proved(rule: R.Rule, found: list[Result]) -> None:
@@ -179,7 +253,7 @@ def check_structure(spec: Spec) -> list[Result]:
                 s,
                 f"state `{s}` cannot be reached from the initial state `{spec.initial_state.name}`",
             )
-            for s in unreachable_states(spec, graph)
+            for s in _unreachable(spec, reached)
         ],
     )
     proved(
@@ -190,7 +264,7 @@ def check_structure(spec: Spec) -> list[Result]:
                 s,
                 f"state `{s}` is a trap: no terminal state can be reached from it without an error",
             )
-            for s in trap_states(spec, graph)
+            for s in _traps(spec, pred, reached)
         ],
     )
     success = [s.name for s in spec.states if s.terminal == "success"]
@@ -209,7 +283,7 @@ def check_structure(spec: Spec) -> list[Result]:
             R.UNREACHABLE_SUCCESS,
             [
                 state_result(R.UNREACHABLE_SUCCESS, s, f"success terminal `{s}` cannot be reached")
-                for s in unreachable_success_terminals(spec, graph)
+                for s in _unreachable_success(spec, reached)
             ],
         )
     proved(
@@ -244,7 +318,7 @@ def check_structure(spec: Spec) -> list[Result]:
                 t,
                 f"{t.label}: effect `{t.effect}` has no `compensate`, yet a failure terminal can follow it",
             )
-            for t in uncompensated_effects(spec, graph)
+            for t in _uncompensated(spec, _can_fail(spec, pred))
         ],
     )
     proved(

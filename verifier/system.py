@@ -32,7 +32,18 @@ from railguard.spec.expr import Literal as LiteralNode
 from railguard.spec.expr import Node, children
 from railguard.spec.types import Type
 
-from .z3expr import SYSTEM_ID, TRUE, UNSET, Codes, Sym, Unsupported, as_string, compile_z3, literal_sym
+from .z3expr import (
+    SYSTEM_ID,
+    TRUE,
+    UNSET,
+    Codes,
+    Sym,
+    Unsupported,
+    as_string,
+    compile_z3,
+    declared_bounds,
+    literal_sym,
+)
 
 __all__ = ["Move", "System", "Unsupported"]
 
@@ -185,7 +196,7 @@ class System:
                 assert declared.of is not None
                 out[variable.name] = Sym("set", {k: s[f"{variable.name}#{k}"] for k in keys}, TRUE, declared.of.kind, tuple(keys))
             else:
-                out[variable.name] = Sym(declared.kind, s[variable.name], TRUE)
+                out[variable.name] = Sym(declared.kind, s[variable.name], TRUE, bounds=declared_bounds(declared))
         return out
 
     def param_syms(self, event: str, i: Inputs) -> dict[str, Sym]:
@@ -196,7 +207,7 @@ class System:
                 assert declared.of is not None
                 out[name] = Sym("set", {k: i[f"@p:{event}:{name}#{k}"] for k in keys}, TRUE, declared.of.kind, tuple(keys))
             else:
-                out[name] = Sym(declared.kind, i[f"@p:{event}:{name}"], TRUE)
+                out[name] = Sym(declared.kind, i[f"@p:{event}:{name}"], TRUE, bounds=declared_bounds(declared))
         return out
 
     def default_param_syms(self, transition: Transition) -> dict[str, Sym]:

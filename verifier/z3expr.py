@@ -41,7 +41,7 @@ from railguard.spec.types import Type
 
 from .errors import VerifierError
 
-__all__ = ["Codes", "Sym", "Unsupported", "as_string", "compile_z3", "literal_sym", "sym_eq"]
+__all__ = ["Codes", "Sym", "Unsupported", "as_string", "compile_z3", "declared_bounds", "literal_sym", "sym_eq"]
 
 UNSET = 0
 SYSTEM_ID = -1
@@ -346,19 +346,31 @@ def _join(a: Sym, b: Sym, codes: Codes) -> tuple[str, Any, Any]:
     raise Unsupported(f"no Z3 encoding for `if` over {a.kind} and {b.kind}")
 
 
-def _floordiv(a: z3.ArithRef, b: z3.ArithRef) -> z3.ArithRef:
-    """Python's ``a // b`` for ``b != 0`` (0 otherwise: the definedness condition excludes it).
+def _floordiv(a: z3.ArithRef, b: z3.ArithRef, bounds: Bounds) -> tuple[z3.ArithRef, z3.ArithRef]:
+    """Python's ``a // b`` and ``a % b`` for ``b != 0`` (0 otherwise: definedness excludes it).
 
-    Z3's integer division is Euclidean; it agrees with flooring for ``b > 0``. A divisor that
-    is a number is resolved here so that the term stays linear, and no term ever divides by
-    zero: Spacer gives up on a ``div`` whose divisor may be 0."""
+    Z3's integer division is Euclidean; it agrees with flooring for ``b > 0``. Spacer only
+    handles linear arithmetic and gives up on a ``div`` by a term, so a divisor that is a
+    number, or a term with ``bounds`` of a few values, is divided case by case by constants;
+    only an unbounded divisor leaves a non-linear term."""
+
+    def by(c: int) -> tuple[z3.ArithRef, z3.ArithRef]:
+        quotient = a / c if c > 0 else (-a) / (-c)
+        return quotient, a - c * quotient
+
     divisor = z3.simplify(b)
     if z3.is_int_value(divisor):
         value = divisor.as_long()
-        if value == 0:
-            return z3.IntVal(0)
-        return a / value if value > 0 else (-a) / (-value)
-    return z3.If(b > 0, a / b, z3.If(b < 0, (-a) / (-b), z3.IntVal(0)))
+        return by(value) if value != 0 else (z3.IntVal(0), z3.IntVal(0))
+    if bounds is not None and bounds[1] - bounds[0] < MAX_DIVISOR_CASES:
+        quotient, remainder = z3.IntVal(0), z3.IntVal(0)
+        for c in range(bounds[0], bounds[1] + 1):
+            if c != 0:
+                q, r = by(c)
+                quotient, remainder = z3.If(b == c, q, quotient), z3.If(b == c, r, remainder)
+        return quotient, remainder
+    quotient = z3.If(b > 0, a / b, z3.If(b < 0, (-a) / (-b), z3.IntVal(0)))
+    return quotient, a - b * quotient
 
 
 def _binary(op: str, a: Sym, b: Sym) -> Sym:
@@ -366,17 +378,16 @@ def _binary(op: str, a: Sym, b: Sym) -> Sym:
     kind = "decimal" if real else "int"
     left, right = _numeric(a, real), _numeric(b, real)
     ok = _and(a.ok, b.ok)
+    bounds = None if real else _bounds_binary(op, a.bounds, b.bounds)
     if op == "+":
-        return Sym(kind, left + right, ok)
+        return Sym(kind, left + right, ok, bounds=bounds)
     if op == "-":
-        return Sym(kind, left - right, ok)
+        return Sym(kind, left - right, ok, bounds=bounds)
     if op == "*":
-        return Sym(kind, left * right, ok)
+        return Sym(kind, left * right, ok, bounds=bounds)
     ok = _and(ok, right != 0)
-    quotient = _floordiv(left, right)
-    if op == "//":
-        return Sym("int", quotient, ok)
-    return Sym("int", left - right * quotient, ok)
+    quotient, remainder = _floordiv(left, right, b.bounds)
+    return Sym("int", quotient if op == "//" else remainder, ok, bounds=bounds)
 
 
 def _compare(op: str, a: Sym, b: Sym, codes: Codes) -> Sym:
@@ -416,22 +427,28 @@ def _call(func: str, args: list[Sym], codes: Codes) -> Sym:
         if only.kind == "enum" and only.values:
             return Sym("int", z3.Length(as_string(only, codes)), ok)
         if only.kind == "set":
-            return Sym("int", z3.Sum([z3.If(bit, 1, 0) for bit in only.term.values()]) if only.term else z3.IntVal(0), ok)
+            return Sym("int", z3.Sum([z3.If(bit, 1, 0) for bit in only.term.values()]) if only.term else z3.IntVal(0), ok, bounds=(0, len(only.term)))
         if only.kind == "list":
             distinct = []
             for i, item in enumerate(only.term):
                 fresh = z3.And([z3.Not(sym_eq(item, other, codes)) for other in only.term[:i]]) if i else TRUE
                 distinct.append(z3.If(fresh, 1, 0))
-            return Sym("int", z3.Sum(distinct) if distinct else z3.IntVal(0), ok)
+            return Sym("int", z3.Sum(distinct) if distinct else z3.IntVal(0), ok, bounds=(min(1, len(distinct)), len(distinct)))
         raise Unsupported(f"len of {only.kind}")
     real = any(a.kind == "decimal" for a in args)
     kind = "decimal" if real else "int"
     terms = [_numeric(a, real) for a in args]
+    known = [a.bounds for a in args if a.bounds is not None]
+    exact = not real and len(known) == len(args)
     if func == "abs":
         (term,) = terms
-        return Sym(kind, z3.If(term >= 0, term, -term), ok)
+        low, high = args[0].bounds or (0, 0)
+        magnitude = (max(low, -high, 0), max(-low, high)) if exact else None
+        return Sym(kind, z3.If(term >= 0, term, -term), ok, bounds=magnitude)
     result = terms[0]
     for term in terms[1:]:
         # Python's min/max keep the first of equal values; for numbers the value is the same.
         result = z3.If(term < result, term, result) if func == "min" else z3.If(term > result, term, result)
-    return Sym(kind, result, ok)
+    pick = min if func == "min" else max
+    extremes = (pick(b[0] for b in known), pick(b[1] for b in known)) if exact else None
+    return Sym(kind, result, ok, bounds=extremes)
