@@ -218,6 +218,24 @@ def cmd_dump(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from railguard.verifier import VerifierError
+    from railguard.verifier.promela import export
+
+    try:
+        spec = load(args.spec)
+    except LoadError as exc:
+        for problem in exc.problems:
+            print(f"{problem.location}: error: {problem.message}", file=sys.stderr)
+        return 2
+    try:
+        text = export(spec, args.format)
+    except VerifierError as exc:
+        return _fail(str(exc))
+    _write(args.output, text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="railguard",
@@ -291,6 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--format", choices=("yaml", "json", "hash"), default="yaml")
     dump.add_argument("-o", "--output", help="write to this file")
     dump.set_defaults(func=cmd_dump)
+    export = sub.add_parser("export", help="export a finite spec for another checker (Promela for SPIN)")
+    export.add_argument("spec", metavar="SPEC")
+    export.add_argument("--format", choices=("promela",), default="promela")
+    export.add_argument("-o", "--output", help="write to this file")
+    export.set_defaults(func=cmd_export)
+
+    from railguard.runtime_cli import add_runtime_commands
+
+    add_runtime_commands(sub)
     return parser
 
 

@@ -161,3 +161,16 @@ def test_every_invariant_of_the_examples_is_proved_not_bounded() -> None:
         assert len(invariants) == len(report.spec.invariants)
         assert {r.outcome for r in invariants} == {"proved"}
         assert {r.bound for r in invariants} == {None}
+
+
+def test_an_unknown_result_fails_the_gate_even_when_waived() -> None:
+    from railguard.verifier.engine import Budget
+
+    text = (EXAMPLES / "refund.yaml").read_text()
+    text += "\nwaivers:\n  - check: invariant\n    target: refund-limit\n    reason: we accept the risk\n"
+    report = verify(loads(text, "refund-waived.yaml"), Budget(rlimit=1))
+    (limit,) = [r for r in report.results if r.subject == "refund-limit"]
+    assert limit.outcome == "unknown"
+    assert limit.waived == "we accept the risk"
+    assert limit.failed
+    assert report.failed
