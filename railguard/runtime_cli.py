@@ -37,6 +37,7 @@ from railguard.runtime import (
     StaticDirectory,
     StepResult,
     Store,
+    StoreError,
     Tamper,
     verify_chain,
 )
@@ -261,7 +262,7 @@ def cmd_run_fire(args: argparse.Namespace) -> int:
     return 0 if result.accepted else 1
 
 
-def instance_json(store: Store, instance: str) -> dict[str, Any]:
+def _instance_json(store: Store, instance: str) -> dict[str, Any]:
     row = store.get(instance)
     if row is None:
         raise UsageError(f"no instance `{instance}`")
@@ -283,7 +284,7 @@ def instance_json(store: Store, instance: str) -> dict[str, Any]:
 @_guarded
 def cmd_run_show(args: argparse.Namespace) -> int:
     with _store(args, must_exist=True) as store:
-        shown = instance_json(store, args.instance)
+        shown = _instance_json(store, args.instance)
         last = store.audit(args.instance)[-1:]
     if args.format == "json":
         print(json.dumps(shown, indent=2, ensure_ascii=False))
@@ -407,7 +408,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     with _store(args, must_exist=True) as store:
         try:
             found, records, instances = verify_store(store)
-        except ValueError:
+        except (ValueError, StoreError):
             path = getattr(args, "db", None) or DEFAULT_DB
             found = None if args.dsn else _unreadable_record(path)
             if found is None:

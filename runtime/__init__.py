@@ -20,6 +20,7 @@ from .errors import (
     UnknownInstance,
 )
 from .memory import MemoryMachine
+from .replay import ReplayReport, replay, replay_instance
 from .sqlite import SQLiteStore
 from .store import InstanceRow, Store
 
@@ -39,6 +40,7 @@ __all__ = [
     "InstanceRow",
     "ManualClock",
     "MemoryMachine",
+    "ReplayReport",
     "RetryPolicy",
     "SQLiteStore",
     "StaticDirectory",
@@ -49,5 +51,7 @@ __all__ = [
     "Tamper",
     "UnknownInstance",
     "load_directory",
+    "replay",
+    "replay_instance",
     "verify_chain",
 ]

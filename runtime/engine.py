@@ -146,6 +146,11 @@ class Engine:
             raise UnknownInstance(f"no instance `{instance}`")
         if row.workflow != self.spec.name:
             raise ExecutionError(f"instance `{instance}` runs workflow `{row.workflow}`, not `{self.spec.name}`")
+        if row.spec_hash != self.spec.content_hash:
+            raise ExecutionError(
+                f"instance `{instance}` was started under spec {row.spec_hash[:19]}, not {self.spec.content_hash[:19]}; "
+                "finish it with the spec it started with"
+            )
         return row
 
     def _record(self, row: InstanceRow, seq: int, payload: dict[str, Any]) -> AuditRecord:
@@ -496,7 +501,7 @@ class Engine:
         results = []
         for timer in self.store.claim_due(self._ts(), self.lease, limit, self.worker):
             owner = self.store.get(timer.instance)
-            if owner is not None and owner.workflow != self.spec.name:
+            if owner is not None and (owner.workflow != self.spec.name or owner.spec_hash != self.spec.content_hash):
                 continue  # another spec's work in a shared store: its claim lapses for that engine
             try:
                 outcome = self._run_timer(timer)

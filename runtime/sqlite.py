@@ -169,7 +169,14 @@ class SQLiteStore:
                 rows = rows + orphans
             else:
                 rows = self._db.execute("SELECT * FROM audit WHERE instance = ? ORDER BY seq", (instance,)).fetchall()
-        return [AuditRecord(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
+        records = []
+        for r in rows:
+            try:
+                payload = json.loads(r[2])
+            except ValueError:
+                raise StoreError(f"audit record {r[1]} of instance `{r[0]}` is not valid JSON") from None
+            records.append(AuditRecord(r[0], r[1], payload, r[3], r[4]))
+        return records
 
     def instances(self) -> list[str]:
         with self._lock:
