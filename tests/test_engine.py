@@ -404,3 +404,11 @@ def test_a_refused_step_does_not_cancel_the_states_timeout() -> None:
     clock.advance(3601)
     (result,) = e.run_due()
     assert result.state == "expired"
+
+
+def test_an_engine_refuses_instances_started_under_another_version_of_the_spec(tmp_path: Path, refund: Spec) -> None:
+    engine(refund, tmp_path / "r.db").start("r1", "sam")
+    changed = loads((EXAMPLES / "refund.yaml").read_text().replace("params.amount <= 5000", "params.amount <= 4000"))
+    newer = engine(changed, tmp_path / "r.db")
+    with pytest.raises(ExecutionError, match="was started under spec"):
+        newer.fire("r1", "request", "sam", {"amount": 10})
