@@ -18,7 +18,7 @@ leaving state and variables exactly as they were — unless, in this order:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -140,7 +140,11 @@ def fire(
     if system:
         allowed = candidates
     else:
-        allowed = [c for c in candidates if c.public or not c.granting.isdisjoint(roles)]
+        if len(candidates) == 1:
+            only = candidates[0]
+            allowed = candidates if only.public or not only.granting.isdisjoint(roles) else []
+        else:
+            allowed = [c for c in candidates if c.public or not c.granting.isdisjoint(roles)]
         if not allowed:
             needed = ", ".join(f"`{c.transition.permission}`" for c in candidates)
             return Refusal("permission-denied", f"`{actor}` lacks permission {needed} for `{event}` in state `{state}`", event, state)
@@ -171,19 +175,43 @@ def fire(
         return Fired(transition, state, transition.target, checked, dict(values))
     after = dict(values)
     try:
-        for name, fn, _ in chosen.assigns:
+        for name, fn, _, _ in chosen.assigns:
             after[name] = fn(values, checked, actor, state)
     except EvaluationError as exc:
         return Refusal("assign-error", f"{transition.label}: an assignment failed: {exc.message}", event, state)
-    for name, _, declared in chosen.assigns:
+    for name, _, declared, inside in chosen.assigns:
         value = after[name]
-        if declared.kind == "decimal" and isinstance(value, int) and not isinstance(value, bool):
-            value = after[name] = Decimal(value)
-        elif declared.kind == "set" and isinstance(value, frozenset) and declared.of is not None and declared.of.kind == "decimal":
-            value = after[name] = frozenset(Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
-        if not declared.contains(value):
-            return Refusal("domain", f"{transition.label}: `{name}` would become {value!r}, outside {declared.describe()}", event, state)
+        if inside is not None:
+            if inside(value):
+                continue
+        else:
+            if declared.kind == "decimal" and isinstance(value, int) and not isinstance(value, bool):
+                value = after[name] = Decimal(value)
+            elif declared.kind == "set" and isinstance(value, frozenset) and declared.of is not None and declared.of.kind == "decimal":
+                value = after[name] = frozenset(Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
+            if declared.contains(value):
+                continue
+        return Refusal("domain", f"{transition.label}: `{name}` would become {value!r}, outside {declared.describe()}", event, state)
     return Fired(transition, state, transition.target, checked, after)
+
+
+def _fast_check(declared: Type) -> Callable[[Any], bool] | None:
+    """A quick membership test for the common domains (None: use :meth:`Type.contains`)."""
+    if declared.kind == "int":
+        low, high = declared.min, declared.max
+        if low is not None and high is not None:
+            return lambda x: type(x) is int and low <= x <= high
+        if low is not None:
+            return lambda x: type(x) is int and low <= x
+        if high is not None:
+            return lambda x: type(x) is int and x <= high
+        return lambda x: type(x) is int
+    if declared.kind == "bool":
+        return lambda x: type(x) is bool
+    if declared.kind == "enum":
+        values = frozenset(declared.values)
+        return lambda x: type(x) is str and x in values
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +222,7 @@ class _Step:
     public: bool
     granting: frozenset[str]
     guard: Compiled | None
-    assigns: tuple[tuple[str, Compiled, Type], ...]
+    assigns: tuple[tuple[str, Compiled, Type, Callable[[Any], bool] | None], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +247,7 @@ def _table(spec: Spec) -> _Table:
                 transition.permission == "public",
                 frozenset(granting.get(transition.permission, ())),
                 None if transition.guard is None else spec.compiled(transition.guard),
-                tuple((name, spec.compiled(expr), variables[name].type) for name, expr in transition.assign),
+                tuple((name, spec.compiled(expr), variables[name].type, _fast_check(variables[name].type)) for name, expr in transition.assign),
             )
             for source in transition.sources:
                 steps.setdefault((source, transition.event), []).append(step)
