@@ -1020,8 +1020,7 @@ class _Validator:
                     shown = f" {_show(role)}" if _is_scalar(role) else ""
                     self.fail(
                         (*path, j),
-                        f"`exclusive_roles`: the role{shown} must be text naming a role, "
-                        f"not {_kind(role)}",
+                        f"`exclusive_roles`: the role{shown} must be text, not {_kind(role)}",
                     )
                 elif role not in names and role not in self.broken_roles:
                     self.fail(
@@ -1047,7 +1046,7 @@ class _Validator:
                 data = self.mapping(body, path, owner)
                 self.keys(data, ("check", "target", "reason"), path, owner)
                 check_id = self.name(
-                    data.get("check"), (*path, "check"), f"{owner}: `check`", "check", PROPERTY_NAME
+                    data.get("check"), (*path, "check"), owner, "check", PROPERTY_NAME
                 )
                 target = data.get("target")
                 if not isinstance(target, str | int) or isinstance(target, bool):
@@ -1103,7 +1102,8 @@ def _to_decimal(value: Any) -> Decimal | None:
             return None
         return dec if dec.is_finite() else None
     if isinstance(value, Decimal):
-        return value if value.is_finite() else None
+        # A plain Decimal: a number read from a document is a subclass that keeps its text.
+        return Decimal(value) if value.is_finite() else None
     return None
 
 

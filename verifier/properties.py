@@ -229,9 +229,14 @@ def check_symbolic(spec: Spec, budget: Budget | None = None) -> list[Result]:
     try:
         system = System(spec)
         goals = _goals(spec, system)
+        engine = Engine(system, budget)
+        # Build every formula now, so that a construct without an encoding stops here.
+        for goal in goals:
+            engine.term(goal.bad)
+        engine.relation  # noqa: B018
+        engine.initial  # noqa: B018
     except Unsupported as exc:
         return [Result(R.SYMBOLIC, spec.name, "unknown", f"the data checks cannot run: {exc}", spec.location())]
-    engine = Engine(system, budget)
     verdicts: dict[tuple[str, ...], _Verdict] = {}
     by_key = {g.key: g for g in goals}
 

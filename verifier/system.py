@@ -247,7 +247,7 @@ class System:
         elif kind == "principal":
             parts.append(term >= SYSTEM_ID)
         elif kind == "set" and declared.max_size is not None:
-            bits = list(sym.term.values()) if sym.kind == "set" else []
+            bits = list((sym.term if sym.kind == "set" else self._list_bits(sym, _set_keys(declared))).values())
             parts.append(z3.Sum([z3.If(b, 1, 0) for b in bits]) <= declared.max_size if bits else TRUE)
         return z3.And(parts) if parts else TRUE
 

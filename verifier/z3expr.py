@@ -319,6 +319,8 @@ def compile_z3(
             left = z3.IntVal(codes[then.term]) if then.kind == "strlit" else then.term
             right = z3.IntVal(codes[orelse.term]) if orelse.kind == "strlit" else orelse.term
             return Sym("enum", z3.If(cond.term, left, right), ok, values=tuple(dict.fromkeys(texts)))
+        if {then.kind, orelse.kind} <= {"set", "list"}:
+            return _join_sets(cond.term, then, orelse, ok, codes)
         kind, a, b = _join(then, orelse, codes)
         both = then.bounds is not None and orelse.bounds is not None and kind == "int"
         joined = _span(*then.bounds, *orelse.bounds) if both else None  # type: ignore[misc]
@@ -344,6 +346,27 @@ def _join(a: Sym, b: Sym, codes: Codes) -> tuple[str, Any, Any]:
     if kinds == {"bool"}:
         return "bool", a.term, b.term
     raise Unsupported(f"no Z3 encoding for `if` over {a.kind} and {b.kind}")
+
+
+def _join_sets(cond: z3.BoolRef, a: Sym, b: Sym, ok: z3.BoolRef, codes: Codes) -> Sym:
+    """``a if cond else b`` for sets and list literals: a set, member by member."""
+    universe: set[str] = set()
+    known = False
+    for side in (a, b):
+        if side.kind == "set":
+            universe.update(side.values)
+            known = True
+        elif all(item.kind in ("strlit", "bool") for item in side.term):
+            universe.update(_list_keys(side))
+            known = True
+    if not known:
+        raise Unsupported("`if` over list literals of computed values")
+    keys = sorted(universe)
+    sets = [side for side in (a, b) if side.kind == "set"]
+    items = [item for side in (a, b) if side.kind == "list" for item in side.term]
+    members = sets[0].members if sets else "bool" if any(i.kind == "bool" for i in items) else "enum"
+    left, right = _bits(a, keys, codes), _bits(b, keys, codes)
+    return Sym("set", {k: z3.If(cond, left[k], right[k]) for k in keys}, ok, members, tuple(keys))
 
 
 def _floordiv(a: z3.ArithRef, b: z3.ArithRef, bounds: Bounds) -> tuple[z3.ArithRef, z3.ArithRef]:
