@@ -12,6 +12,7 @@ an int, list literals as sets.
 from __future__ import annotations
 
 import decimal
+import operator
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, TypeAlias
@@ -109,6 +110,11 @@ def _compile(node: Node) -> _Fn:
             return lambda v, p, a, s: not inner(v, p, a, s)
         return lambda v, p, a, s: _negate(inner(v, p, a, s))
     if isinstance(node, Binary):
+        simple = _var_and_int(node.left, node.right)
+        if simple is not None and node.op in ("+", "-"):
+            name, const = simple
+            delta = const if node.op == "+" else -const
+            return lambda v, p, a, s: x + delta if type(x := v[name]) is int else _add(x, delta)
         return _binary(node.op, _compile(node.left), _compile(node.right))
     if isinstance(node, BoolOp):
         parts = tuple(_compile(o) for o in node.operands)
@@ -167,9 +173,35 @@ def _absolute(x: Any) -> Any:
     return _EXACT.abs(x) if isinstance(x, Decimal) else abs(x)
 
 
+def _var_and_int(left: Node, right: Node) -> tuple[str, int] | None:
+    """(variable, constant) when the operands are a variable and an int literal: the common
+    guard shape (``attempts < 3``), which gets a closure without intermediate calls."""
+    if isinstance(left, Var) and isinstance(right, Literal) and type(right.value) is int:
+        return left.name, right.value
+    return None
+
+
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
 def _compare(node: Compare) -> _Fn:
-    left, right = _compile(node.left), _compile(node.right)
     op = node.op
+    simple = _var_and_int(node.left, node.right)
+    if simple is not None and op in _ORDER:
+        name, const = simple
+        if op == "<":
+            return lambda v, p, a, s: v[name] < const
+        if op == "<=":
+            return lambda v, p, a, s: v[name] <= const
+        if op == ">":
+            return lambda v, p, a, s: v[name] > const
+        return lambda v, p, a, s: v[name] >= const
+    left, right = _compile(node.left), _compile(node.right)
     if op == "==":
         return lambda v, p, a, s: _eq(left(v, p, a, s), right(v, p, a, s))
     if op == "!=":

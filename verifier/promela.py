@@ -77,14 +77,20 @@ INT32_MAX = 2**31 - 1
 #: by bit, so that SPIN's search depth grows with the logarithm of the domain, not its size.
 SMALL_DOMAIN = 16
 
+#: Promela's reserved words and predefined names, which no generated name may take.
 _KEYWORDS = frozenset(
-    ["active", "assert", "atomic", "bit", "bool", "break", "byte", "c_code", "c_decl", "c_expr", "c_state", "c_track", "chan", "d_proctype", "d_step", "do", "else", "empty", "enabled", "eval", "false", "fi", "for", "full", "get_priority", "goto", "hidden", "if", "in", "init", "inline", "int", "len", "local", "ltl", "mtype", "nempty", "never", "nfull", "notrace", "od", "of", "pc_value", "printf", "printm", "priority", "proctype", "provided", "run", "select", "set_priority", "short", "show", "skip", "timeout", "trace", "true", "typedef", "unless", "unsigned", "xr", "xs", "np_", "_", "_last", "_nr_pr", "_pid"]
+    (
+        "active", "assert", "atomic", "bit", "bool", "break", "byte", "c_code", "c_decl", "c_expr",
+        "c_state", "c_track", "chan", "d_proctype", "d_step", "do", "else", "empty", "enabled",
+        "eval", "false", "fi", "for", "full", "get_priority", "goto", "hidden", "if", "in", "init",
+        "inline", "int", "len", "local", "ltl", "mtype", "nempty", "never", "nfull", "notrace",
+        "od", "of", "pc_value", "printf", "printm", "priority", "proctype", "provided", "run",
+        "select", "set_priority", "short", "show", "skip", "timeout", "trace", "true", "typedef",
+        "unless", "unsigned", "xr", "xs", "np_", "_", "_last", "_nr_pr", "_pid",
+    )
 )
-
-
-_FIXED = frozenset(
-    {"P_UNSET", "P_SYSTEM", "P_FRESH", "PROBE", "check_invariants", "canonical", "end"}
-)
+#: Names the model itself defines.
+_FIXED = frozenset({"P_UNSET", "P_SYSTEM", "P_FRESH", "PROBE", "check_invariants", "canonical", "end"})
 
 
 class PromelaError(VerifierError):
