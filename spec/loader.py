@@ -86,7 +86,7 @@ TYPE_KEYS: Mapping[str, tuple[str, ...]] = {
     "principal": (),
     "set": ("of", "max_size"),
 }
-MAX_ITEMS = 10_000
+MAX_ITEMS = 10_000_000
 
 
 def load(path: str | os.PathLike[str]) -> Spec:
@@ -141,6 +141,7 @@ class _Validator:
         self.broken_variables: set[str] = set()
         self.broken_roles: set[str] = set()
         self.declared_states: tuple[str, ...] = ()
+        self.declared_state_set: frozenset[str] = frozenset()
         self.failed_events: set[str] = set()
 
     # ------------------------------------------------------------------ reporting
@@ -536,6 +537,7 @@ class _Validator:
         self.declared_states = tuple(
             n for n in data if isinstance(n, str) and IDENTIFIER.fullmatch(n)
         )
+        self.declared_state_set = frozenset(self.declared_states)
         result: list[State] = []
         for name, raw_body in data.items():
             path: Path = ("states", name)
@@ -703,6 +705,7 @@ class _Validator:
         self, raw: Any, path: Path, index: int, owner: str, variables: tuple[Variable, ...]
     ) -> Transition:
         states = self.declared_states
+        known = self.declared_state_set
         data = self.mapping(raw, path, owner)
         suggested = self.keys(data, TRANSITION_KEYS, path, owner)
         for required in ("event", "from", "to", "permission"):
@@ -721,14 +724,14 @@ class _Validator:
         sources: list[str] = []
         for i, src in enumerate(source_list):
             spath = (*path, "from", i) if isinstance(raw_sources, list) else (*path, "from")
-            if not isinstance(src, str) or src not in states:
+            if not isinstance(src, str) or src not in known:
                 hint = _hint(src, states)
                 raise self.fail(spath, f"{owner}: `from` names unknown state {_show(src)}{hint}")
             if src in sources:
                 raise self.fail(spath, f"{owner}: `from` lists state `{src}` twice")
             sources.append(src)
         target = data["to"]
-        if not isinstance(target, str) or target not in states:
+        if not isinstance(target, str) or target not in known:
             hint = _hint(target, states)
             raise self.fail(
                 (*path, "to"), f"{owner}: `to` names unknown state {_show(target)}{hint}"

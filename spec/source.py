@@ -34,8 +34,13 @@ __all__ = [
 ]
 
 MAX_DEPTH = 64
-MAX_NODES = 100_000
-MAX_BYTES = 5_000_000
+#: Values a document (or plain data) may hold: generous, so generated specs of 100k states and
+#: a million transitions load; the text itself is bounded by MAX_BYTES.
+MAX_NODES = 50_000_000
+#: Values a document with anchors may expand to: aliases are how a small file becomes a huge
+#: one (the "billion laughs"), so documents that use them get a much tighter bound.
+MAX_ALIAS_NODES = 100_000
+MAX_BYTES = 512_000_000
 MAX_DIGITS = 100
 
 Path = tuple[str | int, ...]
@@ -258,9 +263,9 @@ def _scan_events(text: str, file: str) -> None:
         expanded += amount
         if frames and nest:
             frames[-1][1] += amount
-        if expanded > MAX_NODES:
+        if expanded > (MAX_ALIAS_NODES if sizes else MAX_NODES):
             message = (
-                f"aliases expand the document to more than {MAX_NODES:,} values, "
+                f"aliases expand the document to more than {MAX_ALIAS_NODES:,} values, "
                 "so it is refused as an alias bomb"
                 if sizes
                 else f"the document holds more than {MAX_NODES:,} values"
@@ -337,7 +342,7 @@ class _Converter:
         self.count += 1
         if self.count > MAX_NODES:
             raise _error(
-                f"aliases expand the document to more than {MAX_NODES:,} values, "
+                f"the document expands to more than {MAX_NODES:,} values, "
                 "so it is refused as an alias bomb",
                 _mark(file, node.start_mark),
             )
