@@ -277,7 +277,8 @@ def select(
     # The hand-worked answer and the reference semantics must agree.
     if chosen is not None and evaluated and not escapes:
         assert isinstance(outcome, Fired), (event, state, outcome)
-        assert outcome.transition is chosen and outcome.target == chosen.target
+        assert outcome.transition is chosen
+        assert outcome.target == chosen.target
         assert dict(outcome.values) == after
     else:
         assert isinstance(outcome, Refusal), (event, state, outcome)

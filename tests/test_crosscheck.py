@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from railguard.cli import main
-from railguard.spec import EvaluationError, Spec, load, load_data
+from railguard.spec import EvaluationError, Invariant, Spec, load, load_data
+from railguard.spec.semantics import Fired
 from railguard.verifier import Report, Result, verify
 from railguard.verifier.counterexample import Counterexample, replay
 from railguard.verifier.engine import Budget
@@ -33,12 +34,16 @@ from railguard.verifier.strategies import specs
 from .conftest import EXAMPLES
 from .explicit import Config, Exploration, canonical, explore, select
 
-#: The cross-check runs on this many generated specs (the acceptance point asks for 1,000).
+#: The cross-check runs on this many generated specs (the acceptance point asks for 1,000),
+#: and on this many more that have sets of enums too.
 EXAMPLES_CHECKED = 1000
+SETS_CHECKED = 200
 #: The default budget; the generated specs are small, so BMC at depth 8 finds most witnesses
 #: and Spacer decides the rest.
 BUDGET = Budget()
 COMPARED = ("RG101", "RG400", "RG401", "RG402", "RG403", "RG404", "RG501")
+#: Rules whose violations must come with a counterexample.
+SAFETY = ("RG403", "RG404", "RG501")
 
 
 # --------------------------------------------------------------------------- generation
@@ -87,25 +92,35 @@ def z3_verdicts(spec: Spec, report: Report) -> Counter[tuple[str, str, str]]:
     return Counter((r.rule.id, r.subject, r.outcome) for r in report.results if r.rule.id in COMPARED)
 
 
-def explicit_verdicts(spec: Spec, found: Exploration, z3: Counter[tuple[str, str, str]]) -> Counter[tuple[str, str, str]]:
-    """The verdicts the explicit search gives for the questions the verifier asked.
+def graph_reachable(spec: Spec) -> set[str]:
+    """States reachable in the transition graph (error exits included), guards ignored."""
+    reached = {spec.initial_state.name}
+    frontier = list(reached)
+    while frontier:
+        state = frontier.pop()
+        targets = [t.target for t in spec.transitions if state in t.sources]
+        error = spec.error_target(state)
+        for target in [*targets, *([error] if error is not None else [])]:
+            if target not in reached:
+                reached.add(target)
+                frontier.append(target)
+    return reached
 
-    Which questions are asked (a graph-reachable state, a transition with a graph-reachable
-    source, ...) is the structural checks' business; they are taken from the Z3 side, and the
-    graph check RG101 itself must only name states the search never reaches."""
+
+def explicit_verdicts(spec: Spec, found: Exploration) -> Counter[tuple[str, str, str]]:
+    """The verdicts that the explicit search (and a graph search, for RG101 and for which
+    questions the data checks ask) gives."""
     expected: Counter[tuple[str, str, str]] = Counter()
-    for (rule, subject, outcome), count in z3.items():
-        if rule == "RG101" and outcome == "violated":
-            expected[(rule, subject, "violated" if not found.reachable(subject) else "proved")] += count
-        elif rule == "RG101":
-            # The summary result: every state is reachable in the graph.
-            expected[(rule, subject, outcome)] += count
-    graph_unreachable = {subject for (rule, subject, outcome) in z3 if rule == "RG101" and outcome == "violated"}
+    graph_sources = graph_reachable(spec)
+    assert found.states <= graph_sources
+    graph_unreachable = [s.name for s in spec.states if s.name not in graph_sources]
+    for state in graph_unreachable:
+        expected[("RG101", state, "violated")] += 1
+    if not graph_unreachable:
+        expected[("RG101", spec.name, "proved")] += 1
     for state in spec.states:
-        if state.initial or state.name in graph_unreachable:
-            continue
-        expected[("RG401", state.name, "proved" if found.reachable(state.name) else "violated")] += 1
-    graph_sources = {s.name for s in spec.states} - graph_unreachable
+        if not state.initial and state.name in graph_sources:
+            expected[("RG401", state.name, "proved" if found.reachable(state.name) else "violated")] += 1
     for t in spec.transitions:
         if any(src in graph_sources for src in t.sources):
             expected[("RG402", t.label, "proved" if t.index in found.fired else "violated")] += 1
@@ -154,153 +169,220 @@ def end_of(spec: Spec, cex: Counterexample) -> End:
 
 
 def check_run(spec: Spec, found: Exploration, result: Result) -> None:
-    """The result's run replays, ends in a configuration the search reached, and its final
-    step (for a step property) does what the result says."""
+    """A violation of a safety rule comes with a run; every run replays, ends in a
+    configuration the search reached, and there (or in its final step, for a step property)
+    shows what the result says."""
+    rule = result.rule.id
     cex = result.counterexample or result.witness
     if cex is None:
-        assert result.outcome == "proved" or result.rule.id not in ("RG403", "RG404", "RG501"), result
+        assert not (result.outcome == "violated" and rule in SAFETY), result
         return
     end = end_of(spec, cex)
-    assert end.config in found.configs, (result.rule.id, result.subject, end.config)
-    rule = result.rule.id
+    assert end.config in found.configs, (rule, result.subject, end.config)
     final = cex.final
     if final is None:
+        assert rule in ("RG401", "RG501"), result
         if rule == "RG401":
             assert end.config.state == result.subject
-        elif rule == "RG501":
-            invariant = next(i for i in spec.invariants if i.name == result.subject)
-            assert invariant.expr is not None
-            try:
-                holds = bool(spec.compiled(invariant.expr)(end.values, {}, None, end.config.state))
-            except EvaluationError:
-                holds = False if invariant.kind == "always" else True
-            assert holds != (invariant.kind == "always"), (invariant, end.values)
-        else:
-            raise AssertionError(f"{rule} {result.subject} has a run without a final step")
+            return
+        invariant = spec_invariant(spec, result.subject)
+        assert invariant.expr is not None
+        try:
+            violated = bool(spec.compiled(invariant.expr)(end.values, {}, None, end.config.state)) != (invariant.kind == "always")
+        except EvaluationError:
+            violated = True
+        assert violated, (invariant, end.values)
         return
     picked = select(
         spec, end.config.state, end.values, final.event, final.actor, frozenset(final.roles),
         dict(final.params), system=final.kind == "timeout",
     )
+    labels = {t.index: t.label for t in spec.transitions}
     if rule == "RG402":
-        assert picked.chosen is not None and picked.evaluated
+        assert picked.chosen is not None
+        assert picked.evaluated
         assert picked.chosen.label == result.subject
     elif rule == "RG404":
-        assert picked.chosen is not None and picked.evaluated
-        assert f"{picked.chosen.label}: `{picked.escapes[0]}`" == result.subject or any(
-            f"{picked.chosen.label}: `{name}`" == result.subject for name in picked.escapes
-        ), (picked, result.subject)
+        assert picked.chosen is not None
+        assert result.subject in {f"{picked.chosen.label}: `{name}`" for name in picked.escapes}, (picked, result.subject)
     elif rule == "RG403":
-        assert final.transition is not None
-        assert any(
-            a == final.transition and f"transition {b} (`{final.event}`) from `{end.config.state}`" == result.subject
-            for a, b in picked.overlaps
-        ), (picked.overlaps, result.subject)
-    elif rule == "RG501":
-        invariant = next(i for i in spec.invariants if i.name == result.subject)
-        assert invariant.kind == "precedes"
-        assert picked.outcome.__class__.__name__ == "Fired"
-        assert final.event == invariant.then and invariant.first not in end.seen
+        pairs = {(a, f"{labels[b]} from `{end.config.state}`") for a, b in picked.overlaps}
+        assert (final.transition, result.subject) in pairs, (picked.overlaps, result.subject)
     else:
-        raise AssertionError(f"{rule} {result.subject} has an unexpected final step")
+        assert rule == "RG501", result
+        invariant = spec_invariant(spec, result.subject)
+        assert invariant.kind == "precedes"
+        assert isinstance(picked.outcome, Fired)
+        assert picked.outcome.transition.event == invariant.then
+        assert invariant.first not in end.seen
+
+
+def spec_invariant(spec: Spec, name: str) -> Invariant:
+    return next(i for i in spec.invariants if i.name == name)
 
 
 # --------------------------------------------------------------------------- tests
 
 
-_stats: Counter[str] = Counter()
+def assert_agree(spec: Spec) -> Exploration:
+    """Z3 and the explicit search give the same verdicts, and every Z3 run checks out."""
+    found = explore(spec)
+    report = verify(spec, BUDGET)
+    z3 = z3_verdicts(spec, report)
+    expected = explicit_verdicts(spec, found)
+    assert z3 == expected, {"z3 only": z3 - expected, "explicit only": expected - z3}
+    for result in report.results:
+        if result.rule.id in COMPARED:
+            check_run(spec, found, result)
+    return found
 
 
-@settings(
+CROSS_CHECK = settings(
     max_examples=EXAMPLES_CHECKED,
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+
+@CROSS_CHECK
 @given(finite_specs)
-def test_z3_verdicts_equal_the_explicit_search_on_generated_finite_specs(document: dict[str, Any]) -> None:
-    spec = load_data(document)
-    found = explore(spec)
-    report = verify(spec, BUDGET)
-    z3 = z3_verdicts(spec, report)
-    expected = explicit_verdicts(spec, found, z3)
-    assert z3 == expected, (z3 - expected, expected - z3)
-    for result in report.results:
-        if result.rule.id in COMPARED:
-            check_run(spec, found, result)
-    _stats["specs"] += 1
-    _stats["configs"] += len(found.configs)
-    _stats["results"] += sum(z3.values())
+def test_z3_verdicts_equal_the_explicit_search_on_a_thousand_generated_finite_specs(document: dict[str, Any]) -> None:
+    assert_agree(load_data(document))
+
+
+@settings(CROSS_CHECK, max_examples=SETS_CHECKED)
+@given(specs(sets=True).map(one_signature_per_event))
+def test_z3_verdicts_equal_the_explicit_search_on_generated_specs_with_sets(document: dict[str, Any]) -> None:
+    assert_agree(load_data(document))
+
+
+SPEC_BASE: dict[str, Any] = {"railguard": 1, "on_error": "failed"}
+TERMINALS = {"done": {"terminal": "success"}, "failed": {"terminal": "failure"}}
+
+#: Hand-written specs that go deeper than most generated ones: stored principals acting
+#: again, counters that reach their bound, timeouts, ``precedes`` and sets.
+DEEP_SPECS: dict[str, dict[str, Any]] = {
+    "four-eyes": {
+        **SPEC_BASE,
+        "name": "four-eyes",
+        "roles": {"clerk": ["ask", "pay"], "boss": ["approve", "pay"], "both": ["ask", "approve"]},
+        "exclusive_roles": [["clerk", "both"]],
+        "variables": {
+            "asker": {"type": "principal"},
+            "approver": {"type": "principal"},
+            "rounds": {"type": "int", "min": 0, "max": 2, "initial": 0},
+        },
+        "states": {"open": {"initial": True}, "asked": {"timeout": {"after": "1h", "event": "remind"}}, "ok": {}, **TERMINALS},
+        "transitions": [
+            {"event": "ask", "from": "open", "to": "asked", "permission": "ask", "assign": {"asker": "actor", "rounds": "rounds + 1"}},
+            {"event": "remind", "from": "asked", "to": "open", "permission": "ask", "guard": "rounds < 2"},
+            {"event": "remind", "from": "asked", "to": "failed", "permission": "ask"},
+            {"event": "approve", "from": "asked", "to": "ok", "permission": "approve", "guard": "actor != asker", "assign": {"approver": "actor"}},
+            {"event": "approve", "from": "asked", "to": "asked", "permission": "approve", "guard": "actor == asker"},
+            {"event": "pay", "from": "ok", "to": "done", "permission": "pay", "guard": "actor != approver"},
+        ],
+        "invariants": [
+            {"name": "two-people", "never": "approver != None and approver == asker"},
+            {"name": "approved-first", "precedes": {"first": "approve", "then": "pay"}},
+            {"name": "few-rounds", "always": "rounds <= 1"},
+        ],
+    },
+    "counter": {
+        **SPEC_BASE,
+        "name": "counter",
+        "roles": {"user": ["tick"]},
+        "variables": {
+            "n": {"type": "int", "min": 0, "max": 3, "initial": 0},
+            "tags": {"type": "set", "of": {"type": "enum", "values": ["a", "b", "c"]}, "max_size": 2, "initial": []},
+        },
+        "states": {"run": {"initial": True, "timeout": {"after": "5m", "event": "tick"}}, **TERMINALS},
+        "transitions": [
+            {"event": "tick", "from": "run", "to": "run", "permission": "tick", "params": {"step": {"type": "int", "min": 1, "max": 2, "default": 1}},
+             "guard": "n < 3", "assign": {"n": "n + params.step", "tags": '["a", "b", "c"] if n == 2 else ["a"] if n == 1 else tags'}},
+            {"event": "tick", "from": "run", "to": "done", "permission": "tick", "params": {"step": {"type": "int", "min": 1, "max": 2, "default": 1}}},
+            {"event": "split", "from": "run", "to": "run", "permission": "tick", "guard": "6 // (n - 1) > 2", "assign": {"n": "n % 2"}},
+        ],
+        "invariants": [
+            {"name": "bounded", "always": "n <= 3 and len(tags) <= 2"},
+            {"name": "no-c", "never": '"c" in tags'},
+        ],
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEEP_SPECS))
+def test_z3_verdicts_equal_the_explicit_search_on_hand_written_deeper_specs(name: str) -> None:
+    found = assert_agree(load_data(DEEP_SPECS[name]))
+    assert len(found.configs) > 10
+
+
+def test_z3_verdicts_equal_the_explicit_search_on_the_deploy_example() -> None:
+    found = assert_agree(load(EXAMPLES / "deploy.yaml"))
+    assert len(found.configs) > 100
+    assert found.violated == set()
 
 
 def test_a_witness_and_a_counterexample_end_where_the_explicit_search_says() -> None:
     spec = load_data({
-        "railguard": 1,
+        **SPEC_BASE,
         "name": "counter",
         "roles": {"clerk": ["count"]},
         "variables": {"n": {"type": "int", "min": 0, "max": 2, "initial": 0}, "who": {"type": "principal"}},
-        "states": {"open": {"initial": True}, "done": {"terminal": "success"}, "failed": {"terminal": "failure"}},
-        "on_error": "failed",
+        "states": {"open": {"initial": True}, **TERMINALS},
         "transitions": [
             {"event": "count", "from": "open", "to": "open", "permission": "count", "assign": {"n": "n + 1", "who": "actor"}},
             {"event": "close", "from": "open", "to": "done", "permission": "count", "guard": "n == 2 and actor == who"},
         ],
         "invariants": [{"name": "small", "always": "n <= 1"}],
     })
-    found = explore(spec)
+    found = assert_agree(spec)
     report = verify(spec, BUDGET)
-    by_key = {(r.rule.id, r.subject): r for r in report.results}
-    assert by_key[("RG501", "small")].outcome == "violated"
-    assert by_key[("RG404", "transition 1 (`count`): `n`")].outcome == "violated"
-    assert by_key[("RG401", "done")].outcome == "proved"
-    assert found.violated == {"small"}
-    assert found.escapes == {(1, "n")}
-    assert found.fired == {1, 2}
-    for result in report.results:
-        check_run(spec, found, result)
+    outcomes = {(r.rule.id, r.subject): r.outcome for r in report.results}
+    assert outcomes[("RG501", "small")] == "violated"
+    assert outcomes[("RG404", "transition 1 (`count`): `n`")] == "violated"
+    assert outcomes[("RG401", "done")] == "proved"
+    assert (found.violated, found.escapes, found.fired) == ({"small"}, {(1, "n")}, {1, 2})
+    runs = [r for r in report.results if r.counterexample is not None or r.witness is not None]
+    assert {(r.rule.id, r.subject) for r in runs} >= {("RG501", "small"), ("RG401", "done"), ("RG402", "transition 2 (`close`)")}
 
 
-def test_the_explicit_search_keeps_principals_canonical_and_finite() -> None:
+def test_the_explicit_search_names_principals_canonically_and_keeps_one_role_set_per_permission_set() -> None:
     spec = load_data({
-        "railguard": 1,
+        **SPEC_BASE,
         "name": "pass",
         "roles": {"a": ["take"], "b": ["take"], "c": []},
         "variables": {"holder": {"type": "principal"}, "last": {"type": "principal"}},
-        "states": {"s": {"initial": True}, "ok": {"terminal": "success"}, "ko": {"terminal": "failure"}},
-        "on_error": "ko",
+        "states": {"s": {"initial": True}, **TERMINALS},
         "transitions": [
             {"event": "take", "from": "s", "to": "s", "permission": "take", "guard": "actor != holder", "assign": {"last": "holder", "holder": "actor"}},
+            {"event": "stop", "from": "s", "to": "done", "permission": "public"},
         ],
     })
-    found = explore(spec)
-    holders = {c.values for c in found.configs if c.state == "s"}
-    # unset/unset, p0/unset, then two distinct people: p0 holds, p1 was last (or the same id twice is impossible)
-    assert holders == {(None, None), ("p0", None), ("p0", "p1")}
-    # one role set per distinct set of granted permissions: {} and {take}
-    assert {c.roles for c in found.configs} == {(), (frozenset(),), (frozenset({"a"}),), (frozenset({"a"}), frozenset({"a"}))} | {
-        (frozenset(), frozenset({"a"})), (frozenset({"a"}), frozenset()), (frozenset(),) * 2,
-    } & {c.roles for c in found.configs}
+    found = assert_agree(spec)
+    in_s = {(c.values, c.roles) for c in found.configs if c.state == "s"}
+    take = frozenset({"a"})  # `b` grants the same permissions, so `a` stands for both
+    assert in_s == {((None, None), ()), (("p0", None), (take,)), (("p0", "p1"), (take, take))}
 
 
 def test_a_budget_too_small_to_decide_anything_gives_unknown_and_fails_the_report() -> None:
-    spec = load(EXAMPLES / "order.yaml")
+    spec = load(EXAMPLES / "deploy.yaml")
+    assert not verify(spec, BUDGET).failed
     report = verify(spec, Budget(rlimit=1))
     symbolic = [r for r in report.results if r.rule.family in ("data", "properties")]
     assert symbolic
     assert {r.outcome for r in symbolic} == {"unknown"}
     assert all(r.failed for r in symbolic)
     assert report.failed
-    assert verify(spec, BUDGET).failed is False
 
 
-def test_unknown_never_passes_the_command_line_gate() -> None:
-    spec = str(EXAMPLES / "order.yaml")
-    assert main(["check", spec]) == 0
-    assert main(["check", spec, "--rlimit", "1"]) == 1
-
-
-def test_the_cross_check_ran_on_at_least_a_thousand_specs_in_the_time_allowed() -> None:
-    started = time.perf_counter()
-    assert EXAMPLES_CHECKED >= 1000
-    assert time.perf_counter() - started < 1
+def test_unknown_never_passes_the_command_line_gate(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = str(EXAMPLES / "deploy.yaml")
+    assert main(["check", spec, "--format", "json"]) == 0
+    capsys.readouterr()
+    assert main(["check", spec, "--rlimit", "1", "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    outcomes = {r["outcome"] for f in report["files"] for r in f["results"]}
+    assert "unknown" in outcomes
+    assert report["exit_code"] == 1

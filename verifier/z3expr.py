@@ -322,8 +322,9 @@ def compile_z3(
         if {then.kind, orelse.kind} <= {"set", "list"}:
             return _join_sets(cond.term, then, orelse, ok, codes)
         kind, a, b = _join(then, orelse, codes)
-        both = then.bounds is not None and orelse.bounds is not None and kind == "int"
-        joined = _span(*then.bounds, *orelse.bounds) if both else None  # type: ignore[misc]
+        joined = None
+        if kind == "int" and then.bounds is not None and orelse.bounds is not None:
+            joined = _span(*then.bounds, *orelse.bounds)
         return Sym(kind, z3.If(cond.term, a, b), ok, bounds=joined)
     if isinstance(node, Call):
         return _call(node.func, [rec(a) for a in node.args], codes)
