@@ -76,10 +76,6 @@ class Config:
         return {f"p{n}": roles for n, roles in enumerate(self.roles)}
 
 
-def _principal_names(spec: Spec) -> list[str]:
-    return [v.name for v in spec.variables if v.type.kind == "principal"]
-
-
 def canonical(
     spec: Spec,
     state: str,

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import z3
 
-from railguard.spec import Spec, Transition
+from railguard.spec import Parameter, Spec, Transition
 from railguard.spec.expr import Literal as LiteralNode
 from railguard.spec.expr import Node, children
 from railguard.spec.types import Type
@@ -125,8 +125,14 @@ class System:
             if target is not None:
                 self.moves.append(Move(len(self.moves), "error", state.name, target))
         self.event_params: dict[str, dict[str, Type]] = {}
+        signatures: dict[str, tuple[Parameter, ...]] = {}
         for transition in spec.transitions:
             self.event_params.setdefault(transition.event, {p.name: p.type for p in transition.params})
+            # The runtime checks params against the first transition on the event; a later one
+            # whose guard reads other params has no faithful encoding here.
+            first = signatures.setdefault(transition.event, transition.params)
+            if transition.params != first:
+                raise Unsupported(f"transitions on event `{transition.event}` declare different params")
         # Fail early on anything without an encoding.
         self.state("probe")
 
