@@ -56,7 +56,7 @@ MUTANTS = [
     Mutant("total-param-too-wide", "order", (("      total: {type: int, min: 1, max: 100000}", "      total: {type: int, min: 1, max: 200000}"),), "domain-escape", "transition 1 (`place`): `total`"),
     Mutant("overlapping-approvals", "refund", (
         ("  - event: pay\n", "  - event: approve\n    from: requested\n    to: rejected\n    permission: refund.approve\n    guard: amount > 100\n\n  - event: pay\n"),
-    ), "nondeterminism", "transition 3 (`approve`) from `requested`"),
+    ), "nondeterminism", "transition 2 (`approve`) and transition 3 (`approve`) from `requested`"),
     # ---- invariants
     Mutant("refund-limit-raised", "refund", (("    guard: params.amount <= 5000\n", "    guard: params.amount <= 6000\n"),), "invariant", "refund-limit"),
     Mutant("pay-before-approve", "refund", (("    from: approved\n    to: paid\n", "    from: [requested, approved]\n    to: paid\n"),), "invariant", "pay-after-approve"),

@@ -79,7 +79,7 @@ def _goals(spec: Spec, system: System) -> list[Goal]:
                     continue
                 goals.append(Goal(
                     ("det", src, str(t1.index), str(t2.index)), R.NONDETERMINISM,
-                    f"{t2.label} from `{src}`",
+                    f"{t1.label} and {t2.label} from `{src}`",
                     partial(_overlap, system, t1, t2, src),
                     False, True, ("transitions", t2.index - 1), (t2.event, str(t2.index)),
                     confirm=partial(_confirm_overlap, t1=t1, t2=t2),
