@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from railguard import __version__
-from railguard.spec import LoadError, SpecError, dumps, json_schema, load
+from railguard.spec import LoadError, Spec, SpecError, dumps, json_schema, load
 from railguard.verifier import verify
 from railguard.verifier.certificate import (
     CertificateError,
@@ -158,11 +158,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_certificate_verify(args: argparse.Namespace) -> int:
-    try:
-        spec = load(args.spec)
-    except LoadError as exc:
-        for problem in exc.problems:
-            print(f"{problem.location}: error: {problem.message}", file=sys.stderr)
+    spec = _load_or_report(args.spec)
+    if spec is None:
         return 2
     try:
         cert = load_certificate(args.certificate)
@@ -199,17 +196,24 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_or_report(path: str) -> Spec | None:
+    """Load a spec, or print its problems (one line each) to stderr and return None."""
+    try:
+        return load(path)
+    except LoadError as exc:
+        for problem in exc.problems:
+            print(f"{problem.location}: error: {problem.message}", file=sys.stderr)
+        return None
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     _write(args.output, json.dumps(json_schema(), indent=2) + "\n")
     return 0
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    try:
-        spec = load(args.spec)
-    except LoadError as exc:
-        for problem in exc.problems:
-            print(f"{problem.location}: error: {problem.message}", file=sys.stderr)
+    spec = _load_or_report(args.spec)
+    if spec is None:
         return 2
     if args.format == "hash":
         _write(args.output, spec.content_hash + "\n")
@@ -222,11 +226,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from railguard.verifier import VerifierError
     from railguard.verifier.promela import export
 
-    try:
-        spec = load(args.spec)
-    except LoadError as exc:
-        for problem in exc.problems:
-            print(f"{problem.location}: error: {problem.message}", file=sys.stderr)
+    spec = _load_or_report(args.spec)
+    if spec is None:
         return 2
     try:
         text = export(spec, args.format)

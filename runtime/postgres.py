@@ -25,7 +25,7 @@ from typing import Any
 
 from .audit import AuditRecord
 from .errors import ConflictError, InstanceExists, StoreError
-from .store import InstanceRow, NewTimer, Timer
+from .store import InstanceRow, NewTimer, Timer, decode_row, encode_row
 
 try:
     import psycopg
@@ -232,7 +232,7 @@ class PostgresStore:
         with self._tx(f"creating instance `{row.id}`") as cur:
             try:
                 with cur.connection.transaction():  # a savepoint, so the error is ours to map
-                    cur.execute(self._q["insert_instance"], _row_params(row))
+                    cur.execute(self._q["insert_instance"], encode_row(row))
             except pg_errors.UniqueViolation:
                 raise InstanceExists(f"instance `{row.id}` already exists") from None
             self._append(cur, records)
@@ -242,7 +242,7 @@ class PostgresStore:
         with self._tx(f"reading instance `{instance}`") as cur:
             cur.execute(self._q["get"], (instance,))
             found = cur.fetchone()
-        return None if found is None else _row(found)
+        return None if found is None else decode_row(found)
 
     def commit(
         self,
@@ -253,7 +253,7 @@ class PostgresStore:
         cancel: Sequence[str] = (),
     ) -> None:
         with self._tx(f"committing instance `{row.id}`") as cur:
-            params = _row_params(row)
+            params = encode_row(row)
             cur.execute(self._q["update"], (*params[1:], row.id, expected_version))
             if cur.rowcount != 1:
                 raise ConflictError(f"instance `{row.id}` changed since version {expected_version}")
@@ -346,39 +346,3 @@ def _first_line(exc: BaseException) -> str:
 def _lock_key(schema: str) -> int:
     """A stable signed 64-bit advisory-lock key for ``schema``."""
     return int.from_bytes(hashlib.sha256(f"railguard-schema\n{schema}".encode()).digest()[:8], "big", signed=True)
-
-
-def _row_params(row: InstanceRow) -> tuple[Any, ...]:
-    return (
-        row.id,
-        row.workflow,
-        row.spec_hash,
-        row.state,
-        json.dumps(row.values, sort_keys=True),
-        row.version,
-        row.status,
-        row.audit_head,
-        json.dumps(row.context, sort_keys=True),
-        None if row.pending is None else json.dumps(row.pending, sort_keys=True),
-        json.dumps(row.compensations),
-        row.created_at,
-        row.updated_at,
-    )
-
-
-def _row(r: Sequence[Any]) -> InstanceRow:
-    return InstanceRow(
-        id=r[0],
-        workflow=r[1],
-        spec_hash=r[2],
-        state=r[3],
-        values=json.loads(r[4]),
-        version=r[5],
-        status=r[6],
-        audit_head=r[7],
-        context=json.loads(r[8]),
-        pending=None if r[9] is None else json.loads(r[9]),
-        compensations=json.loads(r[10]),
-        created_at=r[11],
-        updated_at=r[12],
-    )

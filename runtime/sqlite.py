@@ -15,11 +15,11 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Literal
 
 from .audit import AuditRecord
 from .errors import ConflictError, InstanceExists, StoreError
-from .store import InstanceRow, NewTimer, Timer
+from .store import InstanceRow, NewTimer, Timer, decode_row, encode_row
 
 __all__ = ["SQLiteStore"]
 
@@ -111,7 +111,7 @@ class SQLiteStore:
             try:
                 db.execute(
                     "INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    _row_params(row),
+                    encode_row(row),
                 )
             except sqlite3.IntegrityError:
                 raise InstanceExists(f"instance `{row.id}` already exists") from None
@@ -121,7 +121,7 @@ class SQLiteStore:
     def get(self, instance: str) -> InstanceRow | None:
         with self._lock:
             found = self._db.execute("SELECT * FROM instances WHERE id = ?", (instance,)).fetchone()
-        return None if found is None else _row(found)
+        return None if found is None else decode_row(found)
 
     def commit(
         self,
@@ -132,7 +132,7 @@ class SQLiteStore:
         cancel: Sequence[str] = (),
     ) -> None:
         with self._write() as db:
-            params = _row_params(row)
+            params = encode_row(row)
             changed = db.execute(
                 # Identity, workflow, spec hash, context and creation time never change.
                 "UPDATE instances SET state=?, vals=?, version=?, status=?, audit_head=?, "
@@ -211,39 +211,3 @@ class SQLiteStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _row_params(row: InstanceRow) -> tuple[Any, ...]:
-    return (
-        row.id,
-        row.workflow,
-        row.spec_hash,
-        row.state,
-        json.dumps(row.values, sort_keys=True),
-        row.version,
-        row.status,
-        row.audit_head,
-        json.dumps(row.context, sort_keys=True),
-        None if row.pending is None else json.dumps(row.pending, sort_keys=True),
-        json.dumps(row.compensations),
-        row.created_at,
-        row.updated_at,
-    )
-
-
-def _row(r: Sequence[Any]) -> InstanceRow:
-    return InstanceRow(
-        id=r[0],
-        workflow=r[1],
-        spec_hash=r[2],
-        state=r[3],
-        values=json.loads(r[4]),
-        version=r[5],
-        status=r[6],
-        audit_head=r[7],
-        context=json.loads(r[8]),
-        pending=None if r[9] is None else json.loads(r[9]),
-        compensations=json.loads(r[10]),
-        created_at=r[11],
-        updated_at=r[12],
-    )

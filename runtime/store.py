@@ -9,13 +9,14 @@ worker's claims expire and another worker resumes them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .audit import AuditRecord
 
-__all__ = ["InstanceRow", "NewTimer", "Store", "Timer"]
+__all__ = ["InstanceRow", "NewTimer", "Store", "Timer", "decode_row", "encode_row"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,3 +115,42 @@ def row_with(row: InstanceRow, **changes: Any) -> InstanceRow:
     from dataclasses import replace
 
     return replace(row, **changes)
+
+
+def encode_row(row: InstanceRow) -> tuple[Any, ...]:
+    """The row as column values, in table order (JSON fields as canonical text): what both
+    stores write."""
+    return (
+        row.id,
+        row.workflow,
+        row.spec_hash,
+        row.state,
+        json.dumps(row.values, sort_keys=True),
+        row.version,
+        row.status,
+        row.audit_head,
+        json.dumps(row.context, sort_keys=True),
+        None if row.pending is None else json.dumps(row.pending, sort_keys=True),
+        json.dumps(row.compensations),
+        row.created_at,
+        row.updated_at,
+    )
+
+
+def decode_row(r: Sequence[Any]) -> InstanceRow:
+    """The inverse of :func:`encode_row`."""
+    return InstanceRow(
+        id=r[0],
+        workflow=r[1],
+        spec_hash=r[2],
+        state=r[3],
+        values=json.loads(r[4]),
+        version=r[5],
+        status=r[6],
+        audit_head=r[7],
+        context=json.loads(r[8]),
+        pending=None if r[9] is None else json.loads(r[9]),
+        compensations=json.loads(r[10]),
+        created_at=r[11],
+        updated_at=r[12],
+    )
