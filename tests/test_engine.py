@@ -13,8 +13,6 @@ from hypothesis import strategies as st
 
 from railguard.runtime import (
     CertificateRequired,
-    EffectCall,
-    Effects,
     Engine,
     ExecutionError,
     InstanceExists,
@@ -29,44 +27,7 @@ from railguard.spec import Spec, load, loads
 from railguard.spec.semantics import Fired, fire
 
 from .conftest import EXAMPLES
-
-PEOPLE = StaticDirectory({
-    "sam": ["support"],
-    "mia": ["manager"],
-    "max": ["manager", "support"],
-    "pay": ["payments"],
-    "cus": ["customer"],
-    "bot": ["system"],
-    "ops": ["operator"],
-    "ann": ["author"],
-    "rev": ["reviewer"],
-    "ci": ["ci"],
-})
-
-
-class Ledger:
-    """Fake external systems: every handler call is recorded; failures are scripted."""
-
-    def __init__(self, failing: set[str] | None = None) -> None:
-        self.calls: list[tuple[str, str, int]] = []
-        self.failing = failing or set()
-
-    def handler(self, name: str) -> Any:
-        def run(call: EffectCall) -> dict[str, Any]:
-            self.calls.append((name, call.key, call.attempt))
-            if name in self.failing:
-                raise RuntimeError(f"{name} is down")
-            return {"ok": name}
-
-        return run
-
-    def effects(self, spec: Spec) -> Effects:
-        effects = Effects()
-        for t in spec.transitions:
-            for name in (t.effect, t.compensate):
-                if name is not None:
-                    effects.register(name, self.handler(name))
-        return effects
+from .fakes import PEOPLE, Ledger
 
 
 def engine(spec: Spec, path: Path | str = ":memory:", ledger: Ledger | None = None, **kw: Any) -> Engine:
@@ -150,7 +111,7 @@ def test_the_system_identity_and_strangers_cannot_act(refund: Spec) -> None:
 
 
 def test_a_failed_charge_releases_the_reservation_and_rests_in_failed(order: Spec) -> None:
-    ledger = Ledger(failing={"payments.charge"})
+    ledger = Ledger("payments.charge")
     e = engine(order, ledger=ledger)
     e.start("o1", "cus")
     e.fire("o1", "place", "cus", {"total": 100})
@@ -165,7 +126,7 @@ def test_a_failed_charge_releases_the_reservation_and_rests_in_failed(order: Spe
 
 
 def test_compensations_run_in_reverse_order_when_shipping_fails(order: Spec) -> None:
-    ledger = Ledger(failing={"shipping.dispatch"})
+    ledger = Ledger("shipping.dispatch")
     e = engine(order, ledger=ledger)
     e.start("o1", "cus")
     e.fire("o1", "place", "cus", {"total": 100})
@@ -190,7 +151,7 @@ def test_cancelling_after_a_charge_refunds_before_resting_in_cancelled(order: Sp
 
 
 def test_a_compensation_that_cannot_complete_leaves_the_instance_visibly_stuck(order: Spec) -> None:
-    ledger = Ledger(failing={"payments.charge", "inventory.release"})
+    ledger = Ledger("payments.charge", "inventory.release")
     e = engine(order, ledger=ledger)
     e.start("o1", "cus")
     e.fire("o1", "place", "cus", {"total": 100})

@@ -16,8 +16,6 @@ from hypothesis import strategies as st
 
 from railguard.runtime import (
     AuditRecord,
-    EffectCall,
-    Effects,
     Engine,
     ManualClock,
     RetryPolicy,
@@ -29,48 +27,14 @@ from railguard.runtime.replay import ReplayReport, replay, replay_instance
 from railguard.spec import Spec, load, loads
 
 from .conftest import EXAMPLES
-
-PEOPLE = StaticDirectory({
-    "sam": ["support"],
-    "mia": ["manager"],
-    "max": ["manager", "support"],
-    "pay": ["payments"],
-    "cus": ["customer"],
-    "bot": ["system"],
-    "ops": ["operator"],
-})
+from .fakes import PEOPLE, Ledger
 
 
-class Services:
-    """Fake handlers that record each call; ``failing`` names handlers that raise."""
-
-    def __init__(self, *failing: str) -> None:
-        self.failing = set(failing)
-        self.calls: list[tuple[str, str]] = []
-
-    def effects(self, spec: Spec) -> Effects:
-        effects = Effects()
-        for t in spec.transitions:
-            for name in (t.effect, t.compensate):
-                if name is not None:
-                    effects.register(name, self._handler(name))
-        return effects
-
-    def _handler(self, name: str) -> Any:
-        def run(call: EffectCall) -> dict[str, str]:
-            self.calls.append((name, call.key))
-            if name in self.failing:
-                raise RuntimeError(f"{name} is down")
-            return {"done": name}
-
-        return run
-
-
-def engine(spec: Spec, services: Services | None = None, store: SQLiteStore | None = None, **kw: Any) -> Engine:
+def engine(spec: Spec, services: Ledger | None = None, store: SQLiteStore | None = None, **kw: Any) -> Engine:
     kw.setdefault("clock", ManualClock())
     kw.setdefault("allow_unverified", "replay tests")
     kw.setdefault("retry", RetryPolicy(attempts=2, backoff=1.0))
-    return Engine(spec, store or SQLiteStore(":memory:"), PEOPLE, effects=(services or Services()).effects(spec), **kw)
+    return Engine(spec, store or SQLiteStore(":memory:"), PEOPLE, effects=(services or Ledger()).effects(spec), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +101,7 @@ def test_an_order_to_shipped_replays(order: Spec) -> None:
 
 
 def test_a_failed_charge_with_its_compensation_replays(order: Spec) -> None:
-    e = engine(order, Services("payments.charge"))
+    e = engine(order, Ledger("payments.charge"))
     e.start("o1", "cus")
     e.fire("o1", "place", "cus", {"total": 30})
     e.fire("o1", "reserve", "bot")
@@ -160,7 +124,7 @@ def test_cancelling_after_the_charge_replays_both_compensations(order: Spec) -> 
 
 
 def test_a_stuck_instance_an_abort_and_an_operator_retry_replay(order: Spec) -> None:
-    services = Services("payments.charge", "inventory.release")
+    services = Ledger("payments.charge", "inventory.release")
     e = engine(order, services)
     e.start("o1", "cus")
     e.fire("o1", "place", "cus", {"total": 30})
@@ -290,7 +254,7 @@ def test_every_run_of_the_examples_replays_to_what_the_store_holds(
     name: str, failing: set[str], steps: list[tuple[str, str, dict[str, Any]]]
 ) -> None:
     spec = load(EXAMPLES / f"{name}.yaml")
-    services = Services(*failing)
+    services = Ledger(*failing)
     e = engine(spec, services)
     e.start("i", "sam")
     for event, actor, params in steps:
@@ -308,7 +272,7 @@ def test_every_run_of_the_examples_replays_to_what_the_store_holds(
 
 
 def _order_run() -> tuple[Engine, list[AuditRecord]]:
-    e = engine(load(EXAMPLES / "order.yaml"), Services("payments.charge"))
+    e = engine(load(EXAMPLES / "order.yaml"), Ledger("payments.charge"))
     e.start("o1", "cus")
     e.fire("o1", "place", "cus", {"total": 30})
     e.fire("o1", "place", "cus", {"total": 30})
