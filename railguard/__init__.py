@@ -19,6 +19,7 @@ if not (_here / "spec").is_dir() and (_here.parent / "spec" / "__init__.py").is_
 
 from railguard.spec import (  # noqa: E402
     LoadError,
+    RailguardError,
     Spec,
     SpecBuilder,
     SpecError,
@@ -29,6 +30,7 @@ from railguard.spec import (  # noqa: E402
 
 __all__ = [
     "LoadError",
+    "RailguardError",
     "Spec",
     "SpecBuilder",
     "SpecError",

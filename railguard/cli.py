@@ -8,6 +8,7 @@ verify), 2 unusable input (bad spec, bad arguments, unreadable file or certifica
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shutil
@@ -31,7 +32,15 @@ from railguard.verifier.junit import to_junit
 from railguard.verifier.report import FileOutcome, exit_code, to_json, to_text
 from railguard.verifier.sarif import to_sarif
 
-__all__ = ["main"]
+__all__ = ["COMMAND_MODULES", "main"]
+
+# Command groups that live in modules of their own. Each module has
+# ``add_commands(subparsers)``, which adds its commands with ``func`` set; the handlers import
+# what they need when they run, so that building the parser stays cheap.
+COMMAND_MODULES: tuple[str, ...] = (
+    "railguard.interop_cli",
+    "railguard.runtime_cli",
+)
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 FORMATS = ("text", "json", "sarif", "junit")
@@ -222,21 +231,6 @@ def cmd_dump(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from railguard.verifier import VerifierError
-    from railguard.verifier.promela import export
-
-    spec = _load_or_report(args.spec)
-    if spec is None:
-        return 2
-    try:
-        text = export(spec, args.format)
-    except VerifierError as exc:
-        return _fail(str(exc))
-    _write(args.output, text)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="railguard",
@@ -310,15 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--format", choices=("yaml", "json", "hash"), default="yaml")
     dump.add_argument("-o", "--output", help="write to this file")
     dump.set_defaults(func=cmd_dump)
-    export = sub.add_parser("export", help="export a finite spec for another checker (Promela for SPIN)")
-    export.add_argument("spec", metavar="SPEC")
-    export.add_argument("--format", choices=("promela",), default="promela")
-    export.add_argument("-o", "--output", help="write to this file")
-    export.set_defaults(func=cmd_export)
-
-    from railguard.runtime_cli import add_runtime_commands
-
-    add_runtime_commands(sub)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_commands(sub)
     return parser
 
 

@@ -1,6 +1,6 @@
 """The runtime's command line: ``run``, ``worker``, ``audit``, ``replay`` and ``demo``.
 
-:func:`add_runtime_commands` adds them to the ``railguard`` parser; each sets ``func``, which
+`add_commands` adds them to the ``railguard`` parser; each sets ``func``, which
 returns the exit code. Exit codes: 0 done, 1 a refused step, a tampered log or a replay that
 does not match, 2 unusable input (bad arguments, spec, certificate, database) — always one
 sentence on stderr, never a traceback.
@@ -46,7 +46,7 @@ from railguard.runtime.codec import encode_values
 from railguard.runtime.replay import ReplayReport, replay_instance
 from railguard.spec import LoadError, Spec, SpecError, load
 
-__all__ = ["DEMO_DB", "add_runtime_commands", "certificate_gate", "verify_store"]
+__all__ = ["DEMO_DB", "add_commands", "certificate_gate", "verify_store"]
 
 DEFAULT_DB = "railguard.db"
 DEMO_DB = "railguard-demo.db"
@@ -706,7 +706,7 @@ def _relative(path: Path) -> str:
 # ---------------------------------------------------------------------- parser
 
 
-def add_runtime_commands(subparsers: Any) -> None:
+def add_commands(subparsers: Any) -> None:
     """Add ``run``, ``worker``, ``audit``, ``replay`` and ``demo`` to a parser's subparsers
     (the object ``ArgumentParser.add_subparsers`` returns)."""
     run = subparsers.add_parser("run", help="start an instance, fire an event, show an instance")
@@ -778,7 +778,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The runtime commands on their own (``python -m railguard.runtime_cli``), until they join
     the ``railguard`` command."""
     parser = argparse.ArgumentParser(prog="railguard")
-    add_runtime_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)
     code: int = args.func(args)
     return code

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from railguard.spec.errors import RailguardError
+
 __all__ = [
     "CertificateRequired",
     "ConflictError",
@@ -12,7 +14,7 @@ __all__ = [
 ]
 
 
-class ExecutionError(Exception):
+class ExecutionError(RailguardError):
     """Base of every error raised by :mod:`railguard.runtime`."""
 
 

@@ -2,7 +2,15 @@
 
 from .builder import SpecBuilder
 from .dump import content_hash, dump_data, dumps
-from .errors import EvaluationError, ExpressionError, LoadError, Location, Problem, SpecError
+from .errors import (
+    EvaluationError,
+    ExpressionError,
+    LoadError,
+    Location,
+    Problem,
+    RailguardError,
+    SpecError,
+)
 from .evaluate import compile_expression, evaluate
 from .expr import parse as parse_expression
 from .expr import unparse as unparse_expression
@@ -31,6 +39,7 @@ __all__ = [
     "Location",
     "Parameter",
     "Problem",
+    "RailguardError",
     "Role",
     "Spec",
     "SpecBuilder",

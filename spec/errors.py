@@ -1,4 +1,10 @@
-"""The exceptions of :mod:`railguard.spec`; every one derives from :class:`SpecError`."""
+"""The exceptions of :mod:`railguard.spec`; every one derives from :class:`SpecError`.
+
+:class:`RailguardError` is the root of every exception railguard raises on purpose: the
+packages' bases (``SpecError``, ``railguard.verifier.VerifierError``,
+``railguard.runtime.ExecutionError``) derive from it, so ``except RailguardError`` catches any
+of them and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ __all__ = [
     "LoadError",
     "Location",
     "Problem",
+    "RailguardError",
     "SpecError",
 ]
 
@@ -41,7 +48,11 @@ class Problem:
         return f"{self.location}: {self.message}"
 
 
-class SpecError(Exception):
+class RailguardError(Exception):
+    """Root of every exception railguard raises on purpose; its message is one sentence."""
+
+
+class SpecError(RailguardError):
     """Base of every error raised by :mod:`railguard.spec`."""
 
 

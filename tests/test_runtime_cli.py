@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from railguard.runtime import AuditRecord, Engine, SQLiteStore, StaticDirectory, verify_chain
-from railguard.runtime_cli import DEMO_DB, add_runtime_commands, certificate_gate
+from railguard.runtime_cli import DEMO_DB, add_commands, certificate_gate
 from railguard.spec import load
 from railguard.verifier import verify
 
@@ -31,7 +31,7 @@ ORDER = str(EXAMPLES / "order.yaml")
 
 def cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="railguard")
-    add_runtime_commands(parser.add_subparsers(dest="command", required=True))
+    add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     code: int = args.func(args)
     return code

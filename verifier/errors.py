@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from railguard.spec.errors import RailguardError
+
 __all__ = ["VerifierError"]
 
 
-class VerifierError(Exception):
+class VerifierError(RailguardError):
     """Base of every error raised by :mod:`railguard.verifier`."""

@@ -1,0 +1,82 @@
+"""The one value codec: spec values to JSON and back, exactly.
+
+Decimals become strings, sets sorted lists (sorted by type name, then text, so mixed sets
+still have one order), everything else stays as JSON has it. :func:`canonical_json` is the
+one encoding of everything railguard hashes or compares byte for byte (content hashes, audit
+payloads, reports, counterexamples): sorted keys, no spaces, UTF-8 kept. Decoding uses the
+spec's declared types.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from railguard.spec.model import Spec
+from railguard.spec.types import Type, Value
+
+__all__ = [
+    "canonical_json",
+    "decode_params",
+    "decode_value",
+    "decode_values",
+    "encode_value",
+    "encode_values",
+]
+
+
+def encode_value(value: Value) -> Any:
+    """A value as JSON data: decimals as strings, sets as sorted lists."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, frozenset):
+        return sorted((encode_value(v) for v in value), key=lambda v: (type(v).__name__, str(v)))
+    return value
+
+
+def encode_values(values: Mapping[str, Value]) -> dict[str, Any]:
+    """Each value of a mapping encoded by :func:`encode_value`."""
+    return {k: encode_value(v) for k, v in values.items()}
+
+
+def decode_value(declared: Type, raw: Any) -> Value:
+    """JSON data back to a value of the declared type."""
+    if raw is None:
+        return None
+    if declared.kind == "decimal":
+        return Decimal(str(raw))
+    if declared.kind == "set":
+        assert declared.of is not None
+        return frozenset(decode_value(declared.of, v) for v in raw)  # type: ignore[misc]
+    return raw  # type: ignore[no-any-return]
+
+
+def decode_values(spec: Spec, raw: Mapping[str, Any]) -> dict[str, Value]:
+    """Variables decoded by their declared types; unknown names pass through unchanged."""
+    variables = spec.variable_map
+    return {k: decode_value(variables[k].type, v) if k in variables else v for k, v in raw.items()}
+
+
+def decode_params(spec: Spec, event: str, raw: Mapping[str, Any]) -> dict[str, Value]:
+    """An event's params decoded by its signature; unknown names pass through unchanged."""
+    signature: dict[str, Type] = {}
+    for transition in spec.transitions:
+        if transition.event == event:
+            signature = {p.name: p.type for p in transition.params}
+            break
+    return {k: decode_value(signature[k], v) if k in signature else v for k, v in raw.items()}
+
+
+def canonical_json(data: Any) -> str:
+    """Sorted keys, compact separators, UTF-8 kept: the bytes the audit chain hashes."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, frozenset | set):
+        return encode_value(frozenset(value))
+    raise TypeError(f"cannot encode {type(value).__name__} in an audit record")

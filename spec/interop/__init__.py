@@ -1,0 +1,55 @@
+"""Interop: importing other tools' workflow formats into railguard specs, and exporting back.
+
+Every importer returns an :class:`ImportResult`: the spec it built and a report of what it
+did with each construct of the source — ``mapped`` (same behaviour), ``over-approximated``
+(more behaviour than the source, so proofs stay sound but may be weaker) or ``refused``
+(not imported; the importer raises :class:`ImportError_` when nothing usable is left) — each
+with the source location. Nothing is dropped in silence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from railguard.spec.errors import Location, SpecError
+from railguard.spec.model import Spec
+
+__all__ = ["Finding", "FindingKind", "ImportResult", "InteropError"]
+
+_NOWHERE = Location()
+
+
+class InteropError(SpecError):
+    """A source document could not be imported, or a spec cannot be exported to a format."""
+
+
+class FindingKind(StrEnum):
+    """What an importer did with one construct of the source document."""
+
+    MAPPED = "mapped"
+    OVER_APPROXIMATED = "over-approximated"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One construct of the source and what became of it, in one sentence."""
+
+    kind: FindingKind
+    construct: str
+    message: str
+    location: Location = _NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """The imported spec and the report of every construct that was mapped, over-approximated
+    or refused."""
+
+    spec: Spec
+    findings: tuple[Finding, ...] = ()
+
+    def of_kind(self, kind: FindingKind) -> tuple[Finding, ...]:
+        """The findings of one kind, in source order."""
+        return tuple(f for f in self.findings if f.kind is kind)
