@@ -41,7 +41,17 @@ from railguard.spec.types import Type
 
 from .errors import VerifierError
 
-__all__ = ["Codes", "Sym", "Unsupported", "as_string", "compile_z3", "declared_bounds", "literal_sym", "sym_eq"]
+__all__ = [
+    "Codes",
+    "Sym",
+    "Unsupported",
+    "as_string",
+    "compile_z3",
+    "declared_bounds",
+    "domain_constraint",
+    "literal_sym",
+    "sym_eq",
+]
 
 UNSET = 0
 SYSTEM_ID = -1
@@ -131,6 +141,11 @@ def literal_sym(value: Any, declared: Type | None, codes: Codes) -> Sym:
     """The symbolic form of a concrete value (an initial value, a default)."""
     if declared is not None and declared.kind == "set":
         assert declared.of is not None
+        if declared.of.kind not in ("enum", "bool"):
+            # A known set of ints, decimals, texts or principals is the list of its members:
+            # membership, `len` and equality with literals are exact over it.
+            items = sorted(value, key=lambda v: (type(v).__name__, str(v)))
+            return Sym("list", [literal_sym(v, None if declared.of.kind == "str" else declared.of, codes) for v in items], TRUE)
         keys = _member_keys(declared.of)
         return Sym("set", {k: z3.BoolVal(_member_value(k, declared.of) in value) for k in keys}, TRUE, declared.of.kind, tuple(keys))
     if declared is not None and declared.kind == "enum":
@@ -476,3 +491,43 @@ def _call(func: str, args: list[Sym], codes: Codes) -> Sym:
     pick = min if func == "min" else max
     extremes = (pick(b[0] for b in known), pick(b[1] for b in known)) if exact else None
     return Sym(kind, result, ok, bounds=extremes)
+
+
+def domain_constraint(declared: Type, sym: Sym, codes: Codes) -> z3.BoolRef:
+    """Whether the symbolic value ``sym`` lies in ``declared``'s domain (as
+    :meth:`railguard.spec.types.Type.contains` decides for a concrete value)."""
+    kind = declared.kind
+    term = sym.term
+    parts: list[z3.BoolRef] = []
+    if kind == "int":
+        if declared.min is not None:
+            parts.append(term >= int(declared.min))
+        if declared.max is not None:
+            parts.append(term <= int(declared.max))
+    elif kind == "decimal":
+        real = z3.ToReal(term) if sym.kind == "int" else term
+        if declared.min is not None:
+            parts.append(real >= z3.RealVal(Fraction(Decimal(declared.min))))
+        if declared.max is not None:
+            parts.append(real <= z3.RealVal(Fraction(Decimal(declared.max))))
+        if declared.places is not None:
+            parts.append(z3.IsInt(real * (10**declared.places)))
+    elif kind == "enum":
+        if sym.kind == "strlit":
+            return z3.BoolVal(term in declared.values)
+        parts.append(z3.Or([term == codes[v] for v in declared.values]))
+    elif kind == "str":
+        if declared.max_length is not None:
+            parts.append(z3.Length(as_string(sym, codes)) <= declared.max_length)
+    elif kind == "principal":
+        parts.append(term >= SYSTEM_ID)
+    elif kind == "set":
+        assert declared.of is not None
+        if sym.kind == "list":
+            parts.extend(domain_constraint(declared.of, item, codes) for item in sym.term)
+            if declared.max_size is not None:
+                parts.append(_call("len", [sym], codes).term <= declared.max_size)
+        elif sym.kind == "set" and declared.max_size is not None:
+            bits = list(sym.term.values())
+            parts.append(z3.Sum([z3.If(b, 1, 0) for b in bits]) <= declared.max_size if bits else TRUE)
+    return z3.And(parts) if parts else TRUE
