@@ -40,6 +40,7 @@ __all__ = ["COMMAND_MODULES", "main"]
 COMMAND_MODULES: tuple[str, ...] = (
     "railguard.interop_cli",
     "railguard.runtime_cli",
+    "railguard.gate_cli",
 )
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")

@@ -263,6 +263,10 @@ class _Replayer:
             raise _Mismatch(f"it does not record a failure of effect `{name}` called at record {step}")
         self._error_exit()
 
+    def note(self, payload: Mapping[str, Any], seq: int) -> None:
+        """A note (the plan gate's plan and admission) changes nothing; it names the state."""
+        self._expect_state(payload)
+
     def refusal(self, payload: Mapping[str, Any], seq: int) -> None:
         self._expect_state(payload)
         decision = payload.get("decision") or {}
@@ -365,6 +369,7 @@ _HANDLERS = {
     "retry": _Replayer.retry,
     "abort": _Replayer.abort,
     "timeout": _Replayer.timeout,
+    "note": _Replayer.note,
 }
 
 

@@ -531,9 +531,23 @@ def _constants(spec: Spec) -> list[Any]:
     return found
 
 
-def _candidates(spec: Spec, param: Parameter, actor: str, hint: Any) -> list[Any]:
-    """Values worth trying for ``param`` in a completion: the planner's own value first, then
-    the domain's ends and the spec's constants near them (all of small domains)."""
+def _known(spec: Spec, values: Mapping[str, Value], kind: str) -> list[Any]:
+    """Values of ``kind`` the instance already holds (a variable's value, a set's members)."""
+    found: list[Any] = []
+    for variable in spec.variables:
+        value = values.get(variable.name)
+        declared = variable.type
+        if declared.kind == kind and value is not None:
+            found.append(value)
+        elif declared.kind == "set" and declared.of is not None and declared.of.kind == kind and isinstance(value, frozenset):
+            found.extend(sorted(value, key=str))
+    return found
+
+
+def _candidates(spec: Spec, param: Parameter, actor: str, hint: Any, values: Mapping[str, Value]) -> list[Any]:
+    """Values worth trying for ``param`` in a completion: the planner's own value first, the
+    values the instance holds, then the domain's ends and the spec's constants near them (all
+    of a small domain)."""
     declared = param.type
     out: list[Any] = []
     if hint is not None and hint is not OPEN and not isinstance(hint, dict):
@@ -541,6 +555,7 @@ def _candidates(spec: Spec, param: Parameter, actor: str, hint: Any) -> list[Any
     if not param.required:
         out.append(_OMIT)
     kind = declared.kind
+    out += [encode_value(v) for v in _known(spec, values, kind) if declared.contains(v)]
     if kind == "bool":
         out += [False, True]
     elif kind == "enum":
@@ -571,7 +586,7 @@ def _candidates(spec: Spec, param: Parameter, actor: str, hint: Any) -> list[Any
     for value in out:
         if not any(type(value) is type(u) and value == u for u in unique):
             unique.append(value)
-    return unique[:8]
+    return unique[:10]
 
 
 class _Omit:
@@ -611,7 +626,7 @@ def shortest_completion(
     options: dict[str, list[dict[str, Any]]] = {}
     for event in spec.events:
         signature = event_signature(spec, event)
-        per_param = [[(p.name, v) for v in _candidates(spec, p, principal.id, hints.get(p.name))] for p in signature]
+        per_param = [[(p.name, v) for v in _candidates(spec, p, principal.id, hints.get(p.name), start.values)] for p in signature]
         combos = []
         for combo in itertools.islice(itertools.product(*per_param), 64):
             combos.append({name: value for name, value in combo if value is not _OMIT})

@@ -1,0 +1,232 @@
+"""``railguard tools`` and ``railguard admit``: the plan gate from a shell.
+
+``railguard tools SPEC --format openai|anthropic|mcp|json-schema [--for ROLES]`` prints the
+spec's tool definitions (one per event, then ``submit_plan``) as JSON.
+
+``railguard admit SPEC PLAN --actor ID --roles R1,R2 [--context JSON] [--instance ID --db FILE]
+[--goal STATE] [--execute] [--format text|json]`` admits a plan (a file, or ``-`` for stdin)
+for the authenticated actor. Exit codes: 0 admitted (and, with ``--execute``, every step ran),
+1 rejected (or stopped at execution time), 2 unusable input (a plan that is not JSON or not a
+plan, a bad spec, certificate or argument). Without ``--certificate`` or
+``--allow-unverified`` the spec is checked now and admitted plans rest on that fresh result.
+``railguard admit --demo`` runs the scripted-model demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_commands"]
+
+
+class _Unusable(Exception):
+    """Unusable input: exit 2 with one sentence."""
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from railguard.spec import LoadError, RailguardError
+
+        try:
+            return command(args)
+        except LoadError as exc:
+            for problem in exc.problems:
+                print(f"{problem.location}: error: {problem.message}", file=sys.stderr)
+            return 2
+        except (_Unusable, RailguardError) as exc:
+            print(f"railguard: error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"railguard: error: cannot use `{exc.filename or 'a file'}`: {(exc.strerror or str(exc)).lower()}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # one sentence and exit 2, never a traceback
+            first = (str(exc).splitlines() or [""])[0]
+            # the runtime CLI's usage errors are already one sentence
+            shown = first if type(exc).__name__ == "UsageError" else f"{type(exc).__name__}: {first}"
+            print(f"railguard: error: {shown}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _spec(path: str) -> Any:
+    from railguard.spec import load
+
+    if not Path(path).is_file():
+        raise _Unusable(f"no spec file `{path}`")
+    return load(path)
+
+
+def _roles(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [r.strip() for r in text.split(",") if r.strip()]
+
+
+@_guarded
+def cmd_tools(args: argparse.Namespace) -> int:
+    from railguard.verifier.tools import tools
+
+    spec = _spec(args.spec)
+    defined = tools(spec, args.format, roles=_roles(args.roles), submit_plan=not args.no_submit_plan)
+    sys.stdout.write(json.dumps(defined, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _read_plan(source: str) -> Any:
+    from railguard.verifier.plans import MAX_PLAN_BYTES, loads_plan
+
+    if source == "-":
+        data = sys.stdin.buffer.read(MAX_PLAN_BYTES + 1)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise _Unusable(f"no plan file `{source}`")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PLAN_BYTES + 1)
+    return loads_plan(data)
+
+
+def _context(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        data = json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise _Unusable(f"--context is not valid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise _Unusable("--context must be a JSON object, like '{\"limit\": 1000}'")
+    return data
+
+
+def _certificate(args: argparse.Namespace, spec: Any) -> tuple[Any, str | None]:
+    if args.allow_unverified:
+        return None, args.allow_unverified
+    from railguard.verifier.certificate import issue, load_certificate
+
+    if args.certificate:
+        return load_certificate(args.certificate), None
+    from railguard.verifier import verify
+
+    report = verify(spec)
+    if report.failed:
+        raise _Unusable(f"spec `{spec.name}` does not pass `railguard check`, so no plan can be admitted for it (or opt out with --allow-unverified REASON)")
+    return issue(report), None
+
+
+def _print(answer: dict[str, Any], fmt: str, text: str) -> None:
+    if fmt == "json":
+        sys.stdout.write(json.dumps(answer, indent=2, ensure_ascii=False, default=str) + "\n")
+    else:
+        sys.stdout.write(text)
+
+
+def _admission_text(admission: Any) -> str:
+    if admission.admitted:
+        lines = [f"admitted: {' → '.join(admission.path)} ({len(admission.plan.steps)} step{'s' if len(admission.plan.steps) != 1 else ''}; certificate {admission.certificate or 'none: unverified'})"]
+        return "\n".join(lines) + "\n"
+    lines = [f"rejected at step {admission.step + 1} ({admission.code}): {admission.message}"]
+    if admission.allowed:
+        lines.append("  you may fire here: " + ", ".join(f"`{o.event}`" for o in admission.allowed))
+    if admission.completion is not None:
+        shown = "; ".join(f"{s.event} {json.dumps(s.to_json()['params'], ensure_ascii=False)}" for s in admission.completion) or "nothing: you are there"
+        lines.append(f"  shortest completion: {shown}")
+    else:
+        lines.append("  no admissible completion for you from here")
+    for step, param, value in admission.breaking:
+        lines.append(f"  breaks for: step {step + 1} `{param}` = {json.dumps(value, ensure_ascii=False, default=str)}")
+    return "\n".join(lines) + "\n"
+
+
+@_guarded
+def cmd_admit(args: argparse.Namespace) -> int:
+    if args.demo:
+        from railguard.gate_demo import run_gate_demo
+
+        return run_gate_demo()
+    if args.spec is None or args.plan is None:
+        raise _Unusable("give a SPEC and a PLAN (or --demo)")
+    if not args.actor:
+        raise _Unusable("give the authenticated --actor the plan runs as")
+    spec = _spec(args.spec)
+    plan = _read_plan(args.plan)
+    roles = frozenset(_roles(args.roles) or ())
+    context = _context(args.context)
+    certificate, opt_out = _certificate(args, spec)
+    from railguard.verifier.admission import Gate, Principal, new_instance
+
+    gate = Gate(spec, certificate, allow_unverified=opt_out)
+    if args.instance is None and not args.execute:
+        admission = gate.admit(plan, Principal(args.actor, roles), new_instance(spec, context), goal=args.goal)
+        _print(admission.to_json(), args.format, _admission_text(admission))
+        return 0 if admission.admitted else 1
+    return _with_runtime(args, spec, plan, roles, context, certificate, opt_out, gate)
+
+
+def _with_runtime(args: argparse.Namespace, spec: Any, plan: Any, roles: frozenset[str], context: dict[str, Any], certificate: Any, opt_out: str | None, gate: Any) -> int:
+    from railguard.runtime import SQLiteStore, StaticDirectory
+    from railguard.runtime.engine import Engine
+    from railguard.runtime.gate import PlanGateway
+    from railguard.runtime_cli import _effects
+
+    if args.db is None and not args.execute:
+        raise _Unusable("--instance needs --db FILE: the store that holds the instance")
+    path = args.db or ":memory:"
+    if path != ":memory:" and args.instance and not args.execute and not Path(path).is_file():
+        raise _Unusable(f"no database `{path}`")
+    store = SQLiteStore(path.removeprefix("sqlite:///"))
+    try:
+        effects = _effects(args.effects, spec, stub=not args.execute)
+        engine = Engine(spec, store, StaticDirectory({args.actor: sorted(roles)}), effects=effects, certificate=certificate, allow_unverified=opt_out)
+        gateway = PlanGateway(engine, gate)
+        instance = args.instance or plan.instance or "plan-1"
+        if not args.execute:
+            admission = gateway.admit(plan, args.actor, instance=instance, goal=args.goal)
+            _print(admission.to_json(), args.format, _admission_text(admission))
+            return 0 if admission.admitted else 1
+        run = gateway.execute(plan, args.actor, instance=instance, context=context or None, goal=args.goal)
+        text = _admission_text(run.admission)
+        if run.admission.admitted:
+            text += f"executed on `{instance}`: " + ("every step ran" if run.completed else f"stopped at step {(run.stopped_at or 0) + 1}: {run.reason}") + f" (state `{run.state}`)\n"
+        _print(run.to_json(), args.format, text)
+        return 0 if run.completed else 1
+    finally:
+        store.close()
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``tools`` and ``admit`` to the main parser."""
+    from railguard.verifier.tools import FORMATS
+
+    tools = subparsers.add_parser("tools", help="tool definitions for LLM APIs: one per event and `submit_plan`")
+    tools.add_argument("spec", metavar="SPEC")
+    tools.add_argument("--format", choices=FORMATS, default="json-schema", help="the API the tools are for (default: json-schema)")
+    tools.add_argument("--for", dest="roles", metavar="ROLES", help="comma-separated roles: only the events they may ever fire")
+    tools.add_argument("--no-submit-plan", action="store_true", help="leave out the `submit_plan` tool")
+    tools.set_defaults(func=cmd_tools)
+
+    admit = subparsers.add_parser("admit", help="admit a plan for an actor (exit 0 admitted, 1 rejected, 2 unusable)")
+    admit.add_argument("spec", metavar="SPEC", nargs="?")
+    admit.add_argument("plan", metavar="PLAN", nargs="?", help="the plan's JSON file, or - for stdin")
+    admit.add_argument("--actor", metavar="ID", help="the authenticated principal the plan runs as")
+    admit.add_argument("--roles", metavar="R1,R2", help="the actor's roles")
+    admit.add_argument("--context", metavar="JSON", help="context values of a new instance")
+    admit.add_argument("--instance", metavar="ID", help="an existing instance (with --db)")
+    admit.add_argument("--db", metavar="FILE", help="SQLite database holding the instance")
+    admit.add_argument("--goal", metavar="STATE", help="a state the plan must end in")
+    admit.add_argument("--execute", action="store_true", help="run an admitted plan through the runtime, audited")
+    admit.add_argument("--effects", metavar="MODULE:NAME", help="effect handlers for --execute")
+    admit.add_argument("--format", choices=("text", "json"), default="text")
+    gate = admit.add_mutually_exclusive_group()
+    gate.add_argument("--certificate", metavar="FILE", help="the spec's certificate")
+    gate.add_argument("--allow-unverified", metavar="REASON", help="admit without a certificate; every invariant is checked per step")
+    admit.add_argument("--demo", action="store_true", help="run the scripted-model demo of the plan gate")
+    admit.set_defaults(func=cmd_admit)
