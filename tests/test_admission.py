@@ -1,0 +1,241 @@
+"""Admission: each reason code, with a completion that is admitted and the shortest; the
+certificate discharging invariants; open params decided for every value."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from railguard.spec import load, loads
+from railguard.verifier.admission import (
+    REASON_CODES,
+    AdmissionError,
+    Admitted,
+    Configuration,
+    Gate,
+    Principal,
+    Rejected,
+    new_instance,
+)
+from railguard.verifier.certificate import issue
+from railguard.verifier.checks import verify
+from railguard.verifier.plans import OPEN, Plan, PlanStep
+
+from .conftest import EXAMPLES
+from .explicit import domain
+from .gatekit import WORKER, assert_shortest, plan, tiny
+
+
+@pytest.fixture(scope="module")
+def gate() -> Gate:
+    return Gate(tiny(), allow_unverified="tests: the tiny spec breaks its invariant on purpose")
+
+
+def _reject(gate: Gate, p: Plan, principal: Principal = WORKER, goal: str | None = None) -> Rejected:
+    answer = gate.admit(p, principal, new_instance(gate.spec), goal=goal)
+    assert isinstance(answer, Rejected), answer
+    return answer
+
+
+CASES: list[tuple[str, Plan, Principal, str | None, int]] = [
+    ("wrong-workflow", plan("deploy", "begin"), WORKER, None, 0),
+    ("unknown-event", plan("tiny", "begin", "bogus"), WORKER, None, 1),
+    ("not-enabled", plan("tiny", "finish"), WORKER, None, 0),
+    ("permission-denied", plan("tiny", "begin", "approve"), WORKER, None, 1),
+    ("bad-params", plan("tiny", "begin", ("step", {"k": 5})), WORKER, None, 1),
+    ("guard-false", plan("tiny", "begin", "finish"), WORKER, None, 1),
+    ("domain", plan("tiny", "begin", ("step", {"k": 2}), ("step", {"k": 2})), WORKER, None, 2),
+    ("invariant", plan("tiny", "begin", ("step", {"k": 2}), ("step", {"k": 1})), WORKER, None, 2),
+    ("incomplete", plan("tiny", "begin"), WORKER, "done", 1),
+]
+
+
+@pytest.mark.parametrize(("code", "p", "principal", "goal", "step"), CASES, ids=[c[0] for c in CASES])
+def test_each_reason_code_names_the_step_and_offers_the_shortest_completion(gate: Gate, code: str, p: Plan, principal: Principal, goal: str | None, step: int) -> None:
+    answer = _reject(gate, p, principal, goal)
+    assert (answer.code, answer.step) == (code, step)
+    assert answer.message
+    if code == "wrong-workflow":
+        assert answer.completion is None
+        return
+    assert answer.completion is not None
+    assert_shortest(gate, p.steps[:step], answer.completion, principal, new_instance(gate.spec), goal)
+
+
+def test_too_large_plans_are_rejected_before_any_step_runs() -> None:
+    small = Gate(tiny(), allow_unverified="tests", max_steps=3)
+    answer = _reject(small, plan("tiny", "begin", ("step", {"k": 1}), ("step", {"k": 1}), "finish"))
+    assert (answer.code, answer.step) == ("too-large", 3)
+    assert answer.completion is not None
+    assert_shortest(small, (), answer.completion, WORKER, new_instance(small.spec))
+
+
+def test_every_reason_code_is_exercised() -> None:
+    assert {c[0] for c in CASES} | {"too-large"} == set(REASON_CODES)
+
+
+def test_a_rejection_lists_the_events_this_principal_may_fire_there(gate: Gate) -> None:
+    answer = _reject(gate, plan("tiny", "begin", "approve"))
+    assert [o.event for o in answer.allowed] == ["step", "finish", "abort"]
+    step = next(o for o in answer.allowed if o.event == "step")
+    assert step.params["properties"]["k"] == {"type": "integer", "minimum": 1, "maximum": 2}
+
+
+def test_an_admitted_plan_reports_its_path_transitions_and_values(gate: Gate) -> None:
+    answer = gate.admit(plan("tiny", "begin", ("step", {"k": 2}), "finish"), WORKER, new_instance(gate.spec))
+    assert isinstance(answer, Admitted)
+    assert answer.path == ("start", "working", "working", "done")
+    assert answer.transitions == (1, 2, 4)
+    assert answer.values == {"n": 2, "ok": False}
+    kinds = {o.kind for o in answer.discharged()}
+    assert kinds == {"permission", "params", "guard", "domain", "invariant"}
+
+
+def test_a_goal_that_is_not_a_state_is_unusable(gate: Gate) -> None:
+    with pytest.raises(AdmissionError):
+        gate.admit(plan("tiny", "begin"), WORKER, new_instance(gate.spec), goal="nowhere")
+
+
+def test_a_finished_instance_admits_no_step(gate: Gate) -> None:
+    done = Configuration("done", {"n": 2, "ok": False}, active=False)
+    answer = gate.admit(plan("tiny", "abort"), WORKER, done)
+    assert isinstance(answer, Rejected)
+    assert answer.code == "not-enabled"
+    assert answer.allowed == ()
+
+
+def test_a_gate_needs_a_certificate_or_a_written_reason() -> None:
+    with pytest.raises(AdmissionError):
+        Gate(tiny())
+
+
+def test_a_certificate_that_does_not_admit_the_spec_is_refused() -> None:
+    spec = tiny()
+    report = verify(spec)
+    assert report.failed
+    with pytest.raises(AdmissionError):
+        Gate(spec, issue(report))
+
+
+def test_the_certificate_discharges_the_invariants_it_proves() -> None:
+    spec = load(EXAMPLES / "refund.yaml")
+    gate = Gate(spec, issue(verify(spec)))
+    assert gate.checked == ()
+    alice = Principal("alice", frozenset({"support"}))
+    answer = gate.admit(Plan("refund", (PlanStep("request", {"amount": 100}),)), alice, new_instance(spec))
+    assert isinstance(answer, Admitted)
+    assert answer.certificate is not None and answer.certificate.startswith("sha256:")
+    assert {o.by for o in answer.discharged() if o.kind == "invariant"} == {"certificate"}
+
+
+def test_skipping_the_four_eyes_approval_is_not_admitted() -> None:
+    spec = load(EXAMPLES / "refund.yaml")
+    gate = Gate(spec, issue(verify(spec)))
+    erin = Principal("erin", frozenset({"support", "manager", "payments"}))
+    answer = gate.admit(Plan("refund", (PlanStep("request", {"amount": 100}), PlanStep("approve"), PlanStep("pay"))), erin, new_instance(spec))
+    assert isinstance(answer, Rejected)
+    assert (answer.code, answer.step) == ("guard-false", 1)
+    assert answer.completion is None  # erin cannot approve her own request, ever
+
+
+def test_an_actor_cannot_be_the_system() -> None:
+    gate = Gate(tiny(), allow_unverified="tests")
+    answer = gate.admit(plan("tiny", "begin"), Principal("system", frozenset({"worker"})), new_instance(gate.spec))
+    assert isinstance(answer, Rejected) and answer.code == "permission-denied"
+
+
+# ---------------------------------------------------------------------- symbolic
+
+PAYOUT = EXAMPLES / "payout.yaml"
+CONTEXT = {"payees": ["acme", "jane"], "limit": 1000}
+AGENT = Principal("ava", frozenset({"agent", "payments"}))
+
+
+@pytest.fixture(scope="module")
+def payout() -> Gate:
+    return Gate(load(PAYOUT), allow_unverified="tests: admission is what is under test")
+
+
+def test_an_open_param_that_every_value_satisfies_is_admitted() -> None:
+    spec = load(EXAMPLES / "deploy.yaml")
+    gate = Gate(spec, allow_unverified="tests")
+    ci = Principal("c", frozenset({"author", "ci"}))
+    answer = gate.admit(Plan("deploy", (PlanStep("submit", {"environment": OPEN}), PlanStep("report_green"))), ci, new_instance(spec))
+    assert isinstance(answer, Admitted)
+    assert answer.symbolic and answer.values is None
+    assert answer.path == ("draft", "testing", "review")
+    assert any(o.by == "z3" for o in answer.discharged())
+
+
+def test_an_open_amount_that_can_exceed_the_limit_is_rejected_with_a_breaking_value(payout: Gate) -> None:
+    answer = payout.admit(Plan("payout", (PlanStep("propose", {"amount": OPEN, "payee": "jane"}),)), AGENT, new_instance(payout.spec, CONTEXT))
+    assert isinstance(answer, Rejected)
+    assert answer.code == "guard-false"
+    ((step, param, value),) = answer.breaking
+    assert (step, param) == (0, "amount") and value > 1000
+
+
+def test_an_open_payee_is_checked_against_the_context_set(payout: Gate) -> None:
+    answer = payout.admit(Plan("payout", (PlanStep("propose", {"amount": 10, "payee": OPEN}),)), AGENT, new_instance(payout.spec, CONTEXT))
+    assert isinstance(answer, Rejected)
+    ((_, param, value),) = answer.breaking
+    assert param == "payee" and value not in CONTEXT["payees"]
+
+
+SMALL = """
+railguard: 1
+name: small
+roles:
+  r: [p]
+variables:
+  x: {type: int, min: 0, max: 6, initial: 1}
+  mode: {type: enum, values: [a, b, c], initial: a}
+states:
+  s0: {initial: true}
+  s1: {}
+  ok: {terminal: success}
+  ko: {terminal: failure}
+on_error: ko
+transitions:
+  - event: go
+    from: s0
+    to: s1
+    permission: p
+    params:
+      k: {type: int, min: 0, max: 4}
+      m: {type: enum, values: [a, b, c]}
+    guard: params.k + x <= GUARD or params.m == "c"
+    assign:
+      x: x + params.k
+      mode: params.m
+  - event: end
+    from: s1
+    to: ok
+    permission: p
+    guard: x % 2 == 0 or mode == "b"
+"""
+
+
+@pytest.mark.parametrize("bound", [0, 3, 5, 6])
+@pytest.mark.parametrize("open_k", [True, False])
+@pytest.mark.parametrize("open_m", [True, False])
+def test_symbolic_admission_agrees_with_enumerating_the_open_values(bound: int, open_k: bool, open_m: bool) -> None:
+    spec = loads(SMALL.replace("GUARD", str(bound)))
+    gate = Gate(spec, allow_unverified="tests")
+    me = Principal("me", frozenset({"r"}))
+    ks = domain(spec.transitions[0].params[0].type) if open_k else [2]
+    ms = domain(spec.transitions[0].params[1].type) if open_m else ["a"]
+    params: dict[str, Any] = {"k": OPEN if open_k else 2, "m": OPEN if open_m else "a"}
+    symbolic = gate.admit(Plan("small", (PlanStep("go", params), PlanStep("end"))), me, new_instance(spec))
+    every = all(
+        isinstance(gate.admit(Plan("small", (PlanStep("go", {"k": k, "m": m}), PlanStep("end"))), me, new_instance(spec)), Admitted)
+        for k, m in itertools.product(ks, ms)
+    )
+    assert isinstance(symbolic, Admitted) == every
+    if isinstance(symbolic, Rejected) and symbolic.breaking:
+        found = {p: v for _, p, v in symbolic.breaking}
+        concrete = {"k": found.get("k", 2), "m": found.get("m", "a")}
+        broken = gate.admit(Plan("small", (PlanStep("go", concrete), PlanStep("end"))), me, new_instance(spec))
+        assert isinstance(broken, Rejected)
