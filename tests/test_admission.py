@@ -126,7 +126,8 @@ def test_the_certificate_discharges_the_invariants_it_proves() -> None:
     alice = Principal("alice", frozenset({"support"}))
     answer = gate.admit(Plan("refund", (PlanStep("request", {"amount": 100}),)), alice, new_instance(spec))
     assert isinstance(answer, Admitted)
-    assert answer.certificate is not None and answer.certificate.startswith("sha256:")
+    assert answer.certificate is not None
+    assert answer.certificate.startswith("sha256:")
     assert {o.by for o in answer.discharged() if o.kind == "invariant"} == {"certificate"}
 
 
@@ -143,7 +144,8 @@ def test_skipping_the_four_eyes_approval_is_not_admitted() -> None:
 def test_an_actor_cannot_be_the_system() -> None:
     gate = Gate(tiny(), allow_unverified="tests")
     answer = gate.admit(plan("tiny", "begin"), Principal("system", frozenset({"worker"})), new_instance(gate.spec))
-    assert isinstance(answer, Rejected) and answer.code == "permission-denied"
+    assert isinstance(answer, Rejected)
+    assert answer.code == "permission-denied"
 
 
 # ---------------------------------------------------------------------- symbolic
@@ -164,7 +166,8 @@ def test_an_open_param_that_every_value_satisfies_is_admitted() -> None:
     ci = Principal("c", frozenset({"author", "ci"}))
     answer = gate.admit(Plan("deploy", (PlanStep("submit", {"environment": OPEN}), PlanStep("report_green"))), ci, new_instance(spec))
     assert isinstance(answer, Admitted)
-    assert answer.symbolic and answer.values is None
+    assert answer.symbolic
+    assert answer.values is None
     assert answer.path == ("draft", "testing", "review")
     assert any(o.by == "z3" for o in answer.discharged())
 
@@ -174,14 +177,16 @@ def test_an_open_amount_that_can_exceed_the_limit_is_rejected_with_a_breaking_va
     assert isinstance(answer, Rejected)
     assert answer.code == "guard-false"
     ((step, param, value),) = answer.breaking
-    assert (step, param) == (0, "amount") and value > 1000
+    assert (step, param) == (0, "amount")
+    assert value > 1000
 
 
 def test_an_open_payee_is_checked_against_the_context_set(payout: Gate) -> None:
     answer = payout.admit(Plan("payout", (PlanStep("propose", {"amount": 10, "payee": OPEN}),)), AGENT, new_instance(payout.spec, CONTEXT))
     assert isinstance(answer, Rejected)
     ((_, param, value),) = answer.breaking
-    assert param == "payee" and value not in CONTEXT["payees"]
+    assert param == "payee"
+    assert value not in CONTEXT["payees"]
 
 
 SMALL = """

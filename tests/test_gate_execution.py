@@ -49,12 +49,15 @@ def test_an_admitted_plan_runs_and_its_plan_admission_and_certificate_are_audite
     spec, certificate = refund
     gateway = _gateway(spec, certificate, StaticDirectory(PEOPLE))
     run = gateway.execute(parse_plan({"workflow": "refund", "steps": [{"event": "request", "params": {"amount": 120}}]}), "alice", instance="r-1")
-    assert run.completed and run.state == "requested"
-    assert run.admission.admitted and run.admission.end == run.state
+    assert run.completed
+    assert run.state == "requested"
+    assert run.admission.admitted
+    assert run.admission.end == run.state
     records = gateway.engine.history("r-1")
     assert [r.kind for r in records] == ["start", "note", "step", "note"]
     note = records[1].payload
-    assert note["note"] == "plan" and note["actor"] == "alice"
+    assert note["note"] == "plan"
+    assert note["actor"] == "alice"
     assert note["certificate"] == certificate.fingerprint
     assert note["plan"]["steps"][0]["event"] == "request"
     assert note["admission"]["path"] == ["draft", "requested"]
@@ -69,7 +72,8 @@ def test_later_plans_continue_an_existing_instance(refund: Any) -> None:
     gateway.execute(parse_plan({"workflow": "refund", "steps": [{"event": "request", "params": {"amount": 120}}]}), "alice", instance="r-1")
     gateway.execute(parse_plan({"workflow": "refund", "steps": [{"event": "approve"}]}), "bob", instance="r-1")
     run = gateway.execute(parse_plan({"workflow": "refund", "steps": [{"event": "pay"}]}), "carol", instance="r-1", goal="paid")
-    assert run.completed and gateway.engine.get("r-1").state == "paid"
+    assert run.completed
+    assert gateway.engine.get("r-1").state == "paid"
     assert replay(spec, gateway.engine.history("r-1")).ok
 
 
@@ -77,13 +81,16 @@ def test_a_rejected_plan_starts_nothing_and_is_audited_on_an_existing_instance(r
     spec, certificate = refund
     gateway = _gateway(spec, certificate, StaticDirectory(PEOPLE))
     run = gateway.execute(parse_plan({"workflow": "refund", "steps": [{"event": "pay"}]}), "carol", instance="r-9")
-    assert not run.admission.admitted and run.instance is None and run.results == ()
+    assert not run.admission.admitted
+    assert run.instance is None
+    assert run.results == ()
     assert gateway.engine.store.get("r-9") is None
     gateway.execute(parse_plan({"workflow": "refund", "steps": [{"event": "request", "params": {"amount": 1}}]}), "alice", instance="r-1")
     again = gateway.execute(parse_plan({"workflow": "refund", "steps": [{"event": "pay"}]}), "carol", instance="r-1")
     assert again.stopped_at == 0
     last = gateway.engine.history("r-1")[-1]
-    assert last.payload["note"] == "plan-rejected" and last.payload["admission"]["code"] == "not-enabled"
+    assert last.payload["note"] == "plan-rejected"
+    assert last.payload["admission"]["code"] == "not-enabled"
     assert gateway.engine.get("r-1").state == "requested"
 
 
@@ -101,11 +108,13 @@ def test_a_step_refused_at_execution_time_stops_the_plan_fail_closed(refund: Any
     plan = parse_plan({"workflow": "refund", "steps": [{"event": "request", "params": {"amount": 5}}, {"event": "cancel"}]})
     run = gateway.execute(plan, "erin", instance="r-1")
     assert run.admission.admitted
-    assert not run.completed and run.stopped_at == 1
+    assert not run.completed
+    assert run.stopped_at == 1
     assert run.results[-1].code == "permission-denied"
     assert gateway.engine.get("r-1").state == "requested"
     records = gateway.engine.history("r-1")
-    assert records[-1].payload["note"] == "plan-stopped" and records[-1].payload["step"] == 1
+    assert records[-1].payload["note"] == "plan-stopped"
+    assert records[-1].payload["step"] == 1
     assert replay(spec, records).ok
 
 
@@ -117,7 +126,9 @@ def test_an_open_param_takes_its_value_at_run_time_or_stops_the_plan() -> None:
     plan = parse_plan({"workflow": "deploy", "steps": [{"event": "submit", "params": {"environment": {"$open": True}}}, {"event": "report_green"}]})
     assert plan.steps[0].params["environment"] is OPEN
     run = gateway.execute(plan, "c", instance="d-1", bindings={0: {"environment": "production"}})
-    assert run.completed and engine.get("d-1").values["environment"] == "production"
+    assert run.completed
+    assert engine.get("d-1").values["environment"] == "production"
     stopped = gateway.execute(plan, "c", instance="d-2")
-    assert stopped.stopped_at == 0 and "no value" in stopped.reason
+    assert stopped.stopped_at == 0
+    assert "no value" in stopped.reason
 

@@ -51,7 +51,8 @@ def test_the_loop_hands_each_rejection_back_until_a_plan_is_admitted(gate: Gate)
 
 def test_the_loop_stops_at_its_bound(gate: Gate) -> None:
     outcome = plan_with_repair(gate, ScriptedPlanner([BAD, BAD]), AGENT, new_instance(gate.spec, CONTEXT), request="x", max_attempts=2)
-    assert len(outcome.attempts) == 2 and outcome.admission is None
+    assert len(outcome.attempts) == 2
+    assert outcome.admission is None
 
 
 def test_an_unusable_proposal_is_an_attempt_answered_with_its_error(gate: Gate) -> None:
@@ -112,7 +113,8 @@ def test_the_openai_planner_drives_a_client_without_a_network(gate: Gate) -> Non
 
     client = SimpleNamespace(chat=SimpleNamespace(completions=SimpleNamespace(create=create)))
     outcome = plan_with_repair(gate, OpenAIPlanner(client, "gpt-test"), AGENT, new_instance(gate.spec, CONTEXT), request="x")
-    assert outcome.admission is not None and len(calls) == 1
+    assert outcome.admission is not None
+    assert len(calls) == 1
 
 
 def test_the_anthropic_request_is_a_valid_sdk_request_with_the_rejection_as_tool_result(gate: Gate) -> None:
@@ -122,7 +124,8 @@ def test_the_anthropic_request_is_a_valid_sdk_request_with_the_rejection_as_tool
     request = AnthropicPlanner(None, "claude-test").build_request(_context(gate, _attempts(gate)))
     TypeAdapter(MessageCreateParamsNonStreaming).validate_python(request)
     result = request["messages"][2]["content"][0]
-    assert result["type"] == "tool_result" and result["is_error"] is True
+    assert result["type"] == "tool_result"
+    assert result["is_error"] is True
     assert request["tool_choice"] == {"type": "tool", "name": "submit_plan"}
 
 

@@ -57,7 +57,8 @@ def test_openai_tools_keep_strict_mode_rules_on_every_example(path: Path) -> Non
         function = tool["function"]
         assert function["strict"] is True
         parameters = function["parameters"]
-        assert parameters["type"] == "object" and "anyOf" not in parameters
+        assert parameters["type"] == "object"
+        assert "anyOf" not in parameters
         assert _strict_problems(parameters) == [], function["name"]
 
 
@@ -125,7 +126,8 @@ def test_params_are_typed_from_their_domains() -> None:
     spec = load(EXAMPLES / "payout.yaml")
     (propose,) = [t for t in tools(spec, "json-schema") if t["name"] == "propose"]
     props = propose["schema"]["properties"]
-    assert props["amount"]["minimum"] == 1 and props["amount"]["maximum"] == 100000
+    assert props["amount"]["minimum"] == 1
+    assert props["amount"]["maximum"] == 100000
     assert props["payee"]["maxLength"] == 64
     (strict,) = [t for t in tools(spec, "openai") if t["function"]["name"] == "propose"]
     assert "maxLength" not in strict["function"]["parameters"]["properties"]["payee"]
