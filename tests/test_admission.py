@@ -244,3 +244,25 @@ def test_symbolic_admission_agrees_with_enumerating_the_open_values(bound: int, 
         concrete = {"k": found.get("k", 2), "m": found.get("m", "a")}
         broken = gate.admit(Plan("small", (PlanStep("go", concrete), PlanStep("end"))), me, new_instance(spec))
         assert isinstance(broken, Rejected)
+
+
+# ---------------------------------------------------------------------- encodings
+
+
+def test_a_context_set_of_str_has_a_z3_encoding_and_the_payout_spec_is_proved() -> None:
+    report = verify(load(PAYOUT))
+    assert not report.failed
+    assert {r.outcome for r in report.results} == {"proved"}
+
+
+def test_len_of_a_set_of_str_is_unknown_for_a_missing_encoding_not_for_the_budget() -> None:
+    from railguard.verifier.report import FileOutcome, to_text
+
+    spec = loads(PAYOUT.read_text().replace("guard: params.payee in payees and params.amount <= limit", "guard: params.payee in payees and len(payees) <= 3"))
+    report = verify(spec)
+    (unknown,) = [r for r in report.results if r.outcome == "unknown"]
+    assert unknown.rule.id == "RG400"
+    assert "`len` of a set of str" in unknown.message
+    text = to_text([FileOutcome("payout.yaml", report)])
+    assert "no Z3 encoding yet" in text
+    assert "--rlimit" not in text

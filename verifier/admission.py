@@ -175,8 +175,9 @@ class Obligation:
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """An admitted plan: the state after each step (``path[0]`` is the start), the values at
-    the end (``None`` when open params make them symbolic), the transition each step takes,
+    """An admitted plan: the state after each step (``path[0]`` is the start), the variable
+    values at the end (``None`` when open params make them symbolic; :meth:`to_json` encodes
+    them), the transition each step takes,
     and the certificate's fingerprint (``None`` when running unverified was opted into)."""
 
     plan: Plan
@@ -209,7 +210,7 @@ class Admitted:
             "path": list(self.path),
             "transitions": list(self.transitions),
             "end": self.end,
-            "values": None if self.values is None else dict(self.values),
+            "values": None if self.values is None else encode_values(self.values),
             "symbolic": self.symbolic,
             "certificate": self.certificate,
             "obligations": [o.to_json() for o in self.discharged()],
@@ -408,7 +409,7 @@ class Gate:
         if len(steps) > self.max_steps:
             return self._reject(plan, principal, start, self.max_steps, "too-large", f"the plan has {len(steps)} steps and at most {self.max_steps} are admitted at once: send a shorter plan", goal)
         if not start.active:
-            return self._reject(plan, principal, start, 0, "not-enabled", f"instance `{start.instance}` takes no more steps (it rests in `{start.state}`)", goal) if steps else Admitted(plan, (start.state,), (), encode_values(start.values), self.certificate, spec=spec, invariants_by=self.discharged_by)
+            return self._reject(plan, principal, start, 0, "not-enabled", f"instance `{start.instance}` takes no more steps (it rests in `{start.state}`)", goal) if steps else Admitted(plan, (start.state,), (), start.values, self.certificate, spec=spec, invariants_by=self.discharged_by)
         state, values, seen = start.state, start.values, start.seen
         path = [state]
         taken: list[int] = []
@@ -443,7 +444,7 @@ class Gate:
             taken.append(outcome.transition.index)
         if goal is not None and state != goal:
             return self._reject(plan, principal, Configuration(state, values, seen, start.instance), len(steps), "incomplete", f"the plan stops in `{state}`, short of `{goal}`: add the steps of the completion", goal)
-        return Admitted(plan, tuple(path), tuple(taken), encode_values(values), self.certificate, spec=spec, invariants_by=self.discharged_by)
+        return Admitted(plan, tuple(path), tuple(taken), values, self.certificate, spec=spec, invariants_by=self.discharged_by)
 
     # ------------------------------------------------------------------ rejections
 

@@ -129,6 +129,27 @@ class _Decoder:
             return str(value.as_string())
         raise ValueError(kind)
 
+    def array_members(self, of: Any, term: Any) -> Value:
+        """A finite set standing for an array-valued set in the model: the model's values of
+        the member sort that the run can test (every constant of that sort, and the spec's
+        literals) that the array contains. Membership tests of the run come out the same; a
+        run that compares whole sets is checked by the replay every counterexample goes
+        through."""
+        sort = term.sort().domain()
+        candidates: dict[str, Any] = {}
+        for decl in self.model.decls():
+            if decl.arity() == 0 and decl.range() == sort:
+                value = self.eval(decl())
+                candidates.setdefault(str(value), value)
+        if sort == z3.StringSort():
+            for name in self.system.codes.names:
+                candidates.setdefault(str(z3.StringVal(name)), z3.StringVal(name))
+        members = []
+        for value in candidates.values():
+            if z3.is_true(self.eval(z3.Select(term, value))):
+                members.append(self.scalar(of, value))
+        return frozenset(members)  # type: ignore[arg-type]
+
     def values(self, s: Mapping[str, Any]) -> dict[str, Value]:
         out: dict[str, Value] = {}
         for variable in self.system.spec.variables:
@@ -136,6 +157,8 @@ class _Decoder:
             if declared.kind == "principal":
                 identity = self.eval(s[variable.name]).as_long()
                 out[variable.name] = self.principal(identity, self.roles(s, variable.name))
+            elif declared.kind == "set" and declared.of is not None and declared.of.kind not in ("enum", "bool"):
+                out[variable.name] = self.array_members(declared.of, s[variable.name])
             elif declared.kind == "set":
                 assert declared.of is not None
                 members = []
@@ -165,7 +188,9 @@ class _Decoder:
             params = {}
             for p in transition.params:
                 key = f"@p:{transition.event}:{p.name}"
-                if p.type.kind == "set":
+                if p.type.kind == "set" and p.type.of is not None and p.type.of.kind not in ("enum", "bool"):
+                    params[p.name] = self.array_members(p.type.of, i[key])
+                elif p.type.kind == "set":
                     assert p.type.of is not None
                     keys = p.type.of.values if p.type.of.kind == "enum" else ("True", "False")
                     params[p.name] = frozenset(

@@ -434,7 +434,9 @@ def _finding_lines(result: Result, spec: Spec, colour: bool) -> list[str]:
         tag = _paint("warning", "yellow", colour)
     elif result.outcome == "unknown":
         tag = _paint("unknown", "yellow", colour)
-        suffix += " (not proved: unknown fails the gate; raise --rlimit or --timeout)"
+        # RG400 means a construct has no Z3 encoding: a larger budget would not help.
+        remedy = "this construct has no Z3 encoding yet" if result.rule.id == "RG400" else "raise --rlimit or --timeout"
+        suffix += f" (not proved: unknown fails the gate; {remedy})"
     else:
         tag = _paint("violated", "red", colour)
     # An unknown's message is generic ("ran out of budget"): name what was not decided.

@@ -39,9 +39,11 @@ from .z3expr import (
     Codes,
     Sym,
     Unsupported,
+    as_array,
     as_string,
     compile_z3,
     declared_bounds,
+    element_sort,
     literal_sym,
 )
 
@@ -77,6 +79,16 @@ def _sort(declared: Type) -> z3.SortRef:
     if kind == "str":
         return z3.StringSort()
     raise Unsupported(f"no scalar sort for {kind}")
+
+
+def _is_array(declared: Type) -> bool:
+    """Whether a set is encoded as a Z3 array (members not enum or bool): see z3expr."""
+    return declared.kind == "set" and declared.of is not None and declared.of.kind not in ("enum", "bool")
+
+
+def _array_sort(declared: Type) -> z3.SortRef:
+    assert declared.of is not None
+    return z3.ArraySort(element_sort(declared.of), z3.BoolSort())
 
 
 def _set_keys(declared: Type) -> list[str]:
@@ -161,7 +173,9 @@ class System:
         s: State = {"@state": z3.Int(f"{tag}.@state")}
         for variable in self.spec.variables:
             declared = variable.type
-            if declared.kind == "set":
+            if _is_array(declared):
+                s[variable.name] = z3.Const(f"{tag}.{variable.name}", _array_sort(declared))
+            elif declared.kind == "set":
                 for key in _set_keys(declared):
                     s[f"{variable.name}#{key}"] = z3.Bool(f"{tag}.{variable.name}#{key}")
             else:
@@ -180,7 +194,9 @@ class System:
             i[f"@actor@{role}"] = z3.Bool(f"{tag}.@actor@{role}")
         for event, params in self.event_params.items():
             for name, declared in params.items():
-                if declared.kind == "set":
+                if _is_array(declared):
+                    i[f"@p:{event}:{name}"] = z3.Const(f"{tag}.@p:{event}:{name}", _array_sort(declared))
+                elif declared.kind == "set":
                     for key in _set_keys(declared):
                         i[f"@p:{event}:{name}#{key}"] = z3.Bool(f"{tag}.@p:{event}:{name}#{key}")
                 else:
@@ -197,7 +213,10 @@ class System:
         out: dict[str, Sym] = {}
         for variable in self.spec.variables:
             declared = variable.type
-            if declared.kind == "set":
+            if _is_array(declared):
+                assert declared.of is not None
+                out[variable.name] = Sym("array", s[variable.name], TRUE, declared.of.kind)
+            elif declared.kind == "set":
                 keys = _set_keys(declared)
                 assert declared.of is not None
                 out[variable.name] = Sym("set", {k: s[f"{variable.name}#{k}"] for k in keys}, TRUE, declared.of.kind, tuple(keys))
@@ -208,7 +227,10 @@ class System:
     def param_syms(self, event: str, i: Inputs) -> dict[str, Sym]:
         out: dict[str, Sym] = {}
         for name, declared in self.event_params.get(event, {}).items():
-            if declared.kind == "set":
+            if _is_array(declared):
+                assert declared.of is not None
+                out[name] = Sym("array", i[f"@p:{event}:{name}"], TRUE, declared.of.kind)
+            elif declared.kind == "set":
                 keys = _set_keys(declared)
                 assert declared.of is not None
                 out[name] = Sym("set", {k: i[f"@p:{event}:{name}#{k}"] for k in keys}, TRUE, declared.of.kind, tuple(keys))
@@ -224,11 +246,26 @@ class System:
 
     # ------------------------------------------------------------------ domains
 
-    def value_in(self, declared: Type, sym: Sym) -> z3.BoolRef:
-        """Whether a symbolic value lies in ``declared``'s domain."""
+    def value_in(self, declared: Type, sym: Sym, *, assigned: bool = False) -> z3.BoolRef:
+        """Whether a symbolic value lies in ``declared``'s domain.
+
+        The domain of an array-valued set (its size and its members' domains) is not
+        expressible without quantifiers: as a state constraint it is left out, which only
+        adds configurations (sound for proofs; a witness must still replay). A new value
+        (``assigned``) is exact for a list literal and has no encoding otherwise."""
         kind = declared.kind
         term = sym.term
         parts: list[z3.BoolRef] = []
+        if _is_array(declared):
+            if sym.kind == "list":
+                from .z3expr import domain_constraint
+
+                return domain_constraint(declared, sym, self.codes)
+            assert declared.of is not None
+            bounded = declared.max_size is not None or declared.of.max_length is not None or declared.of.min is not None or declared.of.max is not None
+            if assigned and bounded:
+                raise Unsupported(f"assigning a computed set of {declared.of.kind} to a bounded set has no Z3 encoding yet")
+            return TRUE
         if kind == "int":
             if declared.min is not None:
                 parts.append(term >= int(declared.min))
@@ -292,7 +329,10 @@ class System:
                 parts.append(s[variable.name] == UNSET)
                 continue
             value = literal_sym(variable.initial, variable.type, self.codes)
-            if variable.type.kind == "set":
+            if _is_array(variable.type):
+                assert variable.type.of is not None
+                parts.append(s[variable.name] == as_array(value, variable.type.of.kind, self.codes))
+            elif variable.type.kind == "set":
                 parts.extend(s[f"{variable.name}#{k}"] == bit for k, bit in value.term.items())
             else:
                 parts.append(s[variable.name] == self._coerce(variable.type, value))
@@ -392,7 +432,7 @@ class System:
         for name, sym in self.new_values(move, s, i).items():
             if only is not None and name != only:
                 continue
-            parts.append(self.value_in(self.spec.variable_map[name].type, sym))
+            parts.append(self.value_in(self.spec.variable_map[name].type, sym, assigned=True))
         return z3.And(parts) if parts else TRUE
 
     def condition(self, move: Move, s: State, i: Inputs) -> z3.BoolRef:
@@ -410,7 +450,7 @@ class System:
             name = variable.name
             declared = variable.type
             if name not in new:
-                if declared.kind == "set":
+                if declared.kind == "set" and not _is_array(declared):
                     parts.extend(s2[f"{name}#{k}"] == s[f"{name}#{k}"] for k in _set_keys(declared))
                 else:
                     parts.append(s2[name] == s[name])
@@ -418,6 +458,10 @@ class System:
                     parts.extend(s2[f"{name}@{r}"] == s[f"{name}@{r}"] for r in self.roles)
                 continue
             sym = new[name]
+            if _is_array(declared):
+                assert declared.of is not None
+                parts.append(s2[name] == as_array(sym, declared.of.kind, self.codes))
+                continue
             if declared.kind == "set":
                 keys = _set_keys(declared)
                 bits = sym.term if sym.kind == "set" else self._list_bits(sym, keys)

@@ -8,8 +8,12 @@ agree on every input — the cross-check tests hold them to that.
 
 Representation of values: ``int`` → Int, ``decimal`` → Real, ``bool`` → Bool, ``enum`` and
 ``state`` → Int code (one table per spec), ``str`` → String, ``principal`` → Int identity
-(0 unset, -1 the system, 1.. people), ``set`` of enum or bool → one Bool per possible member.
-Sets of other element types have no encoding here and raise :class:`Unsupported`.
+(0 unset, -1 the system, 1.. people), ``set`` of enum or bool → one Bool per possible member,
+``set`` of str, int, decimal or principal → a Z3 array from the element sort to Bool
+(kind ``array``: membership is ``Select``, equality is array equality, a list literal is a
+chain of ``Store``); a *known* such set (a context value at admission) is the list of its
+members. ``len`` of an array-valued set has no encoding yet and raises :class:`Unsupported`,
+which names the construct: a missing encoding is not a budget problem.
 """
 
 from __future__ import annotations
@@ -45,10 +49,12 @@ __all__ = [
     "Codes",
     "Sym",
     "Unsupported",
+    "as_array",
     "as_string",
     "compile_z3",
     "declared_bounds",
     "domain_constraint",
+    "element_sort",
     "literal_sym",
     "sym_eq",
 ]
@@ -167,6 +173,44 @@ def literal_sym(value: Any, declared: Type | None, codes: Codes) -> Sym:
     raise Unsupported(f"no symbolic form for {value!r}")
 
 
+def element_sort(of: Type) -> z3.SortRef:
+    """The Z3 sort of the members of an array-valued set (see the module docstring)."""
+    if of.kind == "str":
+        return z3.StringSort()
+    if of.kind in ("int", "principal"):
+        return z3.IntSort()
+    if of.kind == "decimal":
+        return z3.RealSort()
+    raise Unsupported(f"sets of {of.kind} are encoded member by member, not as arrays")
+
+
+def _element(sym: Sym, members: str, codes: Codes) -> Any:
+    if members == "str":
+        return as_string(sym, codes)
+    if members == "decimal":
+        return _numeric(sym, True)
+    if sym.kind == "none":
+        return z3.IntVal(UNSET)
+    return sym.term
+
+
+def _element_sort_of(members: str) -> z3.SortRef:
+    return {"str": z3.StringSort(), "decimal": z3.RealSort()}.get(members, z3.IntSort())
+
+
+def as_array(sym: Sym, members: str, codes: Codes) -> Any:
+    """A set value as a Z3 array over members of kind ``members``: an array-valued set as
+    it is, a list literal as ``Store`` of each item on the empty set."""
+    if sym.kind == "array":
+        return sym.term
+    if sym.kind == "list":
+        result = z3.K(_element_sort_of(members), z3.BoolVal(False))
+        for item in sym.term:
+            result = z3.Store(result, _element(item, members, codes), z3.BoolVal(True))
+        return result
+    raise Unsupported(f"a {sym.kind} cannot stand for a set of {members}")
+
+
 def _member_keys(of: Type) -> list[str]:
     if of.kind == "enum":
         return list(of.values)
@@ -235,6 +279,9 @@ def _pair(a: Sym, b: Sym, codes: Codes) -> tuple[Any, Any] | None:
 
 def sym_eq(a: Sym, b: Sym, codes: Codes) -> z3.BoolRef:
     """Python ``==`` on two symbolic values (both defined)."""
+    if a.kind == "array" or b.kind == "array":
+        members = a.members if a.kind == "array" else b.members
+        return as_array(a, members, codes) == as_array(b, members, codes)
     if a.kind in ("set", "list") or b.kind in ("set", "list"):
         return _set_eq(a, b, codes)
     pair = _pair(a, b, codes)
@@ -334,6 +381,9 @@ def compile_z3(
             left = z3.IntVal(codes[then.term]) if then.kind == "strlit" else then.term
             right = z3.IntVal(codes[orelse.term]) if orelse.kind == "strlit" else orelse.term
             return Sym("enum", z3.If(cond.term, left, right), ok, values=tuple(dict.fromkeys(texts)))
+        if "array" in (then.kind, orelse.kind):
+            members = then.members if then.kind == "array" else orelse.members
+            return Sym("array", z3.If(cond.term, as_array(then, members, codes), as_array(orelse, members, codes)), ok, members)
         if {then.kind, orelse.kind} <= {"set", "list"}:
             return _join_sets(cond.term, then, orelse, ok, codes)
         kind, a, b = _join(then, orelse, codes)
@@ -440,6 +490,8 @@ def _compare(op: str, a: Sym, b: Sym, codes: Codes) -> Sym:
                 member = Sym("strlit", key, TRUE) if b.members == "enum" else Sym("bool", z3.BoolVal(key == "True"), TRUE)
                 options.append(z3.And(sym_eq(a, member, codes), bit))
             term = z3.Or(options) if options else z3.BoolVal(False)
+        elif b.kind == "array":
+            term = z3.Select(b.term, _element(a, b.members, codes))
         else:
             raise Unsupported(f"`in` over {b.kind}")
         return Sym("bool", term if op == "in" else z3.Not(term), ok)
@@ -473,6 +525,8 @@ def _call(func: str, args: list[Sym], codes: Codes) -> Sym:
                 fresh = z3.And([z3.Not(sym_eq(item, other, codes)) for other in only.term[:i]]) if i else TRUE
                 distinct.append(z3.If(fresh, 1, 0))
             return Sym("int", z3.Sum(distinct) if distinct else z3.IntVal(0), ok, bounds=(min(1, len(distinct)), len(distinct)))
+        if only.kind == "array":
+            raise Unsupported(f"`len` of a set of {only.members} has no Z3 encoding yet")
         raise Unsupported(f"len of {only.kind}")
     real = any(a.kind == "decimal" for a in args)
     kind = "decimal" if real else "int"

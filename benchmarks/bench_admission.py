@@ -1,0 +1,124 @@
+"""Plan admission latency (DESIGN §6: 20 concrete steps, p99 under 50 µs).
+
+For each example, 1-, 5- and 20-step concrete plans are admitted by a :class:`Gate` built once
+(spec and certificate loaded and checked once). Reported per plan length: p50 and p99 of one
+admission, plans per second, and the baseline — the same steps run through the runtime's step
+function (:func:`railguard.spec.semantics.fire`) once each, with nothing else — so the ratio
+says what admission adds to the steps themselves. Then the cost of one symbolic step (an open
+param decided with Z3).
+
+Run: ``python benchmarks/bench_admission.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from railguard import __version__
+from railguard.spec import load
+from railguard.spec.semantics import fire
+from railguard.verifier.admission import Admitted, Gate, Principal, new_instance
+from railguard.verifier.certificate import issue
+from railguard.verifier.checks import verify
+from railguard.verifier.plans import OPEN, Plan, PlanStep
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _cycle(name: str) -> tuple[Principal, dict[str, Any], list[PlanStep], list[PlanStep]]:
+    """A principal, a context, a prefix and a repeatable loop of admissible steps."""
+    if name == "deploy":
+        who = Principal("ci", frozenset({"author", "ci"}))
+        return who, {}, [PlanStep("submit", {"environment": "staging"})], [PlanStep("report_red"), PlanStep("retry"), PlanStep("report_red"), PlanStep("retry")]
+    if name == "payout":
+        who = Principal("ava", frozenset({"agent", "payments", "manager"}))
+        return who, {"payees": ["acme", "jane"], "limit": 1000}, [], [PlanStep("propose", {"amount": 10, "payee": "jane"})]
+    if name == "order":
+        who = Principal("o", frozenset({"customer", "system"}))
+        return who, {}, [], [PlanStep("place", {"total": 40}), PlanStep("reserve"), PlanStep("charge")]
+    who = Principal("alice", frozenset({"support"}))
+    return who, {}, [], [PlanStep("request", {"amount": 100})]
+
+
+def _plan(spec: Any, gate: Gate, principal: Principal, start: Any, prefix: list[PlanStep], loop: list[PlanStep], length: int) -> Plan | None:
+    steps = list(prefix)
+    while len(steps) < length:
+        steps.extend(loop)
+    plan = Plan(spec.name, tuple(steps[:length]))
+    return plan if isinstance(gate.admit(plan, principal, start), Admitted) else None
+
+
+def _timed(fn: Callable[[], Any], runs: int) -> list[float]:
+    samples = []
+    clock = time.perf_counter_ns
+    for _ in range(runs):
+        t0 = clock()
+        fn()
+        samples.append((clock() - t0) / 1000)
+    return samples
+
+
+def _pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    runs = 2_000 if args.quick else 20_000
+    print(f"railguard {__version__}, Python {platform.python_version()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'spec':8} {'steps':>5} {'p50 µs':>8} {'p99 µs':>8} {'plans/s':>9} {'fire p50':>9} {'fire p99':>9} {'p50 ratio':>9}")
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        spec = load(path)
+        report = verify(spec)
+        gate = Gate(spec, issue(report)) if not report.failed else Gate(spec, allow_unverified="benchmark: no certificate")
+        principal, context, prefix, loop = _cycle(spec.name)
+        start = new_instance(spec, context)
+        for length in (1, 5, 20):
+            plan = _plan(spec, gate, principal, start, prefix, loop, length)
+            if plan is None:
+                print(f"{spec.name:8} {length:>5}  (no admissible {length}-step plan for this principal)")
+                continue
+
+            def admit(plan: Plan = plan) -> Any:
+                return gate.admit(plan, principal, start)
+
+            def baseline(plan: Plan = plan) -> None:
+                state, values = start.state, start.values
+                for step in plan.steps:
+                    fired = fire(spec, state, values, step.event, principal.id, principal.roles, step.params)
+                    state, values = fired.target, fired.values  # type: ignore[union-attr]
+
+            for _ in range(200):
+                admit()
+                baseline()
+            a, b = _timed(admit, runs), _timed(baseline, runs)
+            p50, p99 = _pct(a, 0.5), _pct(a, 0.99)
+            print(f"{spec.name:8} {length:>5} {p50:>8.1f} {p99:>8.1f} {1e6 / statistics.mean(a):>9.0f} {_pct(b, 0.5):>9.1f} {_pct(b, 0.99):>9.1f} {p50 / _pct(b, 0.5):>8.2f}x")
+    spec = load(EXAMPLES / "refund.yaml")
+    gate = Gate(spec, issue(verify(spec)))
+    alice = Principal("alice", frozenset({"support"}))
+    start = new_instance(spec)
+    open_plan = Plan("refund", (PlanStep("request", {"amount": OPEN}),))
+    bounded = Plan("deploy", (PlanStep("submit", {"environment": OPEN}), PlanStep("report_green")))
+    deploy = load(EXAMPLES / "deploy.yaml")
+    deploy_gate = Gate(deploy, issue(verify(deploy)))
+    ci = Principal("ci", frozenset({"author", "ci"}))
+    small = 50 if args.quick else 300
+    rejected = _timed(lambda: gate.admit(open_plan, alice, start), small)
+    admitted = _timed(lambda: deploy_gate.admit(bounded, ci, new_instance(deploy)), small)
+    print(f"symbolic step, refund `request` with an open amount (rejected with a breaking value, plus completion search): p50 {_pct(rejected, 0.5):.0f} µs, p99 {_pct(rejected, 0.99):.0f} µs")
+    print(f"symbolic plan, deploy `submit` with an open environment then one step (admitted): p50 {_pct(admitted, 0.5):.0f} µs, p99 {_pct(admitted, 0.99):.0f} µs")
+
+
+if __name__ == "__main__":
+    main()
