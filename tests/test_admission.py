@@ -266,3 +266,94 @@ def test_len_of_a_set_of_str_is_unknown_for_a_missing_encoding_not_for_the_budge
     text = to_text([FileOutcome("payout.yaml", report)])
     assert "no Z3 encoding yet" in text
     assert "--rlimit" not in text
+
+
+# ---------------------------------------------------------------------- soundness
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from railguard.spec import Spec  # noqa: E402
+from railguard.verifier.admission import _REFUSAL_TO_REASON  # noqa: E402
+from railguard.verifier.strategies import loaded_specs  # noqa: E402
+
+
+@st.composite
+def _specs_and_plans(draw: st.DrawFn) -> tuple[Spec, frozenset[str], Plan]:
+    spec = draw(loaded_specs(max_states=5, max_vars=3, max_transitions=8))
+    roles = frozenset(draw(st.sets(st.sampled_from([r.name for r in spec.roles]))))
+    events = [*spec.events, "nonsense"]
+    steps = []
+    for _ in range(draw(st.integers(0, 6))):
+        event = draw(st.sampled_from(events))
+        params: dict[str, Any] = {}
+        for param in next((t.params for t in spec.transitions if t.event == event), ()):
+            if param.type.kind == "principal":
+                params[param.name] = draw(st.sampled_from(["me", "you"]))
+            else:
+                values = domain(param.type)
+                params[param.name] = draw(st.sampled_from(values)) if values else None
+        if params and draw(st.booleans()):
+            params[next(iter(params))] = draw(st.sampled_from([True, "x", 10**6]))
+        steps.append(PlanStep(event, params))
+    return spec, roles, Plan(spec.name, tuple(steps))
+
+
+def _engine(spec: Spec, roles: frozenset[str]) -> Any:
+    from railguard.runtime import Effects, SQLiteStore, StaticDirectory
+    from railguard.runtime.engine import Engine
+
+    effects = Effects()
+    for name in {n for t in spec.transitions for n in (t.effect, t.compensate) if n is not None}:
+        effects.register(name, lambda call: {})
+    return Engine(spec, SQLiteStore(":memory:"), StaticDirectory({"me": sorted(roles)}), effects=effects, allow_unverified="soundness test")
+
+
+def _invariant_broken(spec: Spec, state: str, values: Any) -> bool:
+    from railguard.spec.errors import EvaluationError
+
+    for inv in spec.invariants:
+        if inv.expr is None:
+            continue
+        try:
+            holds = bool(spec.compiled(inv.expr)(values, {}, None, state))
+        except EvaluationError:
+            return True
+        if holds != (inv.kind == "always"):
+            return True
+    return False
+
+
+@pytest.mark.slow
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(_specs_and_plans())
+def test_admission_agrees_with_the_runtime_step_by_step(case: tuple[Spec, frozenset[str], Plan]) -> None:
+    spec, roles, p = case
+    if any(v.context and v.initial is None and v.type.kind != "principal" for v in spec.variables):
+        return
+    gate = Gate(spec, allow_unverified="soundness test")
+    answer = gate.admit(p, Principal("me", roles), new_instance(spec))
+    engine = _engine(spec, roles)
+    engine.start("i", "me")
+    limit = len(p.steps) if isinstance(answer, Admitted) else answer.step
+    seen: set[str] = set()
+    for step in p.steps[:limit]:
+        result = engine.fire("i", step.event, "me", dict(step.params))
+        assert result.accepted, (step, result.reason)
+        seen.add(step.event)
+    end = engine.get("i")
+    if isinstance(answer, Admitted):
+        assert end.state == answer.end
+        assert dict(end.values) == dict(answer.values or {})
+        return
+    step = p.steps[answer.step]
+    before = engine.get("i")
+    result = engine.fire("i", step.event, "me", dict(step.params))
+    if answer.code == "invariant":
+        precedes = [inv for inv in spec.invariants if inv.kind == "precedes" and inv.then == step.event and inv.first not in seen]
+        assert result.accepted
+        assert precedes or _invariant_broken(spec, result.state, engine.get("i").values)
+    else:
+        assert not result.accepted
+        assert _REFUSAL_TO_REASON[result.code or ""] == answer.code
+        assert engine.get("i").state == before.state
