@@ -132,3 +132,15 @@ def test_an_open_param_takes_its_value_at_run_time_or_stops_the_plan() -> None:
     assert stopped.stopped_at == 0
     assert "no value" in stopped.reason
 
+
+
+def test_the_readme_plan_gate_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from .conftest import ROOT
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = text.split("## The plan gate", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(ROOT)
+    scope: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["answer"].code == "guard-false"
+    assert scope["answer"].completion
