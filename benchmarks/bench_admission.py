@@ -38,8 +38,8 @@ def _cycle(name: str) -> tuple[Principal, dict[str, Any], list[PlanStep], list[P
         who = Principal("ci", frozenset({"author", "ci"}))
         return who, {}, [PlanStep("submit", {"environment": "staging"})], [PlanStep("report_red"), PlanStep("retry"), PlanStep("report_red"), PlanStep("retry")]
     if name == "payout":
-        who = Principal("ava", frozenset({"agent", "payments", "manager"}))
-        return who, {"payees": ["acme", "jane"], "limit": 1000}, [], [PlanStep("propose", {"amount": 10, "payee": "jane"})]
+        who = Principal("ava", frozenset({"agent", "payments"}))
+        return who, {"payees": ["acme", "jane"], "limit": 1000}, [PlanStep("propose", {"amount": 10, "payee": "jane"})], [PlanStep("check_payee", {"payee": "acme"})]
     if name == "order":
         who = Principal("o", frozenset({"customer", "system"}))
         return who, {}, [], [PlanStep("place", {"total": 40}), PlanStep("reserve"), PlanStep("charge")]
