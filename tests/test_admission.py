@@ -4,6 +4,7 @@ certificate discharging invariants; open params decided for every value."""
 from __future__ import annotations
 
 import itertools
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -357,3 +358,79 @@ def test_admission_agrees_with_the_runtime_step_by_step(case: tuple[Spec, frozen
         assert not result.accepted
         assert _REFUSAL_TO_REASON[result.code or ""] == answer.code
         assert engine.get("i").state == before.state
+
+
+from railguard.spec.expr import Literal as LiteralNode  # noqa: E402
+from railguard.spec.expr import children  # noqa: E402
+from railguard.verifier.strategies import environments, expressions, scopes  # noqa: E402
+
+
+def _strings(node: Any) -> list[str]:
+    found = [node.value] if isinstance(node, LiteralNode) and isinstance(node.value, str) else []
+    for child in children(node):
+        found += _strings(child)
+    return found
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(st.data())
+def test_the_z3_encoding_with_scaled_decimals_agrees_with_the_evaluator(data: st.DataObject) -> None:
+    import z3
+    from hypothesis import assume
+
+    from railguard.spec.errors import EvaluationError
+    from railguard.spec.evaluate import evaluate
+    from railguard.verifier.z3expr import Codes, compile_z3, literal_sym
+
+    scope = data.draw(scopes(transition=False, decimals=True, sets=True))
+    assume(all(t.kind != "principal" for t in scope.variables.values()))
+    kind = data.draw(st.sampled_from(["bool", "decimal"]))
+    node = data.draw(expressions(scope, kind, max_depth=3))
+    env = data.draw(environments(scope))
+    names = [*scope.states, *_strings(node)]
+    for declared in scope.variables.values():
+        names += list(declared.values) + (list(declared.of.values) if declared.of is not None else [])
+    codes = Codes(names)
+    syms = {n: literal_sym(v, scope.variables[n], codes) for n, v in env.variables.items()}
+    state = z3.IntVal(codes[env.state]) if env.state else z3.IntVal(-1)
+    sym = compile_z3(node, syms, {}, None, state, codes)
+    try:
+        expected = evaluate(node, env.variables, {}, None, env.state)
+    except EvaluationError:
+        assert z3.is_false(z3.simplify(sym.ok))
+        return
+    assert z3.is_true(z3.simplify(sym.ok))
+    if kind == "bool":
+        assert z3.is_true(z3.simplify(sym.term)) == bool(expected)
+        return
+    value = z3.simplify(sym.term)
+    if sym.kind == "int":
+        assert value.as_long() == expected
+    elif sym.scale is not None:
+        assert Decimal(f"{value.as_long()}E-{sym.scale}") == expected
+    else:
+        fraction = value.as_fraction()
+        assert Decimal(fraction.numerator) / Decimal(fraction.denominator) == expected
+
+
+
+from railguard.verifier.strategies import specs  # noqa: E402
+
+from .explicit import explore  # noqa: E402
+from .test_crosscheck import assert_agree  # noqa: E402
+
+
+@pytest.mark.slow
+@settings(max_examples=80, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(specs(decimals=True, max_transitions=6))
+def test_z3_verdicts_with_scaled_decimals_equal_the_explicit_search(document: dict[str, Any]) -> None:
+    from railguard.spec import load_data
+
+    from .explicit import TooLarge
+
+    spec = load_data(document)
+    try:
+        explore(spec)
+    except TooLarge:
+        return  # domains too wide to enumerate: nothing to compare against
+    assert_agree(spec)

@@ -52,6 +52,7 @@ from .z3expr import (
     Unsupported,
     compile_z3,
     declared_bounds,
+    declared_scale,
     domain_constraint,
     literal_sym,
 )
@@ -735,7 +736,7 @@ class _SymbolicRun:
         if kind in ("int", "enum", "principal"):
             const: Any = z3.Int(tag)
         elif kind == "decimal":
-            const = z3.Real(tag)
+            const = z3.Int(tag) if declared.places is not None else z3.Real(tag)
         elif kind == "bool":
             const = z3.Bool(tag)
         elif kind == "str":
@@ -749,7 +750,7 @@ class _SymbolicRun:
             return sym
         else:
             raise Unsupported(f"an open param of type {declared.describe()} has no Z3 encoding")
-        sym = Sym(kind, const, TRUE, bounds=declared_bounds(declared))
+        sym = Sym(kind, const, TRUE, bounds=declared_bounds(declared), scale=declared_scale(declared))
         self.solver.add(domain_constraint(declared, sym, self.codes))
         if kind == "principal":
             self.solver.add(const >= 1)
@@ -939,6 +940,8 @@ def _concrete(declared: Type, raw: Any, codes: Codes, names: Mapping[int, str]) 
     if kind == "int":
         return raw.as_long()
     if kind == "decimal":
+        if z3.is_int_value(raw):
+            return str(Decimal(f"{raw.as_long()}E-{declared.places or 0}"))
         fraction = Fraction(raw.as_fraction())
         return str(Decimal(fraction.numerator) / Decimal(fraction.denominator))
     if kind == "bool":

@@ -121,6 +121,8 @@ class _Decoder:
         if kind == "int":
             return int(value.as_long())
         if kind == "decimal":
+            if z3.is_int_value(value):
+                return Decimal(f"{value.as_long()}E-{declared.places or 0}")
             fraction = Fraction(value.as_fraction())
             return Decimal(fraction.numerator) / Decimal(fraction.denominator)
         if kind == "enum":

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
-from fractions import Fraction
 from typing import Any, Literal
 
 import z3
@@ -43,8 +41,11 @@ from .z3expr import (
     as_string,
     compile_z3,
     declared_bounds,
+    declared_scale,
+    domain_constraint,
     element_sort,
     literal_sym,
+    represent,
 )
 
 __all__ = ["Move", "System", "Unsupported"]
@@ -73,7 +74,8 @@ def _sort(declared: Type) -> z3.SortRef:
     if kind in ("int", "enum", "principal"):
         return z3.IntSort()
     if kind == "decimal":
-        return z3.RealSort()
+        # a scaled integer when the places are declared (see z3expr)
+        return z3.IntSort() if declared.places is not None else z3.RealSort()
     if kind == "bool":
         return z3.BoolSort()
     if kind == "str":
@@ -221,7 +223,7 @@ class System:
                 assert declared.of is not None
                 out[variable.name] = Sym("set", {k: s[f"{variable.name}#{k}"] for k in keys}, TRUE, declared.of.kind, tuple(keys))
             else:
-                out[variable.name] = Sym(declared.kind, s[variable.name], TRUE, bounds=declared_bounds(declared))
+                out[variable.name] = Sym(declared.kind, s[variable.name], TRUE, bounds=declared_bounds(declared), scale=declared_scale(declared))
         return out
 
     def param_syms(self, event: str, i: Inputs) -> dict[str, Sym]:
@@ -235,7 +237,7 @@ class System:
                 assert declared.of is not None
                 out[name] = Sym("set", {k: i[f"@p:{event}:{name}#{k}"] for k in keys}, TRUE, declared.of.kind, tuple(keys))
             else:
-                out[name] = Sym(declared.kind, i[f"@p:{event}:{name}"], TRUE, bounds=declared_bounds(declared))
+                out[name] = Sym(declared.kind, i[f"@p:{event}:{name}"], TRUE, bounds=declared_bounds(declared), scale=declared_scale(declared))
         return out
 
     def default_param_syms(self, transition: Transition) -> dict[str, Sym]:
@@ -258,8 +260,6 @@ class System:
         parts: list[z3.BoolRef] = []
         if _is_array(declared):
             if sym.kind == "list":
-                from .z3expr import domain_constraint
-
                 return domain_constraint(declared, sym, self.codes)
             assert declared.of is not None
             bounded = declared.max_size is not None or declared.of.max_length is not None or declared.of.min is not None or declared.of.max is not None
@@ -272,13 +272,7 @@ class System:
             if declared.max is not None:
                 parts.append(term <= int(declared.max))
         elif kind == "decimal":
-            real = z3.ToReal(term) if sym.kind == "int" else term
-            if declared.min is not None:
-                parts.append(real >= z3.RealVal(Fraction(Decimal(declared.min))))
-            if declared.max is not None:
-                parts.append(real <= z3.RealVal(Fraction(Decimal(declared.max))))
-            if declared.places is not None:
-                parts.append(z3.IsInt(real * (10**declared.places)))
+            return domain_constraint(declared, sym, self.codes)
         elif kind == "enum":
             if sym.kind == "strlit":
                 return z3.BoolVal(term in declared.values)
@@ -340,8 +334,8 @@ class System:
         return z3.And(parts)
 
     def _coerce(self, declared: Type, sym: Sym) -> Any:
-        if declared.kind == "decimal" and sym.kind == "int":
-            return z3.ToReal(sym.term)
+        if declared.kind == "decimal":
+            return represent(declared, sym)
         if declared.kind == "enum" and sym.kind == "strlit":
             return z3.IntVal(self.codes[sym.term])
         if declared.kind == "str" and sym.kind in ("strlit", "enum"):

@@ -6,7 +6,9 @@
 ``if``) propagate definedness the way Python evaluates them, so the encoding and the runtime
 agree on every input — the cross-check tests hold them to that.
 
-Representation of values: ``int`` → Int, ``decimal`` → Real, ``bool`` → Bool, ``enum`` and
+Representation of values: ``int`` → Int, ``decimal`` → a *scaled integer* (an Int holding
+value * 10^scale, the scale carried by the :class:`Sym`: exact, and far faster than Z3's
+reals; a decimal declared without ``places`` has no fixed scale and stays a Real), ``bool`` → Bool, ``enum`` and
 ``state`` → Int code (one table per spec), ``str`` → String, ``principal`` → Int identity
 (0 unset, -1 the system, 1.. people), ``set`` of enum or bool → one Bool per possible member,
 ``set`` of str, int, decimal or principal → a Z3 array from the element sort to Bool
@@ -18,10 +20,10 @@ which names the construct: a missing encoding is not a budget problem.
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 import z3
@@ -53,13 +55,17 @@ __all__ = [
     "as_string",
     "compile_z3",
     "declared_bounds",
+    "declared_scale",
     "domain_constraint",
     "element_sort",
     "literal_sym",
+    "represent",
     "sym_eq",
 ]
 
 UNSET = 0
+#: Exact decimal arithmetic for scaling literals (they carry at most ~2,000 digits).
+_EXACT = decimal.Context(prec=10_000, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
 SYSTEM_ID = -1
 
 
@@ -99,6 +105,8 @@ class Sym:
     #: reads lie in their domains), or None when unbounded. Lets `//` and `%` by a term with few
     #: possible values stay linear (see :func:`_floordiv`).
     bounds: tuple[int, int] | None = None
+    #: For a decimal: ``term`` is an Int equal to the value * 10**scale; None: ``term`` is a Real.
+    scale: int | None = None
 
 
 TRUE = z3.BoolVal(True)
@@ -163,7 +171,9 @@ def literal_sym(value: Any, declared: Type | None, codes: Codes) -> Sym:
     if isinstance(value, int):
         return Sym("int", z3.IntVal(value), TRUE, bounds=(value, value))
     if isinstance(value, Decimal):
-        return Sym("decimal", z3.RealVal(Fraction(value)), TRUE)
+        exponent = value.normalize(_EXACT).as_tuple().exponent
+        scale = max(0, -exponent) if isinstance(exponent, int) else 0
+        return Sym("decimal", z3.IntVal(int(value.scaleb(scale, _EXACT))), TRUE, scale=scale)
     if isinstance(value, str):
         if declared is not None and declared.kind == "str":
             return Sym("str", z3.StringVal(value), TRUE)
@@ -225,11 +235,56 @@ def _member_value(key: str, of: Type) -> Any:
     return key
 
 
-def _numeric(sym: Sym, real: bool) -> z3.ArithRef:
-    term = sym.term
-    if real and sym.kind == "int":
-        return z3.ToReal(term)
-    return term
+def declared_scale(declared: Type) -> int | None:
+    """The scale of a decimal of type ``declared`` (its ``places``; None: a Real)."""
+    return declared.places if declared.kind == "decimal" else None
+
+
+def _scaled(sym: Sym) -> tuple[Any, int | None]:
+    """A number as (term, scale): an int has scale 0; a Real decimal has scale None."""
+    if sym.kind == "int":
+        return sym.term, 0
+    return sym.term, sym.scale
+
+
+def _to_real(term: Any, scale: int | None) -> Any:
+    if scale is None:
+        return term
+    real = z3.ToReal(term)
+    return real if scale == 0 else real / z3.RealVal(10**scale)
+
+
+def _align(*syms: Sym) -> tuple[list[Any], int | None]:
+    """Numbers brought to one representation: Ints at the largest scale, or Reals if any
+    is a Real."""
+    pairs = [_scaled(s) for s in syms]
+    scales = [scale for _, scale in pairs if scale is not None]
+    if len(scales) < len(pairs):
+        return [_to_real(t, scale) for t, scale in pairs], None
+    top = max(scales)
+    return [t if scale == top else t * (10 ** (top - (scale or 0))) for t, scale in pairs], top
+
+
+def _numeric(sym: Sym, real: bool) -> Any:
+    if real:
+        return _to_real(*_scaled(sym))
+    return sym.term
+
+
+def represent(declared: Type, sym: Sym) -> Any:
+    """A number as a term of ``declared``'s representation (exact when the value lies in the
+    declared domain, which the callers require)."""
+    if declared.kind != "decimal":
+        return sym.term
+    term, scale = _scaled(sym)
+    places = declared.places
+    if places is None:
+        return _to_real(term, scale)
+    if scale is None:
+        return z3.ToInt(term * (10**places))
+    if scale <= places:
+        return term if scale == places else term * (10 ** (places - scale))
+    return term / (10 ** (scale - places))
 
 
 def _texts(sym: Sym) -> tuple[str, ...]:
@@ -257,8 +312,8 @@ def _pair(a: Sym, b: Sym, codes: Codes) -> tuple[Any, Any] | None:
     """Bring two comparable values to terms of one sort; None if they can never be equal."""
     kinds = {a.kind, b.kind}
     if kinds <= {"int", "decimal"}:
-        real = "decimal" in kinds
-        return _numeric(a, real), _numeric(b, real)
+        (left, right), _ = _align(a, b)
+        return left, right
     if kinds == {"str", "enum"}:
         # literal text chosen by `if` (see `compile_z3`) meets a str
         return as_string(a, codes), as_string(b, codes)
@@ -353,7 +408,7 @@ def compile_z3(
         if node.op == "not":
             return Sym("bool", z3.Not(inner.term), inner.ok)
         flipped = (-inner.bounds[1], -inner.bounds[0]) if inner.bounds is not None else None
-        return Sym(inner.kind, -inner.term, inner.ok, bounds=flipped)
+        return Sym(inner.kind, -inner.term, inner.ok, bounds=flipped, scale=inner.scale)
     if isinstance(node, Binary):
         return _binary(node.op, rec(node.left), rec(node.right))
     if isinstance(node, BoolOp):
@@ -390,7 +445,8 @@ def compile_z3(
         joined = None
         if kind == "int" and then.bounds is not None and orelse.bounds is not None:
             joined = _span(*then.bounds, *orelse.bounds)
-        return Sym(kind, z3.If(cond.term, a, b), ok, bounds=joined)
+        scale = _align(then, orelse)[1] if kind == "decimal" else None
+        return Sym(kind, z3.If(cond.term, a, b), ok, bounds=joined, scale=scale)
     if isinstance(node, Call):
         return _call(node.func, [rec(a) for a in node.args], codes)
     raise Unsupported(f"no Z3 encoding for {type(node).__name__}")
@@ -399,8 +455,8 @@ def compile_z3(
 def _join(a: Sym, b: Sym, codes: Codes) -> tuple[str, Any, Any]:
     kinds = {a.kind, b.kind}
     if kinds <= {"int", "decimal"}:
-        real = "decimal" in kinds
-        return ("decimal" if real else "int"), _numeric(a, real), _numeric(b, real)
+        (left, right), _ = _align(a, b)
+        return ("decimal" if "decimal" in kinds else "int"), left, right
     if "enum" in kinds and kinds <= {"enum", "strlit"}:
         left = z3.IntVal(codes[a.term]) if a.kind == "strlit" else a.term
         right = z3.IntVal(codes[b.term]) if b.kind == "strlit" else b.term
@@ -465,9 +521,17 @@ def _floordiv(a: z3.ArithRef, b: z3.ArithRef, bounds: Bounds) -> tuple[z3.ArithR
 def _binary(op: str, a: Sym, b: Sym) -> Sym:
     real = "decimal" in (a.kind, b.kind)
     kind = "decimal" if real else "int"
-    left, right = _numeric(a, real), _numeric(b, real)
     ok = _and(a.ok, b.ok)
-    bounds = None if real else _bounds_binary(op, a.bounds, b.bounds)
+    if real:
+        if op == "*":
+            (ta, sa), (tb, sb) = _scaled(a), _scaled(b)
+            if sa is None or sb is None:
+                return Sym(kind, _to_real(ta, sa) * _to_real(tb, sb), ok)
+            return Sym(kind, ta * tb, ok, scale=sa + sb)
+        (ta, tb), scale = _align(a, b)
+        return Sym(kind, ta + tb if op == "+" else ta - tb, ok, scale=scale)
+    left, right = a.term, b.term
+    bounds = _bounds_binary(op, a.bounds, b.bounds)
     if op == "+":
         return Sym(kind, left + right, ok, bounds=bounds)
     if op == "-":
@@ -498,8 +562,7 @@ def _compare(op: str, a: Sym, b: Sym, codes: Codes) -> Sym:
     if op in ("==", "!="):
         eq = sym_eq(a, b, codes)
         return Sym("bool", eq if op == "==" else z3.Not(eq), ok)
-    real = "decimal" in (a.kind, b.kind)
-    left, right = _numeric(a, real), _numeric(b, real)
+    (left, right), _ = _align(a, b)
     term = {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
     return Sym("bool", term, ok)
 
@@ -530,21 +593,23 @@ def _call(func: str, args: list[Sym], codes: Codes) -> Sym:
         raise Unsupported(f"len of {only.kind}")
     real = any(a.kind == "decimal" for a in args)
     kind = "decimal" if real else "int"
-    terms = [_numeric(a, real) for a in args]
+    terms, scale = _align(*args)
+    if not real:
+        scale = None
     known = [a.bounds for a in args if a.bounds is not None]
     exact = not real and len(known) == len(args)
     if func == "abs":
         (term,) = terms
         low, high = args[0].bounds or (0, 0)
         magnitude = (max(low, -high, 0), max(-low, high)) if exact else None
-        return Sym(kind, z3.If(term >= 0, term, -term), ok, bounds=magnitude)
+        return Sym(kind, z3.If(term >= 0, term, -term), ok, bounds=magnitude, scale=scale)
     result = terms[0]
     for term in terms[1:]:
         # Python's min/max keep the first of equal values; for numbers the value is the same.
         result = z3.If(term < result, term, result) if func == "min" else z3.If(term > result, term, result)
     pick = min if func == "min" else max
     extremes = (pick(b[0] for b in known), pick(b[1] for b in known)) if exact else None
-    return Sym(kind, result, ok, bounds=extremes)
+    return Sym(kind, result, ok, bounds=extremes, scale=scale)
 
 
 def domain_constraint(declared: Type, sym: Sym, codes: Codes) -> z3.BoolRef:
@@ -559,13 +624,16 @@ def domain_constraint(declared: Type, sym: Sym, codes: Codes) -> z3.BoolRef:
         if declared.max is not None:
             parts.append(term <= int(declared.max))
     elif kind == "decimal":
-        real = z3.ToReal(term) if sym.kind == "int" else term
-        if declared.min is not None:
-            parts.append(real >= z3.RealVal(Fraction(Decimal(declared.min))))
-        if declared.max is not None:
-            parts.append(real <= z3.RealVal(Fraction(Decimal(declared.max))))
+        for bound, above in ((declared.min, True), (declared.max, False)):
+            if bound is not None:
+                (value, limit), _ = _align(sym, literal_sym(Decimal(bound), None, codes))
+                parts.append(value >= limit if above else value <= limit)
         if declared.places is not None:
-            parts.append(z3.IsInt(real * (10**declared.places)))
+            value, scale = _scaled(sym)
+            if scale is None:
+                parts.append(z3.IsInt(value * (10**declared.places)))
+            elif scale > declared.places:
+                parts.append(value % (10 ** (scale - declared.places)) == 0)
     elif kind == "enum":
         if sym.kind == "strlit":
             return z3.BoolVal(term in declared.values)
