@@ -77,7 +77,7 @@ def main() -> None:
     runs = 2_000 if args.quick else 20_000
     print(f"railguard {__version__}, Python {platform.python_version()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     print(f"{'spec':8} {'steps':>5} {'p50 µs':>8} {'p99 µs':>8} {'plans/s':>9} {'fire p50':>9} {'fire p99':>9} {'p50 ratio':>9}")
-    for path in sorted(EXAMPLES.glob("*.yaml")):
+    for path in sorted([*EXAMPLES.glob("*.yaml"), *EXAMPLES.glob("gate/*.yaml")]):
         spec = load(path)
         report = verify(spec)
         gate = Gate(spec, issue(report)) if not report.failed else Gate(spec, allow_unverified="benchmark: no certificate")

@@ -28,8 +28,8 @@ PEOPLE = {AGENT: ["agent", "payments"], "bob": ["manager"]}
 
 
 def _examples() -> Path:
-    here = Path(__file__).resolve().parent.parent / "examples"
-    return here if (here / "payout.yaml").is_file() else Path.cwd() / "examples"
+    here = Path(__file__).resolve().parent.parent / "examples" / "gate"
+    return here if (here / "payout.yaml").is_file() else Path.cwd() / "examples" / "gate"
 
 
 def run_gate_demo(out: TextIO | None = None, *, db: str = ":memory:") -> int:

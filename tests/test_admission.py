@@ -151,7 +151,7 @@ def test_an_actor_cannot_be_the_system() -> None:
 
 # ---------------------------------------------------------------------- symbolic
 
-PAYOUT = EXAMPLES / "payout.yaml"
+PAYOUT = EXAMPLES / "gate" / "payout.yaml"
 CONTEXT = {"payees": ["acme", "jane"], "limit": 1000}
 AGENT = Principal("ava", frozenset({"agent", "payments"}))
 

@@ -32,7 +32,7 @@ BAD = {"workflow": "payout", "instance": None, "steps": [{"event": "propose", "p
 
 @pytest.fixture(scope="module")
 def gate() -> Gate:
-    return Gate(load(EXAMPLES / "payout.yaml"), allow_unverified="tests")
+    return Gate(load(EXAMPLES / "gate" / "payout.yaml"), allow_unverified="tests")
 
 
 def _context(gate: Gate, attempts: tuple[Attempt, ...] = ()) -> PlanningContext:

@@ -14,7 +14,7 @@ from railguard.verifier.tools import SUBMIT_PLAN, TOOL_NAME, event_for_tool, too
 
 from .conftest import EXAMPLES
 
-SPECS = sorted(EXAMPLES.glob("*.yaml"))
+SPECS = sorted([*EXAMPLES.glob("*.yaml"), *EXAMPLES.glob("gate/*.yaml")])
 IDS = [p.stem for p in SPECS]
 
 # What OpenAI's strict mode accepts (Structured Outputs "supported schemas").
@@ -123,7 +123,7 @@ def test_tools_for_roles_list_only_the_events_they_may_fire() -> None:
 
 
 def test_params_are_typed_from_their_domains() -> None:
-    spec = load(EXAMPLES / "payout.yaml")
+    spec = load(EXAMPLES / "gate" / "payout.yaml")
     (propose,) = [t for t in tools(spec, "json-schema") if t["name"] == "propose"]
     props = propose["schema"]["properties"]
     assert props["amount"]["minimum"] == 1
