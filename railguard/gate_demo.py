@@ -1,6 +1,7 @@
 """The plan gate's demo: a scripted model plans payouts, and railguard disposes.
 
-Scenes, on the ``payout`` example (a customer's known payees and a limit are context):
+Scenes, on the ``payout`` example (``railguard/examples/payout.yaml``; a customer's known
+payees and a limit are context):
 
 1. a good plan — propose a payout to a known payee — admitted, executed and audited;
 2. a plan that skips approval (propose, then pay at once) — rejected: ``pay`` is not enabled;
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["DEMO_CONTEXT", "run_gate_demo"]
+__all__ = ["DEMO_CONTEXT", "PAYOUT_SPEC", "run_gate_demo"]
 
 #: The trusted facts the instance starts with: the customer's known payees and the limit.
 DEMO_CONTEXT: dict[str, Any] = {"payees": ["acme-gmbh", "jane-doe"], "limit": 1000}
@@ -27,9 +28,8 @@ AGENT = "ava"  # the support assistant the model plans for
 PEOPLE = {AGENT: ["agent", "payments"], "bob": ["manager"]}
 
 
-def _examples() -> Path:
-    here = Path(__file__).resolve().parent.parent / "examples" / "gate"
-    return here if (here / "payout.yaml").is_file() else Path.cwd() / "examples" / "gate"
+#: The payout spec ships inside the package, so the demo runs from an installed wheel too.
+PAYOUT_SPEC = Path(__file__).resolve().parent / "examples" / "payout.yaml"
 
 
 def run_gate_demo(out: TextIO | None = None, *, db: str = ":memory:") -> int:
@@ -50,7 +50,7 @@ def run_gate_demo(out: TextIO | None = None, *, db: str = ":memory:") -> int:
     def say(text: str) -> None:
         stream.write(text + "\n")
 
-    spec = load(_examples() / "payout.yaml")
+    spec = load(PAYOUT_SPEC)
     report = verify(spec)
     certificate = issue(report) if not report.failed else None
     opt_out = None if certificate is not None else "demo: the payout spec did not verify here"

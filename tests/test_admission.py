@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from railguard.gate_demo import PAYOUT_SPEC
 from railguard.spec import load, loads
 from railguard.verifier.admission import (
     REASON_CODES,
@@ -151,7 +152,7 @@ def test_an_actor_cannot_be_the_system() -> None:
 
 # ---------------------------------------------------------------------- symbolic
 
-PAYOUT = EXAMPLES / "gate" / "payout.yaml"
+PAYOUT = PAYOUT_SPEC
 CONTEXT = {"payees": ["acme", "jane"], "limit": 1000}
 AGENT = Principal("ava", frozenset({"agent", "payments"}))
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from railguard.gate_demo import PAYOUT_SPEC
 from railguard.runtime.errors import ExecutionError
 from railguard.runtime.planner import (
     AnthropicPlanner,
@@ -22,8 +23,6 @@ from railguard.spec import load
 from railguard.verifier.admission import Gate, Principal, Rejected, new_instance
 from railguard.verifier.plans import PlanError, parse_plan
 
-from .conftest import EXAMPLES
-
 CONTEXT = {"payees": ["acme", "jane"], "limit": 1000}
 AGENT = Principal("ava", frozenset({"agent", "payments"}))
 GOOD = {"workflow": "payout", "instance": None, "steps": [{"event": "propose", "params": {"amount": 10, "payee": "jane"}}]}
@@ -32,7 +31,7 @@ BAD = {"workflow": "payout", "instance": None, "steps": [{"event": "propose", "p
 
 @pytest.fixture(scope="module")
 def gate() -> Gate:
-    return Gate(load(EXAMPLES / "gate" / "payout.yaml"), allow_unverified="tests")
+    return Gate(load(PAYOUT_SPEC), allow_unverified="tests")
 
 
 def _context(gate: Gate, attempts: tuple[Attempt, ...] = ()) -> PlanningContext:

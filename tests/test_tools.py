@@ -9,12 +9,13 @@ from typing import Any
 import jsonschema
 import pytest
 
+from railguard.gate_demo import PAYOUT_SPEC
 from railguard.spec import load
 from railguard.verifier.tools import SUBMIT_PLAN, TOOL_NAME, event_for_tool, tool_names, tools
 
 from .conftest import EXAMPLES
 
-SPECS = sorted([*EXAMPLES.glob("*.yaml"), *EXAMPLES.glob("gate/*.yaml")])
+SPECS = [*sorted(EXAMPLES.glob("*.yaml")), PAYOUT_SPEC]
 IDS = [p.stem for p in SPECS]
 
 # What OpenAI's strict mode accepts (Structured Outputs "supported schemas").
@@ -123,7 +124,7 @@ def test_tools_for_roles_list_only_the_events_they_may_fire() -> None:
 
 
 def test_params_are_typed_from_their_domains() -> None:
-    spec = load(EXAMPLES / "gate" / "payout.yaml")
+    spec = load(PAYOUT_SPEC)
     (propose,) = [t for t in tools(spec, "json-schema") if t["name"] == "propose"]
     props = propose["schema"]["properties"]
     assert props["amount"]["minimum"] == 1
