@@ -272,7 +272,7 @@ def test_len_of_a_set_of_str_is_unknown_for_a_missing_encoding_not_for_the_budge
 
 # ---------------------------------------------------------------------- soundness
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from railguard.spec import Spec  # noqa: E402
@@ -435,3 +435,51 @@ def test_z3_verdicts_with_scaled_decimals_equal_the_explicit_search(document: di
     except TooLarge:
         return  # domains too wide to enumerate: nothing to compare against
     assert_agree(spec)
+
+
+@st.composite
+def _plans_with_an_open_param(draw: st.DrawFn) -> tuple[Spec, frozenset[str], Plan, int, str, list[Any]]:
+    spec, roles, p = draw(_specs_and_plans())
+    choices = [
+        (i, name, domain(param.type))
+        for i, step in enumerate(p.steps)
+        for param in next((t.params for t in spec.transitions if t.event == step.event), ())
+        for name in [param.name]
+        if param.type.kind in ("int", "enum", "bool") and name in step.params
+    ]
+    assume(choices)
+    index, name, values = draw(st.sampled_from(choices))
+    steps = list(p.steps)
+    steps[index] = PlanStep(steps[index].event, {**steps[index].params, name: OPEN})
+    return spec, roles, Plan(p.workflow, tuple(steps)), index, name, values
+
+
+@pytest.mark.slow
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(_plans_with_an_open_param())
+def test_symbolic_admission_agrees_with_enumerating_generated_plans(case: tuple[Spec, frozenset[str], Plan, int, str, list[Any]]) -> None:
+    spec, roles, p, index, name, values = case
+    if any(v.context and v.initial is None and v.type.kind != "principal" for v in spec.variables):
+        return
+    gate = Gate(spec, allow_unverified="soundness test")
+    me = Principal("me", roles)
+    symbolic = gate.admit(p, me, new_instance(spec))
+
+    def instance(value: Any) -> Plan:
+        steps = list(p.steps)
+        steps[index] = PlanStep(steps[index].event, {**steps[index].params, name: value})
+        return Plan(p.workflow, tuple(steps))
+
+    answers = [gate.admit(instance(v), me, new_instance(spec)) for v in values]
+    paths = {a.path for a in answers if isinstance(a, Admitted)}
+    every = all(isinstance(a, Admitted) for a in answers)
+    if isinstance(symbolic, Admitted):
+        # sound: every value is admitted, along the one path admission claims
+        assert every
+        assert paths == {symbolic.path}
+    elif every and len(paths) == 1:
+        # complete whenever the values share one path (a path that forks is refused on purpose)
+        pytest.fail(f"every value is admitted along one path, but symbolic admission said {symbolic.code}: {symbolic.message}")
+    for step, param, value in symbolic.breaking if isinstance(symbolic, Rejected) else ():
+        if (step, param) == (index, name):
+            assert not isinstance(gate.admit(instance(value), me, new_instance(spec)), Admitted)

@@ -401,7 +401,7 @@ class Gate:
         if start.state not in spec.state_map:
             raise AdmissionError(f"the start state {_name(start.state)} is not a state of `{spec.name}`")
         if principal.id == SYSTEM or not principal.id:
-            return self._reject(plan, principal, start, 0, "permission-denied", f"{_name(principal.id)} is not an authenticated principal; a plan runs as the person who asked", goal)
+            return self._reject(plan, principal, start, 0, "permission-denied", f"{_name(principal.id)} is not an authenticated principal; a plan runs as the person who asked", goal, search=False)
         if plan.workflow != spec.name:
             return self._reject(plan, principal, start, 0, "wrong-workflow", f"this plan is for workflow {_name(plan.workflow)}, but the instance runs `{spec.name}`: plan with the events of `{spec.name}`", goal)
         if plan.instance is not None and start.instance is not None and plan.instance != start.instance:
@@ -472,7 +472,8 @@ class Gate:
         if search and code != "wrong-workflow" and at.active:
             completion = shortest_completion(self.spec, at, principal, goal=goal, invariants=self.checked, hints=hints)
         allowed = allowed_events(self.spec, at.state, principal.roles) if at.active else ()
-        return Rejected(code, index, _clip(message), at.state, event, allowed, completion, breaking)
+        shown = None if event is None else _clip(event, 200)
+        return Rejected(code, index, _clip(message), at.state, shown, allowed, completion, breaking)
 
     # ------------------------------------------------------------------ symbolic
 
