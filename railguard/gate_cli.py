@@ -180,9 +180,16 @@ def _with_runtime(args: argparse.Namespace, spec: Any, plan: Any, roles: frozens
     if args.db is None and not args.execute:
         raise _Unusable("--instance needs --db FILE: the store that holds the instance")
     path = args.db or ":memory:"
-    if path != ":memory:" and args.instance and not args.execute and not Path(path).is_file():
-        raise _Unusable(f"no database `{path}`")
-    store = SQLiteStore(path.removeprefix("sqlite:///"))
+    store: Any
+    if path.startswith(("postgresql://", "postgres://")):
+        from railguard.runtime.postgres import PostgresStore
+
+        store = PostgresStore(path)
+    else:
+        path = path.removeprefix("sqlite:///")
+        if path != ":memory:" and args.instance and not args.execute and not Path(path).is_file():
+            raise _Unusable(f"no database `{path}`")
+        store = SQLiteStore(path)
     try:
         effects = _effects(args.effects, spec, stub=not args.execute)
         engine = Engine(spec, store, StaticDirectory({args.actor: sorted(roles)}), effects=effects, certificate=certificate, allow_unverified=opt_out)
@@ -220,7 +227,7 @@ def add_commands(subparsers: Any) -> None:
     admit.add_argument("--roles", metavar="R1,R2", help="the actor's roles")
     admit.add_argument("--context", metavar="JSON", help="context values of a new instance")
     admit.add_argument("--instance", metavar="ID", help="an existing instance (with --db)")
-    admit.add_argument("--db", metavar="FILE", help="SQLite database holding the instance")
+    admit.add_argument("--db", metavar="URL", help="the store holding the instance: a SQLite file (or sqlite:///FILE) or a postgresql:// URL")
     admit.add_argument("--goal", metavar="STATE", help="a state the plan must end in")
     admit.add_argument("--execute", action="store_true", help="run an admitted plan through the runtime, audited")
     admit.add_argument("--effects", metavar="MODULE:NAME", help="effect handlers for --execute")

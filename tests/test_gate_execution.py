@@ -144,3 +144,42 @@ def test_the_readme_plan_gate_example_runs(monkeypatch: pytest.MonkeyPatch) -> N
     exec(compile(code, "README.md", "exec"), scope)
     assert scope["answer"].code == "guard-false"
     assert scope["answer"].completion
+
+
+def test_the_cli_executes_an_admitted_plan_and_admits_the_next_one_on_the_stored_instance(tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from railguard.cli import main
+
+    (tmp_path / "gate_effects.py").write_text(
+        "from railguard.runtime import Effects\n\n"
+        "def effects():\n    return Effects().register('payments.refund', lambda call: {'ok': True})\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "gate.db"
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"workflow": "refund", "steps": [{"event": "request", "params": {"amount": 120}}]}))
+    spec = str(EXAMPLES / "refund.yaml")
+    base = ["admit", spec, str(plan), "--actor", "alice", "--roles", "support", "--format", "json", "--effects", "gate_effects:effects"]
+    assert main([*base, "--execute", "--db", str(db), "--instance", "r-1"]) == 0
+    ran = json.loads(capsys.readouterr().out)
+    assert ran["completed"] is True
+    assert ran["steps"][0]["state"] == "requested"
+    plan.write_text(json.dumps({"workflow": "refund", "steps": [{"event": "request", "params": {"amount": 5}}]}))
+    assert main([*base, "--db", str(db), "--instance", "r-1"]) == 1
+    assert json.loads(capsys.readouterr().out)["code"] == "not-enabled"
+    with SQLiteStore(db) as store:
+        assert [r.kind for r in store.audit("r-1")] == ["start", "note", "step", "note"]
+
+
+def test_the_cli_exports_tools_for_each_format(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from railguard.cli import main
+
+    for fmt, key in (("openai", "function"), ("anthropic", "input_schema"), ("mcp", "inputSchema"), ("json-schema", "schema")):
+        assert main(["tools", str(EXAMPLES / "order.yaml"), "--format", fmt, "--for", "customer"]) == 0
+        defined = json.loads(capsys.readouterr().out)
+        assert all(key in tool for tool in defined)
+        assert len(defined) == 3  # place, cancel, submit_plan
+    assert main(["tools", str(EXAMPLES / "nowhere.yaml")]) == 2
