@@ -120,3 +120,11 @@ def test_the_schema_for_a_spec_types_each_event_s_params() -> None:
     ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
+
+
+def test_plan_text_beyond_the_size_bound_is_refused_unread() -> None:
+    from railguard.verifier.plans import MAX_PLAN_BYTES
+
+    with pytest.raises(PlanError) as caught:
+        loads_plan(b" " * (MAX_PLAN_BYTES + 1))
+    assert caught.value.code == "too-large"

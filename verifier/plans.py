@@ -56,8 +56,8 @@ IDENTITY_FIELDS: Final = frozenset({"actor", "roles", "role", "principal", "user
 class PlanError(VerifierError):
     """A plan is unusable: not JSON, not shaped like a plan, or naming who acts.
 
-    ``code`` is ``not-json``, ``not-a-plan``, ``identity`` (it names an actor or roles) or
-    ``too-deep``; ``path`` is where in the plan, as keys and indexes.
+    ``code`` is ``not-json``, ``not-a-plan``, ``identity`` (it names an actor or roles),
+    ``too-deep`` or ``too-large`` (more than :data:`MAX_PLAN_BYTES` of text); ``path`` is where in the plan, as keys and indexes.
     """
 
     def __init__(self, code: str, message: str, path: tuple[str | int, ...] = ()) -> None:
@@ -221,13 +221,13 @@ def loads_plan(text: str | bytes) -> Plan:
     """
     if isinstance(text, bytes):
         if len(text) > MAX_PLAN_BYTES:
-            raise PlanError("not-a-plan", f"the plan is larger than {MAX_PLAN_BYTES} bytes")
+            raise PlanError("too-large", f"the plan is larger than {MAX_PLAN_BYTES} bytes: send a shorter plan")
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise PlanError("not-json", "the plan is not UTF-8 text") from None
     if len(text) > MAX_PLAN_BYTES:
-        raise PlanError("not-a-plan", f"the plan is larger than {MAX_PLAN_BYTES} bytes")
+        raise PlanError("too-large", f"the plan is larger than {MAX_PLAN_BYTES} bytes: send a shorter plan")
     if _nesting(text) > MAX_PLAN_DEPTH:
         raise PlanError("too-deep", f"the plan nests deeper than {MAX_PLAN_DEPTH} levels, which no plan needs")
     try:
