@@ -14,23 +14,16 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from railguard import __version__
-from railguard.spec import LoadError, Spec, SpecError, dumps, json_schema, load
-from railguard.verifier import verify
-from railguard.verifier.certificate import (
-    CertificateError,
-    issue,
-    load_certificate,
-    verify_certificate,
-)
-from railguard.verifier.engine import Budget
-from railguard.verifier.junit import to_junit
-from railguard.verifier.report import FileOutcome, exit_code, to_json, to_text
-from railguard.verifier.sarif import to_sarif
+
+# Each command imports what it needs when it runs: `railguard --version` and building the
+# parser load neither the spec language nor the verifier (Z3, networkx).
+if TYPE_CHECKING:
+    from railguard.spec import Spec
+    from railguard.verifier.budget import Budget
 
 __all__ = ["COMMAND_MODULES", "main"]
 
@@ -114,6 +107,10 @@ class _Progress:
 
 
 def _budget(args: argparse.Namespace) -> Budget:
+    from dataclasses import replace
+
+    from railguard.verifier.budget import Budget
+
     budget = Budget()
     if args.rlimit is not None:
         budget = replace(budget, rlimit=int(args.rlimit))
@@ -126,6 +123,11 @@ def _budget(args: argparse.Namespace) -> Budget:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from railguard.spec import LoadError, load
+    from railguard.verifier.certificate import issue
+    from railguard.verifier.checks import verify
+    from railguard.verifier.report import FileOutcome, exit_code
+
     files = _expand(args.specs)
     if not files:
         return _fail("no spec files found in " + ", ".join(f"`{p}`" for p in args.specs))
@@ -147,12 +149,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         progress.clear()
     if args.format == "json":
+        from railguard.verifier.report import to_json
+
         _write(args.output, json.dumps(to_json(outcomes, __version__), indent=2) + "\n")
     elif args.format == "sarif":
+        from railguard.verifier.sarif import to_sarif
+
         _write(args.output, json.dumps(to_sarif(outcomes, __version__), indent=2) + "\n")
     elif args.format == "junit":
+        from railguard.verifier.junit import to_junit
+
         _write(args.output, to_junit(outcomes, __version__))
     else:
+        from railguard.verifier.report import to_text
+
         colour = args.output in (None, "-") and _colour(sys.stdout)
         _write(args.output, to_text(outcomes, colour=colour))
     report = outcomes[0].report
@@ -167,6 +177,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_certificate_verify(args: argparse.Namespace) -> int:
+    from railguard.verifier.certificate import (
+        CertificateError,
+        load_certificate,
+        verify_certificate,
+    )
+
     spec = _load_or_report(args.spec)
     if spec is None:
         return 2
@@ -180,6 +196,7 @@ def cmd_certificate_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from railguard.spec import LoadError, SpecError, load
     from railguard.spec.diagram import load_trace, render
 
     fmt = args.format
@@ -207,6 +224,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def _load_or_report(path: str) -> Spec | None:
     """Load a spec, or print its problems (one line each) to stderr and return None."""
+    from railguard.spec import LoadError, load
+
     try:
         return load(path)
     except LoadError as exc:
@@ -216,11 +235,15 @@ def _load_or_report(path: str) -> Spec | None:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from railguard.spec import json_schema
+
     _write(args.output, json.dumps(json_schema(), indent=2) + "\n")
     return 0
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
+    from railguard.spec import dumps
+
     spec = _load_or_report(args.spec)
     if spec is None:
         return 2
@@ -232,6 +255,9 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``railguard`` parser with every command; cheap to build (no verifier, no Z3)."""
+    from railguard.verifier.budget import Budget
+
     parser = argparse.ArgumentParser(
         prog="railguard",
         description="Declare workflows as state machines, prove them, run them under guard.",
@@ -309,9 +335,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _asks_for_version(argv: Sequence[str]) -> bool:
+    """Whether ``--version`` comes before the command, where the full parser would act on it."""
+    for token in argv:
+        if token == "--version":
+            return True
+        if not token.startswith("-") or token == "--":
+            return False
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if _asks_for_version(arguments):
+        # Answered before the parser is built: the command modules import their layers.
+        print(f"railguard {__version__}")
+        return 0
+    args = build_parser().parse_args(arguments)
     try:
         code: int = args.func(args)
     except OSError as exc:

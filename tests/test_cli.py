@@ -38,10 +38,37 @@ def test_check_on_the_examples_exits_zero_and_reports_each_file() -> None:
 
 
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(["--version"])
-    assert exited.value.code == 0
+    assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"railguard {__version__}"
+    assert run("--version").stdout.strip() == f"railguard {__version__}"
+
+
+def _modules_after(statement: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``statement``."""
+    program = f"import sys, json\n{statement}\nprint(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    return set(json.loads(done.stderr.splitlines()[-1]))
+
+
+HEAVY = {"z3", "networkx", "railguard.verifier.checks", "railguard.verifier.properties"}
+
+
+def test_the_version_flag_loads_neither_the_language_nor_the_verifier() -> None:
+    loaded = _modules_after("from railguard.cli import main\nassert main(['--version']) == 0")
+    assert loaded & {*HEAVY, "railguard.spec", "yaml"} == set()
+    assert "railguard.cli" in loaded
+
+
+def test_building_the_parser_loads_no_solver_and_no_graph_library() -> None:
+    loaded = _modules_after("from railguard.cli import build_parser\nbuild_parser().parse_args(['check', 'x'])")
+    assert loaded & HEAVY == set()
+    assert "railguard.runtime_cli" in loaded
+
+
+def test_version_after_the_command_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["schema", "--version"])
+    assert exited.value.code == 2
 
 
 def test_check_json_report_is_versioned_and_lists_results(
@@ -241,9 +268,8 @@ def test_progress_never_shows_when_stderr_is_not_a_terminal(capsys: pytest.Captu
 
 
 def test_budget_flags_reach_the_verifier(monkeypatch: pytest.MonkeyPatch) -> None:
-    from railguard import cli
     from railguard.spec import Spec
-    from railguard.verifier import Report
+    from railguard.verifier import Report, checks
     from railguard.verifier.engine import Budget
 
     calls: list[tuple[Budget | None, bool]] = []
@@ -252,7 +278,7 @@ def test_budget_flags_reach_the_verifier(monkeypatch: pytest.MonkeyPatch) -> Non
         calls.append((budget, symbolic))
         return Report(spec)
 
-    monkeypatch.setattr(cli, "verify", fake_verify)
+    monkeypatch.setattr(checks, "verify", fake_verify)
     spec = str(EXAMPLES / "refund.yaml")
     assert main(["check", spec, "--timeout", "2.5", "--rlimit", "1000", "--depth", "12"]) == 0
     assert main(["check", spec, "--no-data"]) == 0
