@@ -2,7 +2,10 @@
 ``dump``.
 
 Exit codes: 0 clean, 1 findings (a check violated or unknown; a certificate that does not
-verify), 2 unusable input (bad spec, bad arguments, unreadable file or certificate).
+verify), 2 unusable input (bad spec, bad arguments, unreadable file or certificate). Every
+command runs inside one error boundary (:func:`railguard._cliutil.run_command`): an error is
+one sentence on stderr, never a traceback; an internal error says it is a bug, and
+``railguard --debug COMMAND`` (or ``RAILGUARD_DEBUG=1``) shows its traceback.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from railguard import __version__
+from railguard._cliutil import DEBUG_ENV, fail, load_or_report, run_command, write
 
 # Each command imports what it needs when it runs: `railguard --version` and building the
 # parser load neither the spec language nor the verifier (Z3, networkx).
 if TYPE_CHECKING:
-    from railguard.spec import Spec
     from railguard.verifier.budget import Budget
 
 __all__ = ["COMMAND_MODULES", "main"]
@@ -47,11 +50,6 @@ def _colour(stream: TextIO) -> bool:
     return stream.isatty()
 
 
-def _fail(message: str) -> int:
-    print(f"railguard: error: {message}", file=sys.stderr)
-    return 2
-
-
 def _expand(paths: Sequence[str]) -> list[str]:
     files: list[str] = []
     for raw in paths:
@@ -65,13 +63,6 @@ def _expand(paths: Sequence[str]) -> list[str]:
         else:
             files.append(raw)
     return files
-
-
-def _write(output: str | None, text: str) -> None:
-    if output is None or output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(output).write_text(text, encoding="utf-8")
 
 
 def _number(kind: Callable[[str], float], what: str) -> Callable[[str], float]:
@@ -130,9 +121,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     files = _expand(args.specs)
     if not files:
-        return _fail("no spec files found in " + ", ".join(f"`{p}`" for p in args.specs))
+        return fail("no spec files found in " + ", ".join(f"`{p}`" for p in args.specs))
     if args.certificate is not None and len(files) != 1:
-        return _fail(f"`--certificate` needs exactly one spec, and {len(files)} were given")
+        return fail(f"`--certificate` needs exactly one spec, and {len(files)} were given")
     budget = _budget(args)
     symbolic = not args.no_data
     progress = _Progress(sys.stderr, sys.stderr.isatty() and (len(files) > 1 or symbolic))
@@ -151,20 +142,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.format == "json":
         from railguard.verifier.report import to_json
 
-        _write(args.output, json.dumps(to_json(outcomes, __version__), indent=2) + "\n")
+        write(args.output, json.dumps(to_json(outcomes, __version__), indent=2) + "\n")
     elif args.format == "sarif":
         from railguard.verifier.sarif import to_sarif
 
-        _write(args.output, json.dumps(to_sarif(outcomes, __version__), indent=2) + "\n")
+        write(args.output, json.dumps(to_sarif(outcomes, __version__), indent=2) + "\n")
     elif args.format == "junit":
         from railguard.verifier.junit import to_junit
 
-        _write(args.output, to_junit(outcomes, __version__))
+        write(args.output, to_junit(outcomes, __version__))
     else:
         from railguard.verifier.report import to_text
 
         colour = args.output in (None, "-") and _colour(sys.stdout)
-        _write(args.output, to_text(outcomes, colour=colour))
+        write(args.output, to_text(outcomes, colour=colour))
     report = outcomes[0].report
     if args.certificate is not None and report is not None:
         cert = issue(report, budget, symbolic=symbolic)
@@ -177,26 +168,19 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_certificate_verify(args: argparse.Namespace) -> int:
-    from railguard.verifier.certificate import (
-        CertificateError,
-        load_certificate,
-        verify_certificate,
-    )
+    from railguard.verifier.certificate import load_certificate, verify_certificate
 
-    spec = _load_or_report(args.spec)
+    spec = load_or_report(args.spec)
     if spec is None:
         return 2
-    try:
-        cert = load_certificate(args.certificate)
-    except CertificateError as exc:
-        return _fail(str(exc))
+    cert = load_certificate(args.certificate)
     valid, reason = verify_certificate(spec, cert)
     print(("✔ " if valid else "✘ ") + reason)
     return 0 if valid else 1
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from railguard.spec import LoadError, SpecError, load
+    from railguard.spec import load
     from railguard.spec.diagram import load_trace, render
 
     fmt = args.format
@@ -204,17 +188,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         suffix = Path(args.output).suffix.lower().lstrip(".") if args.output else ""
         fmt = {"gv": "dot", "mmd": "mermaid", "md": "mermaid"}.get(suffix, suffix) or "svg"
     if fmt in ("svg", "png") and args.output in (None, "-") and fmt == "png":
-        return _fail("png output is binary: give a file with `-o FILE`")
-    try:
-        spec = load(args.spec)
-        trace = load_trace(args.trace) if args.trace else None
-        data = render(spec, fmt, trace)
-    except LoadError as exc:
-        for problem in exc.problems:
-            print(f"{problem.location}: error: {problem.message}", file=sys.stderr)
-        return 2
-    except SpecError as exc:
-        return _fail(str(exc))
+        return fail("png output is binary: give a file with `-o FILE`")
+    spec = load(args.spec)
+    trace = load_trace(args.trace) if args.trace else None
+    data = render(spec, fmt, trace)
     if args.output in (None, "-"):
         sys.stdout.write(data.decode("utf-8"))
     else:
@@ -222,35 +199,23 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_or_report(path: str) -> Spec | None:
-    """Load a spec, or print its problems (one line each) to stderr and return None."""
-    from railguard.spec import LoadError, load
-
-    try:
-        return load(path)
-    except LoadError as exc:
-        for problem in exc.problems:
-            print(f"{problem.location}: error: {problem.message}", file=sys.stderr)
-        return None
-
-
 def cmd_schema(args: argparse.Namespace) -> int:
     from railguard.spec import json_schema
 
-    _write(args.output, json.dumps(json_schema(), indent=2) + "\n")
+    write(args.output, json.dumps(json_schema(), indent=2) + "\n")
     return 0
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
     from railguard.spec import dumps
 
-    spec = _load_or_report(args.spec)
+    spec = load_or_report(args.spec)
     if spec is None:
         return 2
     if args.format == "hash":
-        _write(args.output, spec.content_hash + "\n")
+        write(args.output, spec.content_hash + "\n")
     else:
-        _write(args.output, dumps(spec, args.format))
+        write(args.output, dumps(spec, args.format))
     return 0
 
 
@@ -263,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Declare workflows as state machines, prove them, run them under guard.",
     )
     parser.add_argument("--version", action="version", version=f"railguard {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the traceback of an internal error (also: {DEBUG_ENV}=1)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = sub.add_parser("check", help="load, type-check and verify specs (the pre-deploy gate)")
@@ -353,12 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"railguard {__version__}")
         return 0
     args = build_parser().parse_args(arguments)
-    try:
-        code: int = args.func(args)
-    except OSError as exc:
-        where = exc.filename or "output"
-        return _fail(f"cannot write `{where}`: {(exc.strerror or 'failed').lower()}")
-    return code
+    return run_command(args.func, args, debug=args.debug)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -305,3 +305,77 @@ def test_check_with_rlimit_one_exits_one_and_reports_unknown_in_a_real_process()
     assert result.returncode == 1
     assert " unknown RG" in result.stdout
     assert result.stderr == ""
+
+
+# --------------------------------------------------------------------------- the error boundary
+
+
+def _break_schema(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    import railguard.spec
+
+    def broken() -> object:
+        raise error
+
+    monkeypatch.setattr(railguard.spec, "json_schema", broken)
+
+
+def test_a_railguard_error_from_any_command_is_one_sentence_and_exit_two(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from railguard.verifier import VerifierError
+
+    _break_schema(monkeypatch, VerifierError("the thing `x` broke\nin two lines"))
+    assert main(["schema"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == "railguard: error: the thing `x` broke in two lines\n"
+    assert captured.out == ""
+
+
+def test_an_internal_error_says_it_is_a_bug_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("RAILGUARD_DEBUG", raising=False)
+    _break_schema(monkeypatch, ZeroDivisionError("division by zero"))
+    assert main(["schema"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert err.startswith("railguard: error: internal error (ZeroDivisionError: division by zero)")
+    assert "--debug" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_debug_lets_an_internal_error_through_with_its_traceback(
+    how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _break_schema(monkeypatch, ZeroDivisionError("division by zero"))
+    argv = ["schema"]
+    if how == "flag":
+        monkeypatch.delenv("RAILGUARD_DEBUG", raising=False)
+        argv = ["--debug", *argv]
+    else:
+        monkeypatch.setenv("RAILGUARD_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(argv)
+
+
+def test_an_unwritable_output_is_unusable_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "no" / "such" / "folder" / "schema.json"
+    assert main(["schema", "-o", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"railguard: error: cannot use `{target}`: no such file")
+    assert len(err.splitlines()) == 1
+
+
+def test_a_missing_certificate_or_spec_is_unusable_input_for_render_and_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["render", str(tmp_path / "nope.yaml"), "--format", "dot"]) == 2
+    assert "nope.yaml" in capsys.readouterr().err
+    assert main(["certificate", "verify", str(EXAMPLES / "refund.yaml"), str(tmp_path / "c.json")]) == 2
+    assert "cannot read the certificate" in capsys.readouterr().err
+
+
+def test_version_after_a_global_flag_still_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--debug", "--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"railguard {__version__}"
