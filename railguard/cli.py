@@ -14,6 +14,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -50,19 +51,48 @@ def _colour(stream: TextIO) -> bool:
     return stream.isatty()
 
 
-def _expand(paths: Sequence[str]) -> list[str]:
+# A top-level `railguard:` key in block YAML starts a line (quoted or not); JSON and flow YAML
+# documents are objects, read with the JSON parser when they are JSON.
+_BLOCK_KEY = re.compile(r"""^(?:railguard|"railguard"|'railguard')[ \t]*:(?:[ \t]|$)""", re.MULTILINE)
+_FLOW_KEY = re.compile(r"""[{,]\s*(?:railguard|"railguard"|'railguard')\s*:""")
+
+
+def _declares_railguard(path: Path) -> bool:
+    """Whether a file declares ``railguard:`` at the top level (it is meant as a spec).
+
+    Read as text without the spec loader, so a spec with a syntax error still counts (and is
+    reported), while certificates, directories, reports and other YAML or JSON do not. A file
+    that cannot be read counts, so that the loader says why."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    except OSError:
+        return True
+    if _BLOCK_KEY.search(text):
+        return True
+    body = text.lstrip()
+    if not body.startswith("{"):
+        return False
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return _FLOW_KEY.search(body) is not None
+    return isinstance(data, dict) and "railguard" in data
+
+
+def _expand(paths: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The files to check and the files skipped: every file named explicitly, and in folders the
+    ``.yaml``/``.yml``/``.json`` files that declare ``railguard:`` (the others are skipped)."""
     files: list[str] = []
+    skipped: list[str] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            files.extend(
-                str(p)
-                for p in sorted(path.rglob("*"))
-                if p.suffix.lower() in SPEC_SUFFIXES and p.is_file()
-            )
-        else:
+        if not path.is_dir():
             files.append(raw)
-    return files
+            continue
+        for found in sorted(path.rglob("*")):
+            if found.suffix.lower() in SPEC_SUFFIXES and found.is_file():
+                (files if _declares_railguard(found) else skipped).append(str(found))
+    return files, skipped
 
 
 def _number(kind: Callable[[str], float], what: str) -> Callable[[str], float]:
@@ -119,7 +149,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from railguard.verifier.checks import verify
     from railguard.verifier.report import FileOutcome, exit_code
 
-    files = _expand(args.specs)
+    files, skipped = _expand(args.specs)
+    for name in skipped:
+        print(f"railguard: skipped `{name}`: it does not declare `railguard:` at the top level, so it is not a spec", file=sys.stderr)
     if not files:
         return fail("no spec files found in " + ", ".join(f"`{p}`" for p in args.specs))
     if args.certificate is not None and len(files) != 1:

@@ -379,3 +379,75 @@ def test_a_missing_certificate_or_spec_is_unusable_input_for_render_and_certific
 def test_version_after_a_global_flag_still_answers(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--debug", "--version"]) == 0
     assert capsys.readouterr().out.strip() == f"railguard {__version__}"
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def _mixed_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "workflows"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "refund.yaml").write_text((EXAMPLES / "refund.yaml").read_text())
+    assert main(["check", str(folder / "refund.yaml"), "--certificate", str(folder / "refund.cert.json")]) == 0
+    (folder / "people.yaml").write_text("alice: [clerk]\nbob: [manager]\n")
+    (folder / "nested" / "report.json").write_text(json.dumps({"railguard_report": 1, "files": []}))
+    (folder / "nested" / "config.yml").write_text("settings:\n  railguard: 1\n")
+    return folder
+
+
+def test_check_of_a_folder_checks_only_files_that_declare_railguard_and_names_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _mixed_folder(tmp_path)
+    capsys.readouterr()
+    assert main(["check", str(folder), "--format", "json", "--no-data"]) == 0
+    captured = capsys.readouterr()
+    assert [Path(f["file"]).name for f in json.loads(captured.out)["files"]] == ["refund.yaml"]
+    skipped = sorted(
+        Path(line.split("`")[1]).name for line in captured.err.splitlines() if line.startswith("railguard: skipped `")
+    )
+    assert skipped == ["config.yml", "people.yaml", "refund.cert.json", "report.json"]
+
+
+def test_a_broken_spec_in_a_folder_is_still_checked_and_a_named_file_is_always_loaded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _mixed_folder(tmp_path)
+    (folder / "broken.yaml").write_text("railguard: 1\nname: [unclosed\n")
+    capsys.readouterr()
+    assert main(["check", str(folder), "--format", "json", "--no-data"]) == 2
+    files = {Path(f["file"]).name: f["status"] for f in json.loads(capsys.readouterr().out)["files"]}
+    assert files == {"broken.yaml": "error", "refund.yaml": "clean"}
+    assert main(["check", str(folder / "people.yaml"), "--format", "json"]) == 2
+    assert json.loads(capsys.readouterr().out)["files"][0]["status"] == "error"
+
+
+def test_a_folder_without_specs_is_unusable_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "people.yaml").write_text("alice: [clerk]\n")
+    assert main(["check", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("railguard: skipped `")
+    assert err[-1].startswith("railguard: error: no spec files found in")
+
+
+@pytest.mark.parametrize(
+    ("text", "declares"),
+    [
+        ("railguard: 1\nname: x\n", True),
+        ("# a spec\n---\n'railguard' : 1\n", True),
+        ('{"name": "x", "railguard": 1}', True),
+        ("{name: x, railguard: 1}", True),
+        ("  railguard: 1\n", False),
+        ("railguards: 1\n", False),
+        ('{"railguard_certificate": 1, "railguard": {"nested": true}}', True),
+        ('{"outer": {"railguard": 1}}', False),
+        ("- railguard: 1\n", False),
+        ("", False),
+    ],
+)
+def test_a_top_level_railguard_key_is_what_makes_a_file_a_spec(tmp_path: Path, text: str, declares: bool) -> None:
+    from railguard.cli import _declares_railguard
+
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    assert _declares_railguard(path) is declares
