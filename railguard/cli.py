@@ -19,7 +19,7 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from railguard import __version__
 from railguard._cliutil import DEBUG_ENV, fail, load_or_report, run_command, write
@@ -27,6 +27,7 @@ from railguard._cliutil import DEBUG_ENV, fail, load_or_report, run_command, wri
 # Each command imports what it needs when it runs: `railguard --version` and building the
 # parser load neither the spec language nor the verifier (Z3, networkx).
 if TYPE_CHECKING:
+    from railguard.spec.diagram import Trace
     from railguard.verifier.budget import Budget
 
 __all__ = ["COMMAND_MODULES", "main"]
@@ -211,18 +212,118 @@ def cmd_certificate_verify(args: argparse.Namespace) -> int:
     return 0 if valid else 1
 
 
+def _is_result(data: object) -> bool:
+    return isinstance(data, dict) and {"rule", "subject", "outcome"} <= data.keys()
+
+
+def _drawable(result: dict[str, Any]) -> dict[str, Any] | None:
+    """A result's counterexample, else its witness (a plan), else None."""
+    for key in ("counterexample", "witness"):
+        plan = result.get(key)
+        if isinstance(plan, dict):
+            return plan
+    return None
+
+
+def _label(result: dict[str, Any]) -> str:
+    return f"{result['rule']}:{result['subject']}"
+
+
+def _matches(result: dict[str, Any], rule: str, subject: str | None) -> bool:
+    if rule not in (result["rule"], result.get("name")):
+        return False
+    return subject is None or subject in (result["subject"], result["subject"].replace("`", ""))
+
+
+def _some(results: list[dict[str, Any]]) -> str:
+    shown = [f"`{_label(r)}`" for r in results[:5]]
+    more = f" and {len(results) - 5} more" if len(results) > 5 else ""
+    return ", ".join(shown) + more
+
+
+def plan_from_report(data: object, spec_name: str, choice: str | None = None) -> tuple[dict[str, Any], str] | None:
+    """The run to draw from a JSON report of ``railguard check`` or one result of it, and the
+    result's ``RULE:SUBJECT``; None when ``data`` is neither (a plan or trace file).
+
+    ``choice`` picks a result: ``RULE:SUBJECT`` (the rule by id or name; the subject as the
+    report writes it, backticks optional) or ``RULE`` alone when one result of that rule has
+    a run; its counterexample or witness is drawn. Without a choice, the report must hold
+    exactly one counterexample for the spec named ``spec_name`` (or be a single result with
+    a run). Raises :class:`~railguard.spec.diagram.DiagramError` (one sentence) when nothing,
+    or more than one run, fits.
+    """
+    from railguard.spec.diagram import DiagramError
+
+    if _is_result(data):
+        results = [cast(dict[str, Any], data)]
+        where = "the result"
+    elif isinstance(data, dict) and "railguard_report" in data:
+        files = [f for f in data.get("files", []) if isinstance(f, dict) and "results" in f]
+        mine = [f for f in files if f.get("spec") == spec_name]
+        if not mine:
+            named = ", ".join(f"`{f.get('spec')}`" for f in files) or "no spec that loaded"
+            raise DiagramError(f"the report has no results for spec `{spec_name}` (it checked {named})")
+        results = [r for f in mine for r in f["results"] if _is_result(r)]
+        where = f"the report for spec `{spec_name}`"
+    else:
+        return None
+    drawable = [r for r in results if _drawable(r) is not None]
+    if choice is not None:
+        rule, colon, subject = choice.partition(":")
+        chosen = [r for r in results if _matches(r, rule, subject if colon else None)]
+        if not chosen:
+            hint = f"; results with a run to draw: {_some(drawable)}" if drawable else ""
+            raise DiagramError(f"{where} has no result `{choice}`{hint}")
+        if not colon and len(chosen) > 1:
+            chosen = [r for r in chosen if _drawable(r) is not None] or chosen
+            if len(chosen) > 1:
+                raise DiagramError(f"{where} has {len(chosen)} results of `{rule}`: give `--trace-result {rule}:SUBJECT`, one of {_some(chosen)}")
+        plan = _drawable(chosen[0])
+        if plan is None:
+            raise DiagramError(f"result `{_label(chosen[0])}` has neither a counterexample nor a witness to draw")
+        return plan, _label(chosen[0])
+    runs = [r for r in results if isinstance(r.get("counterexample"), dict)]
+    if len(runs) == 1:
+        return runs[0]["counterexample"], _label(runs[0])
+    if len(results) == 1 and drawable:
+        return cast(dict[str, Any], _drawable(results[0])), _label(results[0])
+    if not runs:
+        hint = f": draw a witness with `--trace-result RULE:SUBJECT`, one of {_some(drawable)}" if drawable else ""
+        raise DiagramError(f"{where} has no counterexample{hint}")
+    raise DiagramError(f"{where} has {len(runs)} counterexamples: choose one with `--trace-result RULE:SUBJECT`, one of {_some(runs)}")
+
+
+def _trace(path: str, spec_name: str, choice: str | None) -> Trace:
+    """The trace ``render --trace`` draws: a plan or trace file, a JSON report or one result."""
+    from railguard.spec.diagram import DiagramError, load_trace, trace_from_data
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        data = None
+    found = plan_from_report(data, spec_name, choice)
+    if found is None:
+        if choice is not None:
+            raise DiagramError(f"`--trace-result` picks a result of a JSON report, and `{path}` is not one")
+        return load_trace(path)
+    plan, label = found
+    return trace_from_data(plan, f"{path} ({label})")
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from railguard.spec import load
-    from railguard.spec.diagram import load_trace, render
+    from railguard.spec.diagram import render
 
     fmt = args.format
     if fmt is None:
         suffix = Path(args.output).suffix.lower().lstrip(".") if args.output else ""
         fmt = {"gv": "dot", "mmd": "mermaid", "md": "mermaid"}.get(suffix, suffix) or "svg"
-    if fmt in ("svg", "png") and args.output in (None, "-") and fmt == "png":
+    if fmt == "png" and args.output in (None, "-"):
         return fail("png output is binary: give a file with `-o FILE`")
+    if args.trace_result is not None and args.trace is None:
+        return fail("`--trace-result` picks a result of the report given with `--trace FILE`")
     spec = load(args.spec)
-    trace = load_trace(args.trace) if args.trace else None
+    trace = _trace(args.trace, spec.name, args.trace_result) if args.trace else None
     data = render(spec, fmt, trace)
     if args.output in (None, "-"):
         sys.stdout.write(data.decode("utf-8"))
@@ -319,7 +420,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.add_argument("-o", "--output", help="output file (stdout for text formats)")
     render.add_argument(
-        "--trace", metavar="FILE", help="highlight the steps of a plan or counterexample"
+        "--trace",
+        metavar="FILE",
+        help="highlight a run: a plan or counterexample file, or a JSON report of `railguard check` (or one result of it)",
+    )
+    render.add_argument(
+        "--trace-result",
+        metavar="RULE:SUBJECT",
+        help="which result of the report to draw (e.g. `RG404:transition 3 (`retry`): `attempts``); "
+        "default: the report's only counterexample",
     )
     render.set_defaults(func=cmd_render)
 

@@ -451,3 +451,96 @@ def test_a_top_level_railguard_key_is_what_makes_a_file_a_spec(tmp_path: Path, t
     path = tmp_path / "x.yaml"
     path.write_text(text)
     assert _declares_railguard(path) is declares
+
+
+# --------------------------------------------------------------------------- render --trace REPORT
+
+
+@pytest.fixture(scope="module")
+def failing_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A deploy spec whose `retry` can leave the domain of `attempts`, and its JSON report."""
+    folder = tmp_path_factory.mktemp("report")
+    spec = folder / "deploy.yaml"
+    spec.write_text((EXAMPLES / "deploy.yaml").read_text().replace("guard: attempts < 3", "guard: attempts <= 3"))
+    report = folder / "report.json"
+    assert main(["check", str(spec), "--format", "json", "-o", str(report)]) == 1
+    return spec, report
+
+
+def _results(report: Path) -> list[dict[str, object]]:
+    results: list[dict[str, object]] = json.loads(report.read_text())["files"][0]["results"]
+    return results
+
+
+def test_render_draws_the_only_counterexample_of_a_json_report(
+    failing_report: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from railguard.cli import _trace
+    from railguard.spec.diagram import trace_from_data
+
+    spec, report = failing_report
+    (violated,) = [r for r in _results(report) if r["counterexample"]]
+    assert _trace(str(report), "deploy", None) == trace_from_data(violated["counterexample"])
+    out = tmp_path / "trace.dot"
+    assert main(["render", str(spec), "--trace", str(report), "-o", str(out)]) == 0
+    assert "penwidth" in out.read_text()
+
+
+def test_render_takes_one_result_of_a_report_and_a_witness_chosen_by_rule_and_subject(
+    failing_report: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from railguard.cli import _trace
+    from railguard.spec.diagram import trace_from_data
+
+    spec, report = failing_report
+    results = _results(report)
+    (violated,) = [r for r in results if r["counterexample"]]
+    single = tmp_path / "result.json"
+    single.write_text(json.dumps(violated))
+    assert _trace(str(single), "deploy", None) == trace_from_data(violated["counterexample"])
+    (released,) = [r for r in results if (r["rule"], r["subject"]) == ("RG401", "released")]
+    assert _trace(str(report), "deploy", "RG401:released") == trace_from_data(released["witness"])
+    (release,) = [r for r in results if (r["rule"], r["subject"]) == ("RG402", "transition 8 (`release`)")]
+    by_name = _trace(str(report), "deploy", "dead-transition:transition 8 (release)")
+    assert by_name == trace_from_data(release["witness"])
+    out = tmp_path / "witness.mmd"
+    assert main(["render", str(spec), "--trace", str(report), "--trace-result", "RG401:released", "-o", str(out)]) == 0
+
+
+def test_several_or_no_counterexamples_need_a_choice_said_in_one_sentence(
+    failing_report: tuple[Path, Path],
+) -> None:
+    from railguard.cli import plan_from_report
+    from railguard.spec.diagram import DiagramError
+
+    data = json.loads(failing_report[1].read_text())
+    results = data["files"][0]["results"]
+    (violated,) = [r for r in results if r["counterexample"]]
+    results.append({**violated, "subject": "a second finding"})
+    with pytest.raises(DiagramError, match=r"has 2 counterexamples: choose one with `--trace-result RULE:SUBJECT`") as raised:
+        plan_from_report(data, "deploy")
+    assert "`RG404:a second finding`" in str(raised.value)
+    assert plan_from_report(data, "deploy", "RG404:a second finding") == (violated["counterexample"], "RG404:a second finding")
+    clean = {**data, "files": [{**data["files"][0], "results": [r for r in results if not r["counterexample"]]}]}
+    with pytest.raises(DiagramError, match="has no counterexample: draw a witness with `--trace-result"):
+        plan_from_report(clean, "deploy")
+    with pytest.raises(DiagramError, match="has 7 results of `RG401`"):
+        plan_from_report(clean, "deploy", "RG401")
+    with pytest.raises(DiagramError, match="neither a counterexample nor a witness"):
+        plan_from_report(clean, "deploy", "RG501:bounded-retries")
+    assert plan_from_report({"steps": []}, "deploy") is None
+
+
+def test_render_refuses_a_report_of_another_spec_or_a_choice_without_a_report(
+    failing_report: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, report = failing_report
+    refund = str(EXAMPLES / "refund.yaml")
+    assert main(["render", refund, "--trace", str(report), "--format", "dot"]) == 2
+    assert "no results for spec `refund` (it checked `deploy`)" in capsys.readouterr().err
+    assert main(["render", refund, "--trace-result", "RG404", "--format", "dot"]) == 2
+    assert "--trace FILE" in capsys.readouterr().err
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"steps": [{"event": "request"}]}))
+    assert main(["render", refund, "--trace", str(plan), "--trace-result", "RG404", "--format", "dot"]) == 2
+    assert "is not one" in capsys.readouterr().err
