@@ -223,6 +223,7 @@ def test_the_checklist_lists_what_verify_reports_on_generated_specs(document: di
     _assert_checklist_matches(spec, verify(spec))
 
 
+@pytest.mark.slow
 @settings(GENERATED, max_examples=60)
 @given(specs(sets=True, decimals=True))
 def test_the_checklist_does_not_depend_on_how_far_the_solver_got(document: dict[str, object]) -> None:
