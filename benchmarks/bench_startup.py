@@ -14,6 +14,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +41,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     runs = parser.parse_args().runs
     railguard = _railguard()
+    certificate = str(Path(tempfile.mkdtemp()) / "refund.cert.json")
+    subprocess.run([railguard, "check", EXAMPLE, "--certificate", certificate], capture_output=True, check=True)
     commands = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "railguard --version": [railguard, "--version"],
@@ -47,6 +50,7 @@ def main() -> None:
         "railguard schema": [railguard, "schema"],
         "railguard check refund.yaml --no-data": [railguard, "check", EXAMPLE, "--no-data"],
         "railguard check refund.yaml": [railguard, "check", EXAMPLE],
+        "railguard certificate verify refund.yaml": [railguard, "certificate", "verify", EXAMPLE, certificate],
     }
     print(f"| command | median s | min s | max s |  ({runs} runs each)")
     print("| --- | --- | --- | --- |")
