@@ -507,13 +507,13 @@ class _Differ:
         engine = Engine(own, self.budget)
         goals = {name: _in_state(own, name) for name in graph if not spec.state_map[name].initial}
         found, exhausted = engine.bmc(goals, self.budget.bmc_depth)  # type: ignore[arg-type]
-        for name in goals:
+        for name, bad in goals.items():
             if name in found:
                 continue
             if name in exhausted:
                 out[name] = None
                 continue
-            answer = engine.spacer(goals[name])
+            answer = engine.spacer(bad)
             out[name] = {"safe": False, "unsafe": True}.get(answer.status)
         return out
 
