@@ -41,7 +41,7 @@ from urllib.parse import quote
 
 import z3
 
-from railguard.spec import Location, Spec, Transition
+from railguard.spec import Invariant, Location, Spec, Transition, Variable
 from railguard.spec.codec import encode_value
 
 from .engine import Budget, Engine
@@ -662,7 +662,7 @@ class _Differ:
             if inv.name not in old_by_name:
                 self.add(INVARIANT_ADDED, inv.name, f"invariant `{inv.name}` was added", new.location("invariants", pos))
 
-    def _compare_invariants(self, before: Any, after: Any, loc: Location, old_loc: Location) -> None:
+    def _compare_invariants(self, before: Invariant, after: Invariant, loc: Location, old_loc: Location) -> None:
         if self.systems is None:
             self.add(INVARIANT_WEAKENED, before.name, f"invariant `{before.name}` changed and could not be compared", loc, old_loc, undecided=True)
             return
@@ -670,7 +670,8 @@ class _Differ:
         s_old, s_new = old_sys.state("v"), new_sys.state("v")
         base = z3.And(old_sys.domain(s_old), new_sys.domain(s_new))
 
-        def holds(system: System, inv: Any, s: State) -> z3.BoolRef:
+        def holds(system: System, inv: Invariant, s: State) -> z3.BoolRef:
+            assert inv.expr is not None
             sym = system.invariant(inv.expr.tree, s)
             return z3.And(sym.ok, sym.term) if inv.kind == "always" else z3.And(sym.ok, z3.Not(sym.term))
 
@@ -787,13 +788,13 @@ def _in_state(system: System, name: str) -> Any:
     return bad
 
 
-def _describe(inv: Any) -> str:
-    if inv.kind == "precedes":
+def _describe(inv: Invariant) -> str:
+    if inv.kind == "precedes" or inv.expr is None:
         return f"`{inv.then}` only after `{inv.first}`"
     return f"{inv.kind} `{inv.expr.text}`"
 
 
-def _var(v: Any) -> str:
+def _var(v: Variable) -> str:
     text = v.type.describe()
     if v.initial is not None:
         text += f", initially {encode_value(v.initial)}"
