@@ -4,11 +4,16 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 from railguard import __version__
 from railguard.cli import main
@@ -222,3 +227,46 @@ def test_the_command_exits_0_for_descriptions_1_for_review_and_2_for_unusable_in
     broken.write_text("railguard: 1\nname: x\n")
     assert main(["diff", refund, str(broken)]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def _readme_section() -> str:
+    return (ROOT / "README.md").read_text().split("## Evolving a spec", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_pull_request_workflow_diffs_the_modified_specs_into_one_sarif_log(tmp_path: Path) -> None:
+    block = _readme_section().split("```yaml\n# .github/workflows/railguard-diff.yml", 1)[1].split("```", 1)[0]
+    workflow = yaml.safe_load(block)
+    steps = workflow["jobs"]["diff"]["steps"]
+    script = next(step["run"] for step in steps if "railguard diff" in step.get("run", ""))
+    upload = next(step for step in steps if "upload-sarif" in step.get("uses", ""))
+    assert upload["with"]["sarif_file"] == "railguard-diff.sarif"
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    (repo / "specs").mkdir(parents=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-c", "user.name=ci", "-c", "user.email=ci@example.com", *args], cwd=repo, env=env, capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    git("init", "-q")
+    shutil.copy(EXAMPLES / "refund.yaml", repo / "specs" / "refund.yaml")
+    shutil.copy(EXAMPLES / "order.yaml", repo / "specs" / "order.yaml")
+    (repo / "settings.yaml").write_text("colour: blue\n")
+    git("add", ".")
+    git("commit", "-qm", "base")
+    base = git("rev-parse", "HEAD")
+    shutil.copy(EVOLUTION / "refund_generous.yaml", repo / "specs" / "refund.yaml")
+    shutil.copy(EVOLUTION / "order_irreversible_charge.yaml", repo / "specs" / "order.yaml")
+    (repo / "settings.yaml").write_text("colour: green\n")
+    git("commit", "-qam", "change")
+    done = subprocess.run(["bash", "-c", script], cwd=repo, env={**env, "BASE": base}, capture_output=True, text=True, check=False)
+    assert done.returncode == 1, done.stderr
+    log = json.loads((repo / "railguard-diff.sarif").read_text())
+    jsonschema.Draft7Validator(SARIF_SCHEMA).validate(log)
+    results = log["runs"][0]["results"]
+    where = {(r["ruleId"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]) for r in results}
+    assert ("RGD401", "specs/refund.yaml") in where
+    assert ("RGD601", "specs/order.yaml") in where
+

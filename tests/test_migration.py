@@ -216,3 +216,10 @@ def test_the_command_exits_0_when_proved_1_when_refused_and_2_for_a_bad_file(
     assert main(["migrate", "check", *args, str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:1:7: error: `from` is `sha256:00`" in err
+
+
+def test_the_readme_migration_example_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code = (ROOT / "README.md").read_text().split("## Evolving a spec", 1)[1].split("\n## ", 1)[0].split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(ROOT)
+    exec(compile(code, "README.md", "exec"), {})
+    assert "-> " in capsys.readouterr().out
