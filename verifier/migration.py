@@ -30,7 +30,12 @@ steps) that the mapped configuration
 - owes no compensation NEW cannot run: every compensation an instance may owe in OLD is
   declared by NEW, and no instance that owes one is mapped into a failure terminal
   (where the compensations would never run),
-- cannot let NEW fire a ``precedes`` property's ``then`` event before its ``first``.
+
+and, with a second pair of Horn clauses over NEW started from every migrated instance
+(``InvNew(m(x)) ⇐ InvOld(x)``, ``InvNew(y) ⇐ InvNew(z) ∧ T_new``), that every run a migrated
+instance goes on with in NEW keeps NEW's invariants — ``always``/``never`` and ``precedes``,
+whose monitors carry over from the instance's OLD history — even from configurations that
+NEW alone never reaches (its certificate covers only instances started on NEW).
 
 Each obligation ends ``proved``, ``violated`` (with a :class:`MigrationCounterexample`: a
 concrete OLD instance, the run that reaches it — replayed through the reference semantics —
@@ -65,15 +70,16 @@ from railguard.spec.expr import (
     unparse,
 )
 from railguard.spec.expr import Literal as LiteralNode
+from railguard.spec.semantics import SYSTEM, Fired, fire
 from railguard.spec.source import Document, one_line, read_text
 from railguard.spec.types import Type, Value
 
-from .counterexample import Counterexample, ReplayError, decode, replay
+from .counterexample import Counterexample, ReplayError, Step, decode, replay
 from .diff import shared_systems
 from .engine import Budget, Engine, Witness
 from .errors import VerifierError
-from .system import Inputs, State
-from .z3expr import TRUE, UNSET, Sym, Unsupported, as_string, compile_z3, sym_eq
+from .system import Inputs, State, System
+from .z3expr import SYSTEM_ID, TRUE, UNSET, Sym, Unsupported, as_string, compile_z3, sym_eq
 
 __all__ = [
     "MIGRATION_FORMAT",
@@ -98,6 +104,7 @@ MIGRATION_RULES: dict[str, tuple[str, str]] = {
     "RGM103": ("migration-invariant", "every migrated instance satisfies NEW's invariants"),
     "RGM104": ("migration-progress", "every migrated instance can still reach a terminal in NEW"),
     "RGM105": ("migration-compensation", "every compensation a migrated instance owes can run in NEW"),
+    "RGM106": ("migration-continuation", "NEW's invariants keep holding on every run a migrated instance goes on with"),
 }
 
 Outcome = Literal["proved", "violated", "unknown"]
@@ -375,13 +382,22 @@ class MigrationCounterexample:
     run: Counterexample
     mapped_state: str
     mapped_values: Mapping[str, Value]
+    #: For a run property (RGM106): the steps NEW takes after the migration, each replayed
+    #: through the reference semantics from the migrated instance.
+    after: tuple[Step, ...] = ()
 
     def to_data(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "instance": {"state": self.state, "values": encode_values(self.values)},
             "run": self.run.to_plan(),
             "migrated": {"state": self.mapped_state, "values": encode_values(self.mapped_values)},
         }
+        if self.after:
+            data["after"] = [
+                {"event": s.event, "actor": s.actor, "roles": list(s.roles), "params": encode_values(s.params), "to": s.state, "values": encode_values(s.values)}
+                for s in self.after
+            ]
+        return data
 
 
 @dataclass(frozen=True)
@@ -462,6 +478,9 @@ class MigrationCheck:
                 params = f" {dict(encode_values(step.params))}" if step.params else ""
                 lines.append(f"    {number}. {step.event}{who}{params} -> {step.state}")
             lines.append(f"    migrates to `{cex.mapped_state}` with " + ", ".join(f"{k}={_show(v)}" for k, v in cex.mapped_values.items()))
+            for number, step in enumerate(cex.after, 1):
+                who = f" by {step.actor} ({', '.join(step.roles) or 'no roles'})" if step.kind != "error" else ""
+                lines.append(f"    then in NEW {number}. {step.event}{who} -> {step.state}")
         verdict = {"proved": "proved safe", "violated": "refused: a counterexample shows it unsafe", "unknown": "refused: not proved (unknown)"}[self.outcome]
         lines.append(f"railguard migrate check: {self.migration.source}: {verdict} ({proved} of {len(self.obligations)} obligations proved)")
         return "\n".join(lines) + "\n"
@@ -561,7 +580,7 @@ class _Prover:
             self.old_sys, self.new_sys = shared_systems(self.old_tracked, self.new, self.literals)
         except Unsupported as exc:
             return [Obligation("RGM103", "migration", "*", "unknown", f"the migration cannot be checked symbolically: {exc}", self.migration.location())]
-        reachable = _graph_reachable(self.old)
+        reachable = self.reachable = _graph_reachable(self.old)
         results: list[Obligation] = []
         goals: list[_Goal] = []
         for source, target in self.migration.states:
@@ -575,6 +594,13 @@ class _Prover:
             except Unsupported as exc:
                 results.append(Obligation("RGM103", f"{source} -> {target}", source, "unknown", f"the value map has no symbolic encoding: {exc}", loc))
         results.extend(self.decide(goals))
+        if any(o.outcome != "proved" and o.rule in ("RGM101", "RGM102", "RGM103") for o in results):
+            results.append(Obligation("RGM106", "continuation", "*", "unknown", "the runs after migration were not checked, because the migrated instances themselves are refused", self.migration.location()))
+        else:
+            try:
+                results.extend(self.continuation())
+            except Unsupported as exc:
+                results.append(Obligation("RGM106", "continuation", "*", "unknown", f"the runs after migration cannot be checked symbolically: {exc}", self.migration.location()))
         order = {s.name: n for n, s in enumerate(self.old.states)}
         results.sort(key=lambda o: (order.get(o.state, -1), o.rule))
         return results
@@ -677,10 +703,10 @@ class _Prover:
                 return self.concrete(end.state, end.values)[2].get(name) == "domain" or f"the Python evaluator keeps `{name}` inside its domain"
 
             goals.append(_Goal("RGM102", f"{subject}: {name}", source, escapes, f"the migrated value of `{name}` from `{source}`", vloc, confirm_escape))
+        values_loc = migration.location("values") if any(w.startswith("values.") for w in migration.written) else loc
         for inv in new.invariants:
             if inv.kind == "precedes":
-                goals.extend(self.precedes_goal(source, target, inv, results))
-                continue
+                continue  # a property of runs: see `continuation`
             assert inv.expr is not None
             tree = inv.expr.tree
 
@@ -701,7 +727,7 @@ class _Prover:
                     return True
                 return (not value if inv.kind == "always" else value) or "the Python evaluator finds the invariant holds"
 
-            goals.append(_Goal("RGM103", f"{subject}: {inv.name}", source, breaks, f"invariant `{inv.name}` after migrating from `{source}`", migration.location("states", source), confirm_break))
+            goals.append(_Goal("RGM103", f"{subject}: {inv.name}", source, breaks, f"invariant `{inv.name}` after migrating from `{source}`", values_loc, confirm_break))
         # Progress: NEW can still reach a terminal from the target (ordinary transitions).
         reach = _ordinary_reach(new, target)
         if any(new.state_map[n].terminal is not None for n in reach):
@@ -735,27 +761,6 @@ class _Prover:
 
         why = "a failure terminal, where owed compensations would never run" if target in self.failure_targets else "NEW, which does not declare " + ", ".join(f"`{c}`" for c in sorted(self.missing))
         return [_Goal("RGM105", subject, source, owes, f"compensations owed in `{source}` (mapped to {why})", loc, confirm)]
-
-    def precedes_goal(self, source: str, target: str, inv: Invariant, results: list[Obligation]) -> list[_Goal]:
-        first, then = inv.first or "", inv.then or ""
-        loc = self.migration.location("states", source)
-        subject = f"{source} -> {target}: {inv.name}"
-        new = self.new
-        reach = _ordinary_reach(new, target, frozenset({first}))
-        if not any(t.event == then and any(src in reach for src in t.sources) for t in new.transitions):
-            results.append(Obligation("RGM103", subject, source, "proved", f"from `{target}`, NEW cannot fire `{then}` before `{first}`", loc))
-            return []
-        old_sys = self.old_sys
-        tracked = first in set(self.old.events)
-
-        def unseen(s: State, i: Inputs) -> z3.BoolRef:
-            here = old_sys.in_state(source, s)
-            return z3.And(here, z3.Not(s[f"@seen:{first}"])) if tracked else here
-
-        def confirm(cex: Counterexample, end: Any) -> bool | str:
-            return f"an instance in `{source}` that has not fired `{first}` exists, and NEW has a path from `{target}` to `{then}` that skips `{first}`; whether its guards allow it was not decided"
-
-        return [_Goal("RGM103", subject, source, unseen, f"invariant `{inv.name}` (`{then}` only after `{first}`) after migrating from `{source}`", loc, confirm)]
 
     # ------------------------------------------------------------------ deciding
 
@@ -815,3 +820,263 @@ class _Prover:
         steps = len(cex.steps)
         example = MigrationCounterexample(end.state, dict(end.values), replace(cex, spec=self.old.name), mapped_state, mapped_values)
         return Obligation(g.rule, g.subject, g.state, "violated", f"{g.describe}: violated by an instance that a run of {steps} step{'s' if steps != 1 else ''} reaches", g.location, example)
+
+    # ------------------------------------------------------------------ continuing in NEW
+
+    def _role_of(self, identity: Any, role: str, x: State) -> z3.BoolRef:
+        """The OLD role bit of whoever ``identity`` is (a person stored in an OLD principal)."""
+        result: z3.BoolRef = z3.BoolVal(False)
+        for q in reversed(self.old_sys.principals):
+            result = z3.If(identity == x[q], x[f"{q}@{role}"], result)
+        return z3.If(z3.Or(identity == UNSET, identity == SYSTEM_ID), z3.BoolVal(False), result)
+
+    def migrates(self, x: State, z: State) -> z3.BoolRef:
+        """``z`` is NEW's configuration for OLD's ``x`` (a mapped state that OLD's graph reaches).
+
+        A person keeps the roles OLD knew them by; roles NEW alone has are left free (every
+        assignment), and the `precedes` monitors carry over from OLD's run."""
+        old_sys, new_sys = self.old_sys, self.new_sys
+        options = []
+        for source, target in self.migration.states:
+            if source not in self.reachable:
+                continue
+            vector, ok, inside = self.mapped(x, target)
+            parts = [old_sys.in_state(source, x), *ok.values(), *inside.values()]
+            parts.extend(z[key] == term for key, term in vector.items())
+            for p in new_sys.principals:
+                for role in new_sys.roles:
+                    if role in old_sys.roles:
+                        parts.append(z[f"{p}@{role}"] == self._role_of(vector[p], role, x))
+            for event in new_sys.monitors:
+                seen = x[f"@seen:{event}"] if event in old_sys.monitors else z3.BoolVal(False)
+                parts.append(z[f"@seen:{event}"] == seen)
+            parts.append(new_sys.domain(z))
+            options.append(z3.And(parts))
+        return z3.Or(options) if options else z3.BoolVal(False)
+
+    def continuation_goals(self) -> list[tuple[Invariant, Callable[[State, Inputs], z3.BoolRef]]]:
+        new_sys = self.new_sys
+        goals: list[tuple[Invariant, Callable[[State, Inputs], z3.BoolRef]]] = []
+        for inv in self.new.invariants:
+            if inv.kind == "precedes":
+                firing = [t for t in self.new.transitions if t.event == inv.then]
+                first = inv.first
+
+                def run_bad(z: State, j: Inputs, firing: list[Any] = firing, first: str | None = first) -> z3.BoolRef:
+                    fires = z3.Or([new_sys.fires(t, z, j) for t in firing]) if firing else z3.BoolVal(False)
+                    return z3.And(z3.Not(z[f"@seen:{first}"]), fires)
+
+                goals.append((inv, run_bad))
+                continue
+
+            def state_bad(z: State, j: Inputs, inv: Invariant = inv) -> z3.BoolRef:
+                assert inv.expr is not None
+                sym = new_sys.invariant(inv.expr.tree, z)
+                return z3.Not(z3.And(sym.ok, sym.term)) if inv.kind == "always" else z3.Or(z3.Not(sym.ok), sym.term)
+
+            goals.append((inv, state_bad))
+        return goals
+
+    def spacer_continuation(self, bads: list[Callable[[State, Inputs], z3.BoolRef]]) -> tuple[str, str]:
+        old_sys, new_sys = self.old_sys, self.new_sys
+        x, i, y = old_sys.state("cx"), old_sys.inputs("ci"), old_sys.state("cy")
+        z, j, w = new_sys.state("cz"), new_sys.inputs("cj"), new_sys.state("cw")
+        flat = System.flat
+        xs, ins, ys, zs, js, ws = flat(x), flat(i), flat(y), flat(z), flat(j), flat(w)
+        inv_old = z3.Function("InvOld", *[v.sort() for v in xs], z3.BoolSort())
+        inv_new = z3.Function("InvNew", *[v.sort() for v in zs], z3.BoolSort())
+        solver = z3.SolverFor("HORN")
+        self.budget.apply(solver)
+        solver.add(z3.ForAll(xs, z3.Implies(old_sys.init(x), inv_old(*xs))))
+        solver.add(z3.ForAll(xs + ins + ys, z3.Implies(z3.And(inv_old(*xs), old_sys.step(x, i, y)), inv_old(*ys))))
+        solver.add(z3.ForAll(xs + zs, z3.Implies(z3.And(inv_old(*xs), self.migrates(x, z)), inv_new(*zs))))
+        solver.add(z3.ForAll(zs + js + ws, z3.Implies(z3.And(inv_new(*zs), new_sys.step(z, j, w)), inv_new(*ws))))
+        bad = z3.Or([b(z, j) for b in bads])
+        solver.add(z3.ForAll(zs + js, z3.Implies(z3.And(inv_new(*zs), bad), z3.BoolVal(False))))
+        try:
+            answer = solver.check()
+        except z3.Z3Exception as exc:
+            return "unknown", str(exc)
+        if answer == z3.sat:
+            return "safe", ""
+        if answer == z3.unsat:
+            return "unsafe", ""
+        return "unknown", solver.reason_unknown()
+
+    def bmc_continuation(self, bad: Callable[[State, Inputs], z3.BoolRef]) -> tuple[z3.ModelRef, list[State], list[Inputs], list[State], list[Inputs]] | None:
+        """The shortest-first search for OLD steps, the migration, then NEW steps reaching ``bad``."""
+        old_sys, new_sys = self.old_sys, self.new_sys
+        depth = self.budget.bmc_depth
+        solver = z3.Solver()
+        self.budget.apply(solver)
+        xs, ins = [old_sys.state("b0")], [old_sys.inputs("bi0")]
+        solver.add(old_sys.init(xs[0]))
+        for k in range(depth + 1):
+            if k:
+                xs.append(old_sys.state(f"b{k}"))
+                ins.append(old_sys.inputs(f"bi{k}"))
+                solver.add(old_sys.step(xs[k - 1], ins[k - 1], xs[k]))
+            solver.push()
+            zs, js = [new_sys.state(f"m{k}.0")], [new_sys.inputs(f"mj{k}.0")]
+            solver.add(self.migrates(xs[k], zs[0]))
+            for n in range(depth + 1 - k):
+                if n:
+                    zs.append(new_sys.state(f"m{k}.{n}"))
+                    js.append(new_sys.inputs(f"mj{k}.{n}"))
+                    solver.add(new_sys.step(zs[n - 1], js[n - 1], zs[n]))
+                solver.push()
+                solver.add(bad(zs[n], js[n]))
+                if solver.check() == z3.sat:
+                    return solver.model(), xs[: k + 1], ins[:k], list(zs), list(js)
+                solver.pop()
+            solver.pop()
+        return None
+
+    def continuation(self) -> list[Obligation]:
+        goals = self.continuation_goals()
+        if not goals:
+            return []
+        loc = self.migration.location("states")
+        status, reason = self.spacer_continuation([bad for _, bad in goals])
+        if status == "safe":
+            names = ", ".join(f"`{inv.name}`" for inv, _ in goals)
+            return [Obligation("RGM106", "continuation", "*", "proved", f"every run a migrated instance goes on with in NEW keeps {names} (inductive invariants of OLD and of NEW after migration found)", loc)]
+        out = []
+        for inv, bad in goals:
+            subject = f"continuation: {inv.name}"
+            single, reason = (status, reason) if len(goals) == 1 else self.spacer_continuation([bad])
+            if single == "safe":
+                out.append(Obligation("RGM106", subject, "*", "proved", f"every run a migrated instance goes on with in NEW keeps `{inv.name}`", loc))
+                continue
+            found = self.bmc_continuation(bad)
+            if found is None:
+                why = f"Spacer gave up: {_reason(reason)}" if single == "unknown" else "Spacer shows a violation exists, but no run within the bound was found"
+                out.append(Obligation("RGM106", subject, "*", "unknown", f"whether runs after migration keep `{inv.name}` is undecided ({why}; no violation within {self.budget.bmc_depth} steps)", loc))
+                continue
+            out.append(self.continued(inv, subject, loc, *found))
+        return out
+
+    def continued(self, inv: Invariant, subject: str, loc: Location, model: z3.ModelRef, xs: list[State], ins: list[Inputs], zs: list[State], js: list[Inputs]) -> Obligation:
+        """Re-check a run through OLD, the migration and NEW with the reference semantics."""
+        cex = decode(self.old_sys, Witness(model, xs, ins), final_step=False)
+        try:
+            end = replay(self.old_tracked, cex)
+        except ReplayError as exc:
+            return Obligation("RGM106", subject, "*", "unknown", f"a counterexample did not replay in OLD ({exc}); please report this", loc)
+        state, values, problems = self.concrete(end.state, end.values)
+        if problems:
+            return Obligation("RGM106", subject, "*", "unknown", "a counterexample's instance cannot be migrated; please report this", loc)
+        people = _people(self.old_sys, model, xs[-1], end.values)
+        precedes = inv.kind == "precedes"
+        steps = _new_steps(self.new_sys, model, zs, js, people, final=precedes)
+        seen = set(end.seen)
+        here, now = state, dict(values)
+        for number, step in enumerate(steps, 1):
+            last = precedes and number == len(steps)
+            if step.kind == "error":
+                target = self.new.error_target(here)
+                if target is None or target != step.state:
+                    return Obligation("RGM106", subject, "*", "unknown", f"step {number} after migration did not replay in NEW; please report this", loc)
+                here = target
+                continue
+            outcome = fire(self.new, here, now, step.event, step.actor, frozenset(step.roles), dict(step.params), system=step.kind == "timeout")
+            if not isinstance(outcome, Fired) or outcome.transition.index != step.transition:
+                return Obligation("RGM106", subject, "*", "unknown", f"step {number} (`{step.event}`) after migration did not replay in NEW; please report this", loc)
+            if last:
+                if outcome.transition.event != inv.then or inv.first in seen:
+                    return Obligation("RGM106", subject, "*", "unknown", f"the final step of a counterexample for `{inv.name}` was not confirmed; please report this", loc)
+                break
+            here, now = outcome.target, dict(outcome.values)
+            seen.add(step.event)
+        if not precedes:
+            assert inv.expr is not None
+            try:
+                value = bool(self.new.compiled(inv.expr)(now, {}, None, here))
+                broken = not value if inv.kind == "always" else value
+            except EvaluationError:
+                broken = True
+            if not broken:
+                return Obligation("RGM106", subject, "*", "unknown", f"a counterexample for `{inv.name}` was not confirmed by the Python evaluator; please report this", loc)
+        example = MigrationCounterexample(end.state, dict(end.values), replace(cex, spec=self.old.name), state, values, tuple(steps))
+        count = len(steps)
+        return Obligation("RGM106", subject, end.state, "violated", f"invariant `{inv.name}` of NEW is violated {count} step{'s' if count != 1 else ''} after migrating an instance from `{end.state}`", loc, example)
+
+
+def _people(system: System, model: z3.ModelRef, x: State, values: Mapping[str, Value]) -> dict[int, str]:
+    """Identity -> name for the people OLD's decoded run stored, so NEW's steps name them alike."""
+    people: dict[int, str] = {}
+    for p in system.principals:
+        name = values.get(p)
+        if isinstance(name, str):
+            people[model.eval(x[p], model_completion=True).as_long()] = name
+    return people
+
+
+def _scalar(system: System, declared: Type, value: Any, people: dict[int, str]) -> Value:
+    kind = declared.kind
+    if kind == "bool":
+        return bool(z3.is_true(value))
+    if kind == "int":
+        return int(value.as_long())
+    if kind == "decimal":
+        fraction = value.as_fraction()
+        return Decimal(fraction.numerator) / Decimal(fraction.denominator)
+    if kind == "enum":
+        return str(system.codes.names[value.as_long()])
+    if kind == "str":
+        return str(value.as_string())
+    if kind == "principal":
+        identity = value.as_long()
+        if identity == UNSET:
+            return None
+        if identity == SYSTEM_ID:
+            return SYSTEM
+        return people.setdefault(identity, f"person{len(people) + 1}")
+    raise Unsupported(f"no value of kind {kind}")
+
+
+def _new_steps(system: System, model: z3.ModelRef, zs: list[State], js: list[Inputs], people: dict[int, str], *, final: bool) -> list[Step]:
+    """NEW's steps after migration, decoded from the model (the last inputs as a final step)."""
+
+    def ev(term: Any) -> Any:
+        return model.eval(term, model_completion=True)
+
+    def values(z: State) -> dict[str, Value]:
+        out: dict[str, Value] = {}
+        for variable in system.spec.variables:
+            declared = variable.type
+            if declared.kind == "set":
+                assert declared.of is not None
+                keys = declared.of.values if declared.of.kind == "enum" else ("True", "False")
+                out[variable.name] = frozenset((k if declared.of.kind == "enum" else k == "True") for k in keys if z3.is_true(ev(z[f"{variable.name}#{k}"])))
+            else:
+                out[variable.name] = _scalar(system, declared, ev(z[variable.name]), people)
+        return out
+
+    steps = []
+    count = len(zs) - 1 + (1 if final else 0)
+    for n in range(count):
+        j = js[n]
+        move = system.moves[ev(j["@move"]).as_long()]
+        after = values(zs[n + 1]) if n + 1 < len(zs) else {}
+        if move.kind == "error":
+            steps.append(Step("error", "error", None, (), {}, move.target, after))
+            continue
+        transition = move.transition
+        assert transition is not None
+        if move.kind == "timeout":
+            steps.append(Step(transition.event, "timeout", SYSTEM, (), {p.name: p.default for p in transition.params}, move.target, after, transition.index))
+            continue
+        roles = tuple(r for r in system.roles if z3.is_true(ev(j[f"@actor@{r}"])))
+        actor = _scalar(system, Type("principal"), ev(j["@actor"]), people)
+        params: dict[str, Value] = {}
+        for p in transition.params:
+            key = f"@p:{transition.event}:{p.name}"
+            if p.type.kind == "set":
+                assert p.type.of is not None
+                keys = p.type.of.values if p.type.of.kind == "enum" else ("True", "False")
+                params[p.name] = frozenset((k if p.type.of.kind == "enum" else k == "True") for k in keys if z3.is_true(ev(j[f"{key}#{k}"])))
+            else:
+                params[p.name] = _scalar(system, p.type, ev(j[key]), people)
+        steps.append(Step(transition.event, "transition", actor if isinstance(actor, str) else None, roles, params, move.target, after, transition.index))
+    return steps
