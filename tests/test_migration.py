@@ -210,6 +210,9 @@ BAD_FILES = {
     "unknown-new-variable": ("{head}values:\n  amout: amount\n", 5, 3, "`amout` is not a variable of NEW"),
     "unknown-key": ("{head}stats: {{}}\n", 4, 1, "unknown key `stats`"),
     "bad-yaml": ("{head}values: [\n", 5, 1, "invalid YAML"),
+    "empty-value": ("{head}values:\n  amount:\n", 5, 10, "must be an expression, not empty"),
+    "duplicate-state": ("{head}states: {{draft: draft, draft: requested}}\n", 4, 24, "duplicate key `draft`"),
+    "wrong-version": ("railguard-migration: 2\nfrom: {from}\nto: {to}\n", 1, 22, "must be 1, not 2"),
 }
 
 

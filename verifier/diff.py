@@ -583,10 +583,9 @@ class _Differ:
                         self.add(PERMISSION_WIDENED, subject, f"role `{role}` can now fire `{event}` in state `{state.name}`, which it could not before", loc, witness=witness)
                     elif now == "unsat" and was == "sat":
                         self.add(PERMISSION_NARROWED, subject, f"role `{role}` can no longer fire `{event}` in state `{state.name}`", loc)
-                    elif "unknown" in (now, was) and now != was:
-                        self.add(PERMISSION_WIDENED, subject, f"whether role `{role}` can fire `{event}` in state `{state.name}` could not be decided", loc, undecided=True)
-        # Roles that lost every firing in a state the new spec no longer lets them act in are
-        # covered above only for states NEW still has; removed states are reported as removed.
+                    elif "unknown" in (now, was) and now != "unsat" and was != "sat":
+                        # a widening is possible and could not be ruled out
+                        self.add(PERMISSION_WIDENED, subject, f"whether role `{role}` can now fire `{event}` in state `{state.name}` could not be decided", loc, undecided=True)
 
     # ------------------------------------------------------------------ guards
 

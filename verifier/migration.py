@@ -219,6 +219,8 @@ def load_migration(path: str | os.PathLike[str], old: Spec, new: Spec) -> Migrat
 
 def loads_migration(text: str, old: Spec, new: Spec, file: str = "<migration>") -> Migration:
     """Load a migration from YAML or JSON text (see :func:`load_migration`)."""
+    if not text.strip():
+        raise MigrationError("the migration file is empty: it needs at least `from` and `to`", Location(file))
     try:
         doc = read_text(text, file)
     except LoadError as exc:
@@ -336,7 +338,8 @@ class _Reader:
         elif isinstance(raw, int | Decimal):
             raw = str(raw)
         if not isinstance(raw, str):
-            raise self.fail(f"value map: the value of `{name}` must be an expression, not {type(raw).__name__}", *path)
+            what = "empty" if raw is None else f"a {type(raw).__name__}"
+            raise self.fail(f"value map: the value of `{name}` must be an expression, not {what}", *path)
         try:
             tree = parse(raw)
             kind = check(tree, scope)
@@ -402,7 +405,8 @@ class MigrationCounterexample:
 
 @dataclass(frozen=True)
 class Obligation:
-    """One proof obligation of a migration, for instances resting in OLD state ``state``."""
+    """One proof obligation of a migration, for instances resting in OLD state ``state``
+    (``"*"`` for an obligation about every migrated instance, such as RGM106)."""
 
     rule: str
     subject: str
