@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -14,13 +15,15 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
 
 from railguard import __version__
 from railguard.cli import main
-from railguard.spec import Spec, load, loads
+from railguard.spec import Spec, load, load_data, loads
 from railguard.spec.semantics import Fired, fire
 from railguard.verifier import diff as D
 from railguard.verifier.diff import DiffReport, Finding, diff
+from railguard.verifier.strategies import specs
 
 from .conftest import EXAMPLES, ROOT
 
@@ -252,21 +255,60 @@ def test_the_readme_pull_request_workflow_diffs_the_modified_specs_into_one_sari
 
     git("init", "-q")
     shutil.copy(EXAMPLES / "refund.yaml", repo / "specs" / "refund.yaml")
-    shutil.copy(EXAMPLES / "order.yaml", repo / "specs" / "order.yaml")
+    shutil.copy(EXAMPLES / "order.yaml", repo / "specs" / "order spec.yaml")
+    shutil.copy(EXAMPLES / "deploy.yaml", repo / "specs" / "deploy.yaml")
     (repo / "settings.yaml").write_text("colour: blue\n")
     git("add", ".")
     git("commit", "-qm", "base")
     base = git("rev-parse", "HEAD")
     shutil.copy(EVOLUTION / "refund_generous.yaml", repo / "specs" / "refund.yaml")
-    shutil.copy(EVOLUTION / "order_irreversible_charge.yaml", repo / "specs" / "order.yaml")
+    shutil.copy(EVOLUTION / "order_irreversible_charge.yaml", repo / "specs" / "order spec.yaml")
+    (repo / "specs" / "new.yaml").write_text((EXAMPLES / "refund.yaml").read_text())
+    git("add", ".")
     (repo / "settings.yaml").write_text("colour: green\n")
     git("commit", "-qam", "change")
-    done = subprocess.run(["bash", "-c", script], cwd=repo, env={**env, "BASE": base}, capture_output=True, text=True, check=False)
+    # GitHub runs `run:` steps with `bash --noprofile --norc -eo pipefail`.
+    done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=repo, env={**env, "BASE": base}, capture_output=True, text=True, check=False)
     assert done.returncode == 1, done.stderr
     log = json.loads((repo / "railguard-diff.sarif").read_text())
     jsonschema.Draft7Validator(SARIF_SCHEMA).validate(log)
     results = log["runs"][0]["results"]
     where = {(r["ruleId"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]) for r in results}
     assert ("RGD401", "specs/refund.yaml") in where
-    assert ("RGD601", "specs/order.yaml") in where
+    assert ("RGD601", "specs/order%20spec.yaml") in where
+    # Only modified specs are compared: the untouched and the added one are not.
+    assert {uri for _, uri in where} == {"specs/refund.yaml", "specs/order%20spec.yaml"}
 
+
+
+PROPERTIES = settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def _redescribed(document: dict[str, Any]) -> dict[str, Any]:
+    changed = copy.deepcopy(document)
+    changed["description"] = "reworded"
+    for body in changed.get("states", {}).values():
+        body["description"] = "a state"
+    for transition in changed.get("transitions", []):
+        transition["description"] = "a step"
+    return changed
+
+
+@pytest.mark.slow
+@PROPERTIES
+@given(specs(max_states=5, max_vars=2, max_transitions=6), specs(max_states=5, max_vars=2, max_transitions=6))
+def test_generated_pairs_diff_without_error_and_rewording_is_never_behaviour(first: dict[str, Any], second: dict[str, Any]) -> None:
+    old = load_data(first, "old.yaml")
+    assert diff(old, load_data(_redescribed(first), "new.yaml")).findings[0].rule is D.NO_BEHAVIOUR_CHANGE
+    new = load_data(second, "new.yaml")
+    report = diff(old, new)
+    assert report.exit_code in (0, 1)
+    assert report.behavioural == (old.to_dict() != new.to_dict())
+    assert all(f.location.file == "new.yaml" for f in report.findings)
+    jsonschema.Draft7Validator(SARIF_SCHEMA).validate(report.to_sarif(__version__))
