@@ -187,6 +187,14 @@ def test_a_lost_compensation_and_a_newly_irreversible_effect_are_reported() -> N
     assert subjects(report, D.NEWLY_IRREVERSIBLE) == {"transition 3 (`charge`) from reserved"}
 
 
+def test_a_new_transition_that_makes_a_reversible_effect_irreversible_is_reported() -> None:
+    text = (EXAMPLES / "order.yaml").read_text()
+    shortcut = "  - event: charge_now\n    from: reserved\n    to: shipped\n    permission: order.charge\n    effect: payments.charge\n    irreversible: true\n\n"
+    new = loads(text.replace("  - event: cancel", shortcut + "  - event: cancel"), "new.yaml")
+    report = diff(loads(text, "old.yaml"), new)
+    assert subjects(report, D.NEWLY_IRREVERSIBLE) == {"transition 5 (`charge_now`) from reserved"}
+
+
 def test_lost_error_exits_are_reported_per_state() -> None:
     report = pair("order.yaml", "order_no_error_exit.yaml")
     assert subjects(report, D.ERROR_EXIT_LOST) == {"new", "placed", "reserved", "charged"}

@@ -698,6 +698,13 @@ class _Differ:
                     self.add(COMPENSATION_LOST, f"{t_new.label} from {key[1]}", f"{t_new.label} from `{key[1]}` lost its compensation `{t_old.compensate}`", loc, old_loc)
                 if t_new.irreversible and not t_old.irreversible:
                     self.add(NEWLY_IRREVERSIBLE, f"{t_new.label} from {key[1]}", f"the effect of {t_new.label} from `{key[1]}` is now irreversible", loc, old_loc)
+        # An effect that no transition of OLD marked irreversible, and a new transition of NEW now does.
+        reversible_before = {t.effect for t in old.transitions if t.effect is not None and not t.irreversible}
+        irreversible_before = {t.effect for t in old.transitions if t.irreversible}
+        for key, new_ts in new_pairs.items():
+            for t_new in new_ts[len(old_pairs.get(key, [])) :]:
+                if t_new.irreversible and t_new.effect in reversible_before - irreversible_before:
+                    self.add(NEWLY_IRREVERSIBLE, f"{t_new.label} from {key[1]}", f"effect `{t_new.effect}` is now irreversible in the new {t_new.label} from `{key[1]}`; no transition of OLD made it irreversible", new.location("transitions", t_new.index - 1))
         for state in new.states:
             if state.name not in old.state_map or state.is_terminal:
                 continue
