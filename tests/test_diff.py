@@ -207,6 +207,15 @@ def test_a_moved_error_exit_is_reported() -> None:
     assert subjects(report, D.ERROR_EXIT_MOVED) == {"placed"}
 
 
+def test_a_spec_without_a_z3_encoding_is_undecided_and_needs_review() -> None:
+    text = (EXAMPLES / "refund.yaml").read_text().replace(
+        "  approved_by:  {type: principal}\n", "  approved_by:  {type: principal}\n  codes:        {type: set, of: {type: int, min: 0, max: 3}}\n"
+    )
+    report = diff(loads(text, "old.yaml"), loads(text.replace("params.amount <= 5000", "params.amount <= 6000"), "new.yaml"))
+    assert [f.undecided for f in report.findings] == [True]
+    assert report.exit_code == 1
+
+
 def test_every_rule_id_is_stable_and_unique() -> None:
     assert all(key == rule.id and rule.id.startswith("RGD") for key, rule in D.DIFF_RULES.items())
     assert len({r.name for r in D.DIFF_RULES.values()}) == len(D.DIFF_RULES)

@@ -185,6 +185,16 @@ def test_runs_after_a_proved_migration_keep_new_invariants_even_outside_new_reac
     assert [o.outcome for o in continuation] == ["proved"]
 
 
+def test_a_spec_without_a_z3_encoding_makes_the_check_unknown() -> None:
+    text = REFUND.read_text().replace(
+        "  approved_by:  {type: principal}\n", "  approved_by:  {type: principal}\n  codes:        {type: set, of: {type: int, min: 0, max: 3}}\n"
+    )
+    spec = loads(text, "sets.yaml")
+    result = checked(spec, spec, "")
+    assert result.outcome == "unknown"
+    assert not result.passed
+
+
 def test_defaults_are_written_out_so_the_hash_names_what_runs(old: Spec, new: Spec) -> None:
     short = loads_migration(header(old, new) + "states: {requested: review}\nvalues: {risk: '\"low\"'}\n", old, new)
     explicit = loads_migration(

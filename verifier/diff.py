@@ -33,7 +33,7 @@ changed, 1 otherwise.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +44,8 @@ import z3
 from railguard.spec import Invariant, Location, Spec, Transition, Variable
 from railguard.spec.codec import encode_value
 
-from .engine import Budget, Engine
+from .counterexample import ReplayError, decode, replay
+from .engine import Bad, Budget, Engine
 from .structure import reachable_states
 from .system import Inputs, State, System
 from .z3expr import SYSTEM_ID, UNSET, Codes, Unsupported
@@ -496,6 +497,9 @@ class _Differ:
     # ------------------------------------------------------------------ reachability
 
     def _reachable(self, spec: Spec, symbolic: bool) -> dict[str, bool | None]:
+        """Per state: reachable (a run that replays, or Spacer), unreachable (graph or Spacer),
+        or None (undecided). Without a symbolic encoding, the graph's answer (an
+        over-approximation: graph-reachable states count as undecided)."""
         graph = reachable_states(spec)
         out: dict[str, bool | None] = {s.name: (s.name in graph) for s in spec.states}
         if not symbolic:
@@ -505,12 +509,18 @@ class _Differ:
             return out
         own = System(spec)  # own codes: the engine's invariant text names states by code
         engine = Engine(own, self.budget)
-        goals = {name: _in_state(own, name) for name in graph if not spec.state_map[name].initial}
-        found, exhausted = engine.bmc(goals, self.budget.bmc_depth)  # type: ignore[arg-type]
-        for name, bad in goals.items():
-            if name in found:
+        goals: dict[Hashable, Bad] = {name: _in_state(own, name) for name in graph if not spec.state_map[name].initial}
+        found, exhausted = engine.bmc(goals, self.budget.bmc_depth)
+        for key, bad in goals.items():
+            name = str(key)
+            witness = found.get(key)
+            if witness is not None:
+                try:
+                    replay(spec, decode(own, witness, final_step=False))
+                except ReplayError:
+                    out[name] = None
                 continue
-            if name in exhausted:
+            if key in exhausted:
                 out[name] = None
                 continue
             answer = engine.spacer(bad)
@@ -527,6 +537,8 @@ class _Differ:
             was, now = before[s.name], after[s.name]
             loc, old_loc = new.location("states", s.name), old.location("states", s.name)
             if was is None or now is None:
+                if self.systems is None and (s.name in reachable_states(old)) == (s.name in reachable_states(new)):
+                    continue  # no encoding: only graph differences are shown (the gate fails anyway)
                 side = "OLD" if was is None else "NEW"
                 rule = NO_LONGER_REACHABLE if now is False else NEWLY_REACHABLE
                 self.add(rule, s.name, f"whether state `{s.name}` is reachable could not be decided in {side}", loc, old_loc, undecided=True)
@@ -787,7 +799,7 @@ class _Differ:
             self.add(OTHER_CHANGE, "waivers", "the waivers changed", new.location("waivers"))
 
 
-def _in_state(system: System, name: str) -> Any:
+def _in_state(system: System, name: str) -> Bad:
     def bad(s: State, i: Inputs) -> z3.BoolRef:
         return system.in_state(name, s)
 
