@@ -34,7 +34,7 @@ MIGRATIONS = ["refund_to_review.migration.yaml", "refund_to_review_doubled.migra
 
 
 def path(name: str) -> Path:
-    return EXAMPLES / name if (EXAMPLES / name).exists() else EVOLUTION / name
+    return EVOLUTION / name if (EVOLUTION / name).exists() else EXAMPLES / name
 
 
 def measure(task: Callable[[], str]) -> tuple[float, float, str]:
@@ -58,7 +58,7 @@ def main() -> None:
 
         wall, cpu, answer = measure(run_diff)
         print(f"{'diff ' + old_name + ' ' + new_name:<72} {wall:>7.2f} {cpu:>7.2f}  {answer}")
-    old, new = load(EXAMPLES / "refund.yaml"), load(EVOLUTION / "refund_review.yaml")
+    old, new = load(EVOLUTION / "refund.yaml"), load(EVOLUTION / "refund_review.yaml")
     for name in MIGRATIONS:
         migration = load_migration(EVOLUTION / name, old, new)
 

@@ -33,7 +33,7 @@ SARIF_SCHEMA = json.loads((ROOT / "tests" / "data" / "sarif-schema-2.1.0.json").
 
 def pair(old: str, new: str) -> DiffReport:
     def path(name: str) -> Path:
-        return EXAMPLES / name if (EXAMPLES / name).exists() else EVOLUTION / name
+        return EVOLUTION / name if (EVOLUTION / name).exists() else EXAMPLES / name
 
     return diff(load(path(old)), load(path(new)))
 
@@ -53,7 +53,7 @@ def python_values(spec: Spec, witness: Any) -> dict[str, Any]:
 
 
 def test_a_change_to_descriptions_and_formatting_only_reports_no_behavioural_difference() -> None:
-    old, new = load(EXAMPLES / "refund.yaml"), load(EVOLUTION / "refund_described.yaml")
+    old, new = load(EVOLUTION / "refund.yaml"), load(EVOLUTION / "refund_described.yaml")
     assert old.content_hash != new.content_hash
     report = diff(old, new)
     assert [f.rule for f in report.findings] == [D.NO_BEHAVIOUR_CHANGE]
@@ -62,7 +62,7 @@ def test_a_change_to_descriptions_and_formatting_only_reports_no_behavioural_dif
 
 
 def test_any_other_edit_is_never_called_no_behavioural_difference() -> None:
-    text = (EXAMPLES / "refund.yaml").read_text()
+    text = (EVOLUTION / "refund.yaml").read_text()
     old = loads(text, "old.yaml")
     new = loads(text.replace("amount: params.amount", "amount: params.amount + 0"), "new.yaml")
     report = diff(old, new)
@@ -106,7 +106,7 @@ def test_states_that_become_reachable_are_found() -> None:
 
 
 def test_a_success_terminal_that_a_state_can_no_longer_reach_is_reported_for_that_state() -> None:
-    text = (EXAMPLES / "refund.yaml").read_text()
+    text = (EVOLUTION / "refund.yaml").read_text()
     old = loads(text, "old.yaml")
     # `approve` now loops on `approved` instead of leaving `requested`: `requested` cannot reach `paid`.
     new = loads(text.replace("    from: requested\n    to: approved", "    from: approved\n    to: approved"), "new.yaml")
@@ -188,7 +188,7 @@ def test_a_lost_compensation_and_a_newly_irreversible_effect_are_reported() -> N
 
 
 def test_a_new_transition_that_makes_a_reversible_effect_irreversible_is_reported() -> None:
-    text = (EXAMPLES / "order.yaml").read_text()
+    text = (EVOLUTION / "order.yaml").read_text()
     shortcut = "  - event: charge_now\n    from: reserved\n    to: shipped\n    permission: order.charge\n    effect: payments.charge\n    irreversible: true\n\n"
     new = loads(text.replace("  - event: cancel", shortcut + "  - event: cancel"), "new.yaml")
     report = diff(loads(text, "old.yaml"), new)
@@ -201,14 +201,14 @@ def test_lost_error_exits_are_reported_per_state() -> None:
 
 
 def test_a_moved_error_exit_is_reported() -> None:
-    text = (EXAMPLES / "order.yaml").read_text()
+    text = (EVOLUTION / "order.yaml").read_text()
     new = loads(text.replace("  placed:    {}", "  placed:    {on_error: cancelled}"), "new.yaml")
     report = diff(loads(text, "old.yaml"), new)
     assert subjects(report, D.ERROR_EXIT_MOVED) == {"placed"}
 
 
 def test_a_spec_without_a_z3_encoding_is_undecided_and_needs_review() -> None:
-    text = (EXAMPLES / "refund.yaml").read_text().replace(
+    text = (EVOLUTION / "refund.yaml").read_text().replace(
         "  approved_by:  {type: principal}\n", "  approved_by:  {type: principal}\n  codes:        {type: set, of: {type: int, min: 0, max: 3}}\n"
     )
     report = diff(loads(text, "old.yaml"), loads(text.replace("params.amount <= 5000", "params.amount <= 6000"), "new.yaml"))
@@ -235,7 +235,7 @@ def test_the_sarif_log_validates_and_places_findings_in_new() -> None:
 def test_the_command_exits_0_for_descriptions_1_for_review_and_2_for_unusable_input(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    refund = str(EXAMPLES / "refund.yaml")
+    refund = str(EVOLUTION / "refund.yaml")
     assert main(["diff", refund, str(EVOLUTION / "refund_described.yaml"), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["behavioural"] is False
@@ -271,8 +271,8 @@ def test_the_readme_pull_request_workflow_diffs_the_modified_specs_into_one_sari
         return done.stdout.strip()
 
     git("init", "-q")
-    shutil.copy(EXAMPLES / "refund.yaml", repo / "specs" / "refund.yaml")
-    shutil.copy(EXAMPLES / "order.yaml", repo / "specs" / "order spec.yaml")
+    shutil.copy(EVOLUTION / "refund.yaml", repo / "specs" / "refund.yaml")
+    shutil.copy(EVOLUTION / "order.yaml", repo / "specs" / "order spec.yaml")
     shutil.copy(EXAMPLES / "deploy.yaml", repo / "specs" / "deploy.yaml")
     (repo / "settings.yaml").write_text("colour: blue\n")
     git("add", ".")
@@ -280,7 +280,7 @@ def test_the_readme_pull_request_workflow_diffs_the_modified_specs_into_one_sari
     base = git("rev-parse", "HEAD")
     shutil.copy(EVOLUTION / "refund_generous.yaml", repo / "specs" / "refund.yaml")
     shutil.copy(EVOLUTION / "order_irreversible_charge.yaml", repo / "specs" / "order spec.yaml")
-    (repo / "specs" / "new.yaml").write_text((EXAMPLES / "refund.yaml").read_text())
+    (repo / "specs" / "new.yaml").write_text((EVOLUTION / "refund.yaml").read_text())
     git("add", ".")
     (repo / "settings.yaml").write_text("colour: green\n")
     git("commit", "-qam", "change")

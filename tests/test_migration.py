@@ -25,10 +25,10 @@ from railguard.verifier.migration import (
 )
 from railguard.verifier.strategies import specs
 
-from .conftest import EXAMPLES, ROOT
+from .conftest import ROOT
 
 EVOLUTION = ROOT / "tests" / "evolution"
-REFUND = EXAMPLES / "refund.yaml"
+REFUND = EVOLUTION / "refund.yaml"
 REVIEW = EVOLUTION / "refund_review.yaml"
 
 
@@ -134,7 +134,7 @@ def test_mapping_instances_into_a_state_that_cannot_finish_is_refused(old: Spec)
 
 
 def test_instances_that_owe_a_compensation_new_cannot_run_are_refused() -> None:
-    old, new = load(EXAMPLES / "order.yaml"), load(EVOLUTION / "order_irreversible_charge.yaml")
+    old, new = load(EVOLUTION / "order.yaml"), load(EVOLUTION / "order_irreversible_charge.yaml")
     result = checked(old, new, "")
     owed = [o for o in result.obligations if o.rule == "RGM105" and o.outcome == "violated"]
     # Only an order that was charged owes `payments.refund`, which NEW no longer declares.
@@ -145,7 +145,7 @@ def test_instances_that_owe_a_compensation_new_cannot_run_are_refused() -> None:
 
 
 def test_instances_that_owe_compensations_are_not_moved_into_a_failure_terminal() -> None:
-    old = load(EXAMPLES / "order.yaml")
+    old = load(EVOLUTION / "order.yaml")
     result = checked(old, old, "states: {reserved: failed}\n")
     owed = [o for o in result.obligations if o.rule == "RGM105" and o.outcome == "violated"]
     assert [o.state for o in owed] == ["reserved"]
@@ -165,7 +165,7 @@ def test_an_obligation_the_solver_cannot_decide_is_unknown_and_fails(old: Spec, 
 def test_an_instance_that_would_break_a_run_property_later_in_new_is_refused_with_the_run() -> None:
     # Moving placed orders straight to `reserved` skips `reserve`: NEW can then `charge`
     # an order whose stock was never reserved (`charge-after-reserve`).
-    order = load(EXAMPLES / "order.yaml")
+    order = load(EVOLUTION / "order.yaml")
     result = checked(order, order, "states: {placed: reserved}\n")
     broken = [o for o in result.obligations if o.outcome == "violated"]
     assert [(o.rule, o.subject) for o in broken] == [("RGM106", "continuation: charge-after-reserve")]
