@@ -78,6 +78,7 @@ from .counterexample import Counterexample, ReplayError, Step, decode, replay
 from .diff import shared_systems
 from .engine import Budget, Engine, Witness
 from .errors import VerifierError
+from .structure import reachable_states
 from .system import Inputs, State, System
 from .z3expr import SYSTEM_ID, TRUE, UNSET, Sym, Unsupported, as_string, compile_z3, sym_eq
 
@@ -543,25 +544,6 @@ def _ordinary_reach(spec: Spec, start: str, skip_events: frozenset[str] = frozen
     return seen
 
 
-def _graph_reachable(spec: Spec) -> set[str]:
-    succ: dict[str, set[str]] = {s.name: set() for s in spec.states}
-    for t in spec.transitions:
-        for source in t.sources:
-            succ[source].add(t.target)
-    for s in spec.states:
-        target = spec.error_target(s.name)
-        if target is not None:
-            succ[s.name].add(target)
-    start = spec.initial_state.name
-    seen, stack = {start}, [start]
-    while stack:
-        for nxt in succ[stack.pop()]:
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    return seen
-
-
 class _Prover:
     def __init__(self, old: Spec, new: Spec, migration: Migration, budget: Budget) -> None:
         self.old, self.new, self.migration, self.budget = old, new, migration, budget
@@ -584,7 +566,7 @@ class _Prover:
             self.old_sys, self.new_sys = shared_systems(self.old_tracked, self.new, self.literals)
         except Unsupported as exc:
             return [Obligation("RGM103", "migration", "*", "unknown", f"the migration cannot be checked symbolically: {exc}", self.migration.location())]
-        reachable = self.reachable = _graph_reachable(self.old)
+        reachable = self.reachable = reachable_states(self.old)
         results: list[Obligation] = []
         goals: list[_Goal] = []
         for source, target in self.migration.states:
@@ -686,6 +668,7 @@ class _Prover:
 
         def in_source(s: State) -> z3.BoolRef:
             return old_sys.in_state(source, s)
+
         goals: list[_Goal] = []
 
         def undefined(s: State, i: Inputs) -> z3.BoolRef:
