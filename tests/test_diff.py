@@ -230,6 +230,8 @@ def test_the_sarif_log_validates_and_places_findings_in_new() -> None:
     ids = {r["ruleId"] for r in run["results"]}
     assert {"RGD301", "RGD401"} <= ids
     assert all(r["level"] == "error" for r in run["results"] if r["ruleId"] in ("RGD301", "RGD401"))
+    weakened = next(r for r in run["results"] if r["ruleId"] == "RGD401")
+    assert weakened["properties"]["oldLocation"]["line"] == report.old.location("transitions", 3, "guard").line
 
 
 def test_the_command_exits_0_for_descriptions_1_for_review_and_2_for_unusable_input(

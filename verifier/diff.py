@@ -224,6 +224,8 @@ class DiffReport:
             }
             if f.witness is not None:
                 entry["properties"]["witness"] = dict(f.witness)
+            if f.old_location is not None:
+                entry["properties"]["oldLocation"] = _location_data(f.old_location)
             results.append(entry)
         return {
             "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
