@@ -512,8 +512,10 @@ class _Differ:
         own = System(spec)  # own codes: the engine's invariant text names states by code
         engine = Engine(own, self.budget)
         goals: dict[Hashable, Bad] = {name: _in_state(own, name) for name in graph if not spec.state_map[name].initial}
-        found, exhausted = engine.bmc(goals, self.budget.bmc_depth)
-        for key, bad in goals.items():
+        # Runs are cheap to find step by step; Spacer is for what no run of `max_depth` reaches.
+        found, exhausted = engine.bmc(goals, self.budget.max_depth)
+        rest: list[Hashable] = []
+        for key in goals:
             name = str(key)
             witness = found.get(key)
             if witness is not None:
@@ -521,12 +523,16 @@ class _Differ:
                     replay(spec, decode(own, witness, final_step=False))
                 except ReplayError:
                     out[name] = None
-                continue
-            if key in exhausted:
+            elif key in exhausted:
                 out[name] = None
-                continue
-            answer = engine.spacer(bad)
-            out[name] = {"safe": False, "unsafe": True}.get(answer.status)
+            else:
+                rest.append(key)
+        if not rest:
+            return out
+        group = engine.spacer(*(goals[k] for k in rest))
+        for key in rest:
+            status = group.status if group.status == "safe" or len(rest) == 1 else engine.spacer(goals[key]).status
+            out[str(key)] = {"safe": False, "unsafe": True}.get(status)
         return out
 
     def reachability(self) -> None:
@@ -565,8 +571,9 @@ class _Differ:
     def _can_fire(self, system: System, state: str, event: str, role: str | None, tag: str) -> tuple[str, z3.ModelRef | None, State, Inputs]:
         s, i = system.state(tag), system.inputs(tag + "in")
         moves = [m for m in system.moves if m.kind == "transition" and m.source == state and m.event == event]
-        if not moves:
-            return "unsat", None, s, i
+        granted = set(system.spec.role_map[role].permissions) if role is not None and role in system.spec.role_map else set()
+        if not any(m.transition is not None and (m.transition.permission == "public" or m.transition.permission in granted) for m in moves):
+            return "unsat", None, s, i  # deny by default: no candidate's permission is granted
         solver = _solver(self.budget)
         solver.add(_space(system, s), system.in_state(state, s), system.actor_valid(s, i))
         for r in system.roles:
@@ -580,13 +587,19 @@ class _Differ:
             return
         old_sys, new_sys = self.systems
         old, new = self.old, self.new
+        # What an actor may do in a state depends on these and on the candidates themselves.
+        same_context = (old.variables, old.invariants, old.exclusive_roles) == (new.variables, new.invariants, new.exclusive_roles)
         for state in new.states:
             if state.is_terminal:
                 continue
             for event in dict.fromkeys(t.event for t in new.transitions_from(state.name)):
                 first = next(t for t in new.transitions_from(state.name) if t.event == event)
                 loc = new.location("transitions", first.index - 1)
+                unchanged = same_context and state.name in old.state_map and _candidates(old, state.name, event) == _candidates(new, state.name, event)
                 for role in [r.name for r in new.roles]:
+                    before_role = old.role_map.get(role)
+                    if unchanged and before_role is not None and set(before_role.permissions) == set(new.role_map[role].permissions):
+                        continue
                     now, model, s, i = self._can_fire(new_sys, state.name, event, role, "pn")
                     in_old = state.name in old.state_map and role in old.role_map
                     was = self._can_fire(old_sys, state.name, event, role, "po")[0] if in_old else "unsat"
@@ -799,6 +812,11 @@ class _Differ:
             self.add(OTHER_CHANGE, "exclusive_roles", "the exclusive roles changed", new.location("exclusive_roles"))
         if old.waivers != new.waivers:
             self.add(OTHER_CHANGE, "waivers", "the waivers changed", new.location("waivers"))
+
+
+def _candidates(spec: Spec, state: str, event: str) -> list[tuple[object, ...]]:
+    """What decides whether ``event`` fires in ``state``: its candidates, in order."""
+    return [(t.permission, t.guard, t.params, t.assign, t.target) for t in spec.transitions_from(state) if t.event == event]
 
 
 def _in_state(system: System, name: str) -> Bad:
