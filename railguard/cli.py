@@ -36,6 +36,7 @@ __all__ = ["COMMAND_MODULES", "main"]
 # ``add_commands(subparsers)``, which adds its commands with ``func`` set; the handlers import
 # what they need when they run, so that building the parser stays cheap.
 COMMAND_MODULES: tuple[str, ...] = (
+    "railguard.evolve_cli",
     "railguard.interop_cli",
     "railguard.runtime_cli",
 )
