@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from railguard.spec import Spec
+from railguard.spec import Spec, Transition
 
 from . import results as R
 from .structure import check_structure, reachable_states
@@ -73,19 +73,29 @@ def _data_checks(spec: Spec) -> list[PlannedCheck]:
         for t in spec.transitions
         if any(source in reached for source in t.sources)
     )
-    for position, first in enumerate(spec.transitions):
-        for second in spec.transitions[position + 1 :]:
-            if first.event != second.event:
-                continue
-            out.extend(
-                PlannedCheck(
-                    R.NONDETERMINISM,
-                    f"{first.label} and {second.label} from `{source}`",
-                    (second.event, str(second.index)),
-                )
-                for source in first.sources
-                if source in second.sources and source in reached
+    # Pairs on one event from one reachable source, in the order of the scan over (first,
+    # second, source) that the data checks use; grouped first, so that a large spec costs the
+    # pairs that exist rather than every pair of transitions.
+    by_source: dict[tuple[str, str], list[Transition]] = {}
+    for t in spec.transitions:
+        for source in t.sources:
+            if source in reached:
+                by_source.setdefault((t.event, source), []).append(t)
+    pairs = sorted(
+        (first.index, second.index, first.sources.index(source), source)
+        for (_, source), same in by_source.items()
+        for position, first in enumerate(same)
+        for second in same[position + 1 :]
+    )
+    for first_index, second_index, _, source in pairs:
+        first, second = spec.transitions[first_index - 1], spec.transitions[second_index - 1]
+        out.append(
+            PlannedCheck(
+                R.NONDETERMINISM,
+                f"{first.label} and {second.label} from `{source}`",
+                (second.event, str(second.index)),
             )
+        )
     out.extend(
         PlannedCheck(R.DOMAIN_ESCAPE, f"{t.label}: `{name}`", (t.event, str(t.index)))
         for t in spec.transitions
