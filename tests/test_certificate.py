@@ -341,3 +341,17 @@ def test_the_readme_certificate_example_runs(monkeypatch: pytest.MonkeyPatch) ->
     code = section.split("```python", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(ROOT)
     exec(compile(code, "README.md", "exec"), {})
+
+
+def test_a_certificate_with_a_waived_structural_finding_covers_that_finding() -> None:
+    text = (EXAMPLES / "refund.yaml").read_text().replace(
+        "  rejected:  {terminal: failure}", "  rejected:  {terminal: failure}\n  limbo: {}"
+    )
+    spec = loads(text + "\nwaivers:\n  - check: unreachable-state\n    target: limbo\n    reason: kept for the migration\n")
+    cert = issue(verify(spec), now=WHEN)
+    assert ("RG101", "limbo") in required_checks(spec)
+    assert verify_certificate(spec, cert) == (True, f"the certificate is valid for `refund` ({spec.content_hash}): {len(cert.results)} checks passed, 1 waived")
+    dropped = replace(cert, results=tuple(r for r in cert.results if r.key != ("RG101", "limbo")))
+    valid, reason = verify_certificate(spec, dropped)
+    assert valid is False
+    assert reason.endswith("the first being `RG101` for `limbo`")
