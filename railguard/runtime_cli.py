@@ -14,7 +14,6 @@ import importlib
 import json
 import os
 import signal
-import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,16 +36,12 @@ from railguard.runtime import (
     StaticDirectory,
     StepResult,
     Store,
-    StoreError,
-    Tamper,
-    verify_chain,
 )
-from railguard.runtime.audit import GENESIS
 from railguard.runtime.codec import encode_values
 from railguard.runtime.replay import ReplayReport, replay_instance
 from railguard.spec import LoadError, Spec, SpecError, load
 
-__all__ = ["DEMO_DB", "add_commands", "certificate_gate", "verify_store"]
+__all__ = ["DEMO_DB", "add_commands", "certificate_gate"]
 
 DEFAULT_DB = "railguard.db"
 DEMO_DB = "railguard-demo.db"
@@ -339,17 +334,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         except ValueError:  # not the main thread: rely on --once or the caller
             pass
         try:
+            from railguard.runtime.worker import work
+
             print(f"worker: running due work of `{spec.name}` every {args.interval:g} s", flush=True)
-            done = 0
-            while not stop.is_set():
-                results = engine.run_due(args.limit)
-                for result in results:
-                    print(_result_text(result), flush=True)
-                done += len(results)
-                if args.once:
-                    break
-                if not results:
-                    stop.wait(args.interval)
+            done = work(engine, interval=args.interval, limit=args.limit, once=args.once, stop=stop, report=lambda r: print(_result_text(r), flush=True))
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)
@@ -360,63 +348,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- audit
 
 
-def verify_store(store: Store) -> tuple[Tamper | None, int, int]:
-    """Verify every audit chain in ``store`` and each instance's head against its last record:
-    the first broken record (or ``None``), the number of records and of instances."""
-    records = store.audit()
-    found = verify_chain(records)
-    instances = store.instances()
-    if found is not None:
-        return found, len(records), len(instances)
-    last: dict[str, tuple[int, str]] = {}
-    for record in records:
-        last[record.instance] = (record.seq, record.hash)
-    known = set(instances)
-    for instance in instances:
-        row = store.get(instance)
-        if row is None:  # pragma: no cover - removed while we read
-            continue
-        seq, head = last.get(instance, (0, GENESIS))
-        if row.version > seq:
-            return Tamper(instance, seq + 1, f"it is missing: the instance is at version {row.version} but its log ends at record {seq}"), len(records), len(instances)
-        if row.version < seq:
-            return Tamper(instance, row.version + 1, f"the instance ends at version {row.version}, so this record was added behind its back"), len(records), len(instances)
-        if row.audit_head != head:
-            return Tamper(instance, seq, "it is not the record the instance's audit head points to (the log was rewritten)"), len(records), len(instances)
-    for instance, (seq, _) in last.items():
-        if instance not in known:
-            return Tamper(instance, 1, f"its instance does not exist (an orphaned log of {seq} records)"), len(records), len(instances)
-    return None, len(records), len(instances)
-
-
-def _unreadable_record(path: str) -> Tamper | None:
-    """The first record of a SQLite store whose payload is not JSON (the store cannot read it)."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        for instance, seq, payload in db.execute("SELECT instance, seq, payload FROM audit ORDER BY instance, seq"):
-            try:
-                json.loads(payload)
-            except (TypeError, ValueError):
-                return Tamper(instance, seq, "its payload is not valid JSON")
-    finally:
-        db.close()
-    return None
-
-
 @_guarded
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from railguard.runtime.integrity import verify_store
+
     with _store(args, must_exist=True) as store:
-        try:
-            found, records, instances = verify_store(store)
-        except (ValueError, StoreError):
-            path = getattr(args, "db", None) or DEFAULT_DB
-            found = None if args.dsn else _unreadable_record(path)
-            if found is None:
-                raise
-            records = instances = 0
-    if found is not None:
-        print(f"audit: TAMPERED: {found}")
+        report = verify_store(store)
+    if report.tamper is not None:
+        print(f"audit: TAMPERED: {report.tamper}")
         return 1
+    records, instances = report.records, report.instances
     print(f"audit: OK: {records} record{'s' if records != 1 else ''} of {instances} instance{'s' if instances != 1 else ''}; every hash chain verifies and ends at its instance's head")
     return 0
 
@@ -596,6 +537,7 @@ class _Narrator:
 
 @_guarded
 def cmd_demo(args: argparse.Namespace) -> int:
+    from railguard.runtime.integrity import verify_store
     from railguard.verifier import verify
 
     folder = Path(args.dir) if args.dir else Path.cwd()
@@ -687,11 +629,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             say.line(("✔ " if replayed.ok else "✘ ") + str(replayed))
 
         say.title(f"Audit: `railguard audit verify {db.name}`")
-        found, records, instances = verify_store(store)
-    if found is not None:
-        say.line(f"✘ TAMPERED: {found}")
+        integrity = verify_store(store)
+    if integrity.tamper is not None:
+        say.line(f"✘ TAMPERED: {integrity.tamper}")
         return 1
-    say.line(f"✔ OK: {records} records of {instances} instances; every hash chain verifies")
+    say.line(f"✔ OK: {integrity.records} records of {integrity.instances} instances; every hash chain verifies")
     print(f"\nlook closer: railguard audit show {_relative(db)}   ·   railguard run show --db {_relative(db)} --instance order-2")
     return 0 if all(r.ok for r in replays) else 1
 

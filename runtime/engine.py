@@ -214,10 +214,9 @@ class Engine:
 
         def attempt(row: InstanceRow) -> StepResult:
             roles = self.directory.roles_of(actor)
-            if not roles & self.operators:
-                return self._refuse(row, "abort", actor, roles, {}, "permission-denied", f"`{actor}` is not an operator")
-            if row.status != Status.ACTIVE:
-                return self._refuse(row, "abort", actor, roles, {}, "busy", f"instance `{row.id}` is {row.status}")
+            refused = self._operator_refusal(row, RecordKind.ABORT, actor, roles, Status.ACTIVE, f"instance `{row.id}` is {row.status}")
+            if refused is not None:
+                return refused
             payload = {"kind": RecordKind.ABORT, "actor": actor, "roles": sorted(roles), "reason": reason, "state": row.state}
             return self._error_exit(row, f"aborted by `{actor}`: {reason}", payload)
 
@@ -228,10 +227,9 @@ class Engine:
 
         def attempt(row: InstanceRow) -> StepResult:
             roles = self.directory.roles_of(actor)
-            if not roles & self.operators:
-                return self._refuse(row, "retry", actor, roles, {}, "permission-denied", f"`{actor}` is not an operator")
-            if row.status != Status.STUCK:
-                return self._refuse(row, "retry", actor, roles, {}, "busy", f"instance `{row.id}` is not stuck")
+            refused = self._operator_refusal(row, RecordKind.RETRY, actor, roles, Status.STUCK, f"instance `{row.id}` is not stuck")
+            if refused is not None:
+                return refused
             payload = {"kind": RecordKind.RETRY, "actor": actor, "roles": sorted(roles), "state": row.state}
             phase = advance(self.spec, self._phase(row), RecordKind.RETRY, reason="operator retry")
             new, records = self._commit(row, [payload], phase, timers=[self._resume_timer(row)])
@@ -327,6 +325,15 @@ class Engine:
         }
         new, records = self._commit(row, [payload], self._phase(row))
         return self._result(new, records, accepted=False, event=event, code=code, reason=reason)
+
+    def _operator_refusal(self, row: InstanceRow, command: str, actor: str, roles: frozenset[str], needed: Status, busy: str) -> StepResult | None:
+        """The audited refusal of an operator command by a non-operator or on an instance
+        that is not ``needed``; ``None`` when the command may go ahead."""
+        if not roles & self.operators:
+            return self._refuse(row, command, actor, roles, {}, "permission-denied", f"`{actor}` is not an operator")
+        if row.status != needed:
+            return self._refuse(row, command, actor, roles, {}, "busy", busy)
+        return None
 
     def _complete(self, row: InstanceRow, base: dict[str, Any], target: str, after: dict[str, Any], *, effect: dict[str, Any] | None, owed: Owed | None) -> StepResult:
         """Commit an accepted step into ``target`` (with the outcome of its effect, if any)."""

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Literal
 
 from .audit import AuditRecord
-from .errors import ConflictError, InstanceExists, StoreError
+from .errors import ConflictError, InstanceExists, StoreError, UnreadableRecord
 from .store import InstanceRow, NewTimer, Timer, decode_row, encode_row
 
 __all__ = ["SQLiteStore"]
@@ -174,7 +174,9 @@ class SQLiteStore:
             try:
                 payload = json.loads(r[2])
             except ValueError:
-                raise StoreError(f"audit record {r[1]} of instance `{r[0]}` is not valid JSON") from None
+                payload = None
+            if not isinstance(payload, dict):
+                raise UnreadableRecord(r[0], r[1])
             records.append(AuditRecord(r[0], r[1], payload, r[3], r[4]))
         return records
 

@@ -110,13 +110,6 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def row_with(row: InstanceRow, **changes: Any) -> InstanceRow:
-    """A copy of ``row`` with fields replaced."""
-    from dataclasses import replace
-
-    return replace(row, **changes)
-
-
 def encode_row(row: InstanceRow) -> tuple[Any, ...]:
     """The row as column values, in table order (JSON fields as canonical text): what both
     stores write."""
