@@ -16,7 +16,16 @@ from typing import Any
 
 from .codec import canonical_json
 
-__all__ = ["GENESIS", "WALL_CLOCK_FIELDS", "AuditRecord", "Tamper", "chain", "verify_chain"]
+__all__ = [
+    "GENESIS",
+    "WALL_CLOCK_FIELDS",
+    "AuditRecord",
+    "Tamper",
+    "chain",
+    "recordable",
+    "recordable_mapping",
+    "verify_chain",
+]
 
 GENESIS = "0" * 64
 #: Payload fields that carry wall-clock time; everything else is deterministic.
@@ -57,6 +66,37 @@ def chain(instance: str, prev_hash: str, seq: int, payload: Mapping[str, Any]) -
     text = canonical_json(body)
     # Round-trip through JSON so the stored payload equals what was hashed.
     return AuditRecord(instance, seq, json.loads(text), prev_hash, digest(prev_hash, text))
+
+
+def recordable(value: Any) -> Any:
+    """``value`` as the JSON data an audit record holds, encoded by the one value codec
+    (:func:`railguard.spec.codec.canonical_json`); a value the codec cannot encode (an
+    arbitrary object, a lone surrogate, a cycle, an integer too long to print) is recorded as
+    ``{"unrecordable": <its type>}`` so that the record still says something was given."""
+    try:
+        text = canonical_json(value)
+        text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        return {"unrecordable": type(value).__name__}
+    return json.loads(text)
+
+
+def recordable_mapping(values: Mapping[Any, Any]) -> dict[str, Any]:
+    """Each entry of ``values`` as :func:`recordable` makes it, so that one value the codec
+    cannot encode does not hide the others; keys become their recordable text."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = key if isinstance(key, str) and _utf8(key) else f"<{type(key).__name__} {ascii(key)[:40]}>"
+        out[name] = recordable(value)
+    return out
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

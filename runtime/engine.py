@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from railguard.spec import Spec
 from railguard.spec.semantics import SYSTEM, Fired, Refusal, fire
 
-from .audit import GENESIS, AuditRecord, chain
+from .audit import GENESIS, AuditRecord, chain, recordable, recordable_mapping
 from .clock import Clock, SystemClock
 from .codec import decode_values, encode_value, encode_values
 from .directory import Directory
@@ -319,7 +319,7 @@ class Engine:
             "event": event,
             "actor": actor,
             "roles": sorted(roles),
-            "params": _safe(params),
+            "params": recordable_mapping(params),
             "decision": {"allowed": False, "code": code, "reason": reason},
             "state": row.state,
         }
@@ -523,7 +523,7 @@ class Engine:
                 if attempt < policy.attempts:
                     self.clock.sleep(policy.delay(attempt))
                 continue
-            return True, _safe(result), attempt
+            return True, recordable(result), attempt
         return False, error or "the handler failed", policy.attempts
 
     # ------------------------------------------------------------------ due work
@@ -621,21 +621,3 @@ def handler_names(spec: Spec, events: Sequence[str] | None = None) -> set[str]:
         for name in (t.effect, t.compensate)
         if name is not None
     }
-
-
-def _safe(value: Any) -> Any:
-    """Make ``value`` JSON-ready for an audit record without losing what it was."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, Mapping):
-        return {str(k): _safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_safe(v) for v in value]
-    if isinstance(value, frozenset | set):
-        return sorted((_safe(v) for v in value), key=str)
-    try:
-        return encode_value(value)
-    except Exception:
-        return repr(value)

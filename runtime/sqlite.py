@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Literal
 
 from .audit import AuditRecord
+from .codec import canonical_json
 from .errors import ConflictError, InstanceExists, StoreError, UnreadableRecord
 from .store import InstanceRow, NewTimer, Timer, decode_row, encode_row
 
@@ -158,7 +159,7 @@ class SQLiteStore:
             return
         db.executemany(
             "INSERT INTO timers (instance, kind, due_at, version, payload) VALUES (?,?,?,?,?)",
-            [(t.instance, t.kind, t.due_at, t.version, json.dumps(t.payload, sort_keys=True)) for t in timers],
+            [(t.instance, t.kind, t.due_at, t.version, canonical_json(t.payload)) for t in timers],
         )
 
     def audit(self, instance: str | None = None) -> list[AuditRecord]:

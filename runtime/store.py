@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .audit import AuditRecord
+from .codec import canonical_json
 
 __all__ = ["InstanceRow", "NewTimer", "Store", "Timer", "decode_row", "encode_row"]
 
@@ -111,20 +112,20 @@ class Store(Protocol):
 
 
 def encode_row(row: InstanceRow) -> tuple[Any, ...]:
-    """The row as column values, in table order (JSON fields as canonical text): what both
-    stores write."""
+    """The row as column values, in table order (JSON fields as the codec's canonical text):
+    what both stores write."""
     return (
         row.id,
         row.workflow,
         row.spec_hash,
         row.state,
-        json.dumps(row.values, sort_keys=True),
+        canonical_json(row.values),
         row.version,
         row.status,
         row.audit_head,
-        json.dumps(row.context, sort_keys=True),
-        None if row.pending is None else json.dumps(row.pending, sort_keys=True),
-        json.dumps(row.compensations),
+        canonical_json(row.context),
+        None if row.pending is None else canonical_json(row.pending),
+        canonical_json(row.compensations),
         row.created_at,
         row.updated_at,
     )
