@@ -38,6 +38,7 @@ from railguard.runtime import (
     Store,
 )
 from railguard.runtime.codec import encode_values
+from railguard.runtime.engine import handler_names
 from railguard.runtime.replay import ReplayReport, replay_instance
 from railguard.spec import LoadError, Spec, SpecError, load
 
@@ -102,9 +103,8 @@ def _json_object(text: str | None, what: str) -> dict[str, Any]:
 def _add_store(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:
     where = parser.add_mutually_exclusive_group()
     if positional:
-        parser.add_argument("db", nargs="?", metavar="DB", help=f"SQLite database file (default: {DEFAULT_DB})")
-    else:
-        where.add_argument("--db", metavar="FILE", help=f"SQLite database file (default: {DEFAULT_DB})")
+        parser.add_argument("db_file", nargs="?", metavar="DB", help=f"SQLite database file (default: {DEFAULT_DB}); or --db FILE")
+    where.add_argument("--db", metavar="FILE", help=f"SQLite database file (default: {DEFAULT_DB})")
     where.add_argument("--dsn", metavar="URL", help="PostgreSQL database, e.g. postgresql://user@host/db")
 
 
@@ -115,6 +115,13 @@ def _add_engine(parser: argparse.ArgumentParser, *, directory_required: bool = F
         required=directory_required,
         help="YAML file mapping principal ids to their roles",
     )
+    if directory_required:
+        parser.add_argument(
+            "--authenticator",
+            metavar="MODULE:NAME",
+            help="who the caller is: an Authenticator (or a class taking the directory) to import; "
+            "by default `--as` is trusted for any principal the directory lists",
+        )
     parser.add_argument(
         "--effects",
         metavar="MODULE:NAME",
@@ -129,6 +136,11 @@ def _add_engine(parser: argparse.ArgumentParser, *, directory_required: bool = F
 def _store(args: argparse.Namespace, *, must_exist: bool) -> Iterator[Store]:
     dsn = getattr(args, "dsn", None)
     store: Store
+    given = getattr(args, "db_file", None)
+    if given is not None:
+        if getattr(args, "db", None) not in (None, given):
+            raise UsageError(f"give the SQLite file once: `{given}` or --db `{args.db}`, not both")
+        args.db = given
     if dsn and getattr(args, "db", None):
         raise UsageError("give a SQLite file or --dsn URL, not both")
     if dsn:
@@ -152,41 +164,48 @@ def _load_spec(path: str) -> Spec:
     return load(path)
 
 
-def _effects(reference: str | None, spec: Spec, *, stub: bool = False) -> Effects:
-    """Import the handlers named ``module:attribute``; ``stub`` binds placeholders for commands
-    that never call an effect (starting an instance)."""
+def _import(reference: str, what: str) -> Any:
+    """The object ``module:attribute`` names, imported from the current folder or the path."""
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute:
+        raise UsageError(f"{what} must be `module:name`, not `{reference}`")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"cannot import {what} `{reference}`: {exc}") from None
+
+
+def _effects(reference: str | None, spec: Spec, needed: set[str] | None) -> Effects:
+    """Import the handlers named ``module:attribute``. ``needed`` are the handlers this command
+    can call (``None``: every handler of the spec); the others are bound to placeholders that
+    refuse to run, so a command is not asked for handlers it never calls."""
     if reference is None:
         effects = Effects()
     else:
-        module_name, _, attribute = reference.partition(":")
-        if not module_name or not attribute:
-            raise UsageError(f"--effects must be `module:name`, not `{reference}`")
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        try:
-            found: Any = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise UsageError(f"cannot import the effects `{reference}`: {exc}") from None
+        found = _import(reference, "the effects")
         if callable(found) and not isinstance(found, Effects):
             found = found()
         if not isinstance(found, Effects):
             raise UsageError(f"`{reference}` is not an Effects registry (nor a function returning one)")
         effects = found
-    needed = sorted({n for t in spec.transitions for n in (t.effect, t.compensate) if n is not None} - set(effects.handlers))
-    if needed and stub:
-        for name in needed:
-            effects.register(name, _not_bound)
-    elif needed:
-        raise UsageError(f"spec `{spec.name}` uses effect `{needed[0]}`, which has no handler: give --effects MODULE:NAME")
+    unbound = handler_names(spec) - set(effects.handlers)
+    missing = sorted(unbound if needed is None else unbound & needed)
+    if missing:
+        raise UsageError(f"spec `{spec.name}` uses effect `{missing[0]}`, which has no handler: give --effects MODULE:NAME")
+    for name in sorted(unbound):
+        effects.register(name, _not_bound)
     return effects
 
 
-def _not_bound(call: EffectCall) -> Any:  # pragma: no cover - `run start` never calls effects
+def _not_bound(call: EffectCall) -> Any:  # pragma: no cover - never called: see `_effects`
     raise ExecutionError(f"effect `{call.effect}` is not bound in this command")
 
 
-def _engine(args: argparse.Namespace, spec: Spec, store: Store, *, stub_effects: bool = False) -> Engine:
+def _engine(args: argparse.Namespace, spec: Spec, store: Store, *, needed: set[str] | None = None) -> Engine:
     from railguard.runtime import load_directory
+    from railguard.runtime.auth import KnownPrincipals
 
     directory = load_directory(args.directory) if getattr(args, "directory", None) else StaticDirectory({})
     certificate = None
@@ -194,8 +213,19 @@ def _engine(args: argparse.Namespace, spec: Spec, store: Store, *, stub_effects:
         from railguard.verifier.certificate import load_certificate
 
         certificate = load_certificate(args.certificate)
-    effects = _effects(getattr(args, "effects", None), spec, stub=stub_effects)
-    return Engine(spec, store, directory, effects=effects, certificate=certificate, allow_unverified=getattr(args, "allow_unverified", None))
+    effects = _effects(getattr(args, "effects", None), spec, needed)
+    authenticator: Any = KnownPrincipals(directory)
+    reference = getattr(args, "authenticator", None)
+    if reference:
+        authenticator = _import(reference, "the authenticator")
+        if isinstance(authenticator, type):  # a class: built with the directory
+            authenticator = authenticator(directory)
+        if not callable(getattr(authenticator, "authenticate", None)):
+            raise UsageError(f"`{reference}` is not an Authenticator (an object with `authenticate(credential)`)")
+    return Engine(
+        spec, store, directory, effects=effects, certificate=certificate,
+        allow_unverified=getattr(args, "allow_unverified", None), authenticator=authenticator,
+    )
 
 
 # ---------------------------------------------------------------------- run
@@ -240,7 +270,7 @@ def cmd_run_start(args: argparse.Namespace) -> int:
     spec = _load_spec(args.spec)
     context = _json_object(args.context, "--context")
     with _store(args, must_exist=False) as store:
-        engine = _engine(args, spec, store, stub_effects=True)
+        engine = _engine(args, spec, store, needed=set())
         result = engine.start(args.instance, args.actor, context)
     _print_result(result, args.format)
     return 0
@@ -251,7 +281,11 @@ def cmd_run_fire(args: argparse.Namespace) -> int:
     spec = _load_spec(args.spec)
     params = _json_object(args.params, "--params")
     with _store(args, must_exist=True) as store:
-        engine = _engine(args, spec, store)
+        # the handlers this event can call, and the compensations the instance owes (its
+        # error path runs them)
+        row = store.get(args.instance)
+        owed = {str(c.get("compensate")) for c in row.compensations} if row is not None else set()
+        engine = _engine(args, spec, store, needed=handler_names(spec, [args.event]) | owed)
         result = engine.fire(args.instance, args.event, args.actor, params)
     _print_result(result, args.format)
     return 0 if result.accepted else 1
@@ -657,10 +691,10 @@ def add_commands(subparsers: Any) -> None:
     start = run_sub.add_parser("start", help="start an instance of a spec")
     start.add_argument("spec", metavar="SPEC")
     start.add_argument("--instance", required=True, metavar="ID")
-    start.add_argument("--as", dest="actor", required=True, metavar="PRINCIPAL", help="the authenticated caller")
+    start.add_argument("--as", dest="actor", required=True, metavar="PRINCIPAL", help="the caller, trusted as authenticated (see --authenticator)")
     start.add_argument("--context", metavar="JSON", help="the context variables, as a JSON object")
     _add_store(start)
-    _add_engine(start)
+    _add_engine(start, directory_required=True)
     start.add_argument("--format", choices=("text", "json"), default="text")
     start.set_defaults(func=cmd_run_start)
 
@@ -668,7 +702,7 @@ def add_commands(subparsers: Any) -> None:
     fire.add_argument("spec", metavar="SPEC")
     fire.add_argument("event", metavar="EVENT")
     fire.add_argument("--instance", required=True, metavar="ID")
-    fire.add_argument("--as", dest="actor", required=True, metavar="PRINCIPAL", help="the authenticated caller")
+    fire.add_argument("--as", dest="actor", required=True, metavar="PRINCIPAL", help="the caller, trusted as authenticated (see --authenticator)")
     fire.add_argument("--params", metavar="JSON", help="the event's params, as a JSON object")
     _add_store(fire)
     _add_engine(fire, directory_required=True)

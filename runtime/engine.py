@@ -24,15 +24,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from railguard.spec import Spec
-from railguard.spec.semantics import SYSTEM, Fired, Refusal, fire
+from railguard.spec.semantics import SYSTEM, Fired, Refusal, admit, fire
 
 from .audit import GENESIS, AuditRecord, chain, recordable, recordable_mapping
+from .auth import Authenticator, NotAuthenticated
 from .clock import Clock, SystemClock
-from .codec import decode_values, encode_value, encode_values
+from .codec import decode_params, decode_values, encode_values
 from .directory import Directory
 from .effects import EffectCall, Effects, RetryPolicy, effect_key
 from .errors import CertificateRequired, ConflictError, ExecutionError, UnknownInstance
@@ -52,6 +53,9 @@ from .store import InstanceRow, NewTimer, Store, Timer
 __all__ = ["Engine", "Instance", "StepResult"]
 
 MAX_CONFLICT_RETRIES = 50
+#: The latest a timer may be due (epoch seconds, about the year 33658): later deadlines wait
+#: until then, which is to say forever.
+MAX_DUE = 1e12
 
 _T = TypeVar("_T")
 
@@ -98,6 +102,9 @@ class Engine:
     :mod:`railguard.verifier.certificate`); otherwise the engine refuses to run unless
     ``allow_unverified`` gives a reason, which is written into every instance's first record.
     ``operators`` are the directory roles allowed to abort an instance or retry a stuck one.
+    ``authenticator``, when given, turns the ``actor`` every command is called with (then a
+    credential) into the principal that acts (see :mod:`railguard.runtime.auth`); without
+    one, ``actor`` is trusted as the authenticated caller.
     """
 
     def __init__(
@@ -114,6 +121,7 @@ class Engine:
         lease: float = 30.0,
         operators: frozenset[str] = frozenset({"operator"}),
         worker: str = "",
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.spec = spec
         self.store = store
@@ -124,6 +132,7 @@ class Engine:
         self.lease = lease
         self.operators = operators
         self.worker = worker
+        self.authenticator = authenticator
         self.certificate_note = self._check_certificate(certificate, allow_unverified)
         self._recent: dict[str, InstanceRow] = {}
         missing = sorted(handler_names(spec) - set(self.effects.handlers))
@@ -176,6 +185,8 @@ class Engine:
         variables; each must be given and lie in its domain."""
         if not actor or actor == SYSTEM:
             raise ExecutionError("an instance is started by an authenticated principal")
+        if self.authenticator is not None:
+            actor = self.authenticator.authenticate(actor)
         spec = self.spec
         values = spec.initial_values()
         values.update(self._context(dict(context or {})))
@@ -203,6 +214,12 @@ class Engine:
     def fire(self, instance: str, event: str, actor: str, params: Mapping[str, Any] | None = None) -> StepResult:
         """Fire ``event`` as the authenticated ``actor``. Refusals are audited and change nothing."""
         given = dict(params or {})
+        if self.authenticator is not None:
+            try:
+                actor = self.authenticator.authenticate(actor)
+            except NotAuthenticated as exc:
+                why = str(exc)
+                return self._retrying(instance, f"`{event}` was not refused", lambda row: self._refuse(row, event, "", frozenset(), given, "permission-denied", why))
         # The row this engine last committed is used optimistically: if another writer moved
         # the instance on, the commit's version check fails and the step is re-decided on a
         # fresh read.
@@ -211,6 +228,7 @@ class Engine:
     def abort(self, instance: str, actor: str, reason: str) -> StepResult:
         """An operator takes the error exit: owed compensations run, the instance rests in the
         failure terminal. Refused (and audited) unless ``actor`` holds an operator role."""
+        actor = self._operator(actor)
 
         def attempt(row: InstanceRow) -> StepResult:
             roles = self.directory.roles_of(actor)
@@ -224,6 +242,7 @@ class Engine:
 
     def retry_stuck(self, instance: str, actor: str) -> StepResult:
         """An operator retries the compensations of a stuck instance."""
+        actor = self._operator(actor)
 
         def attempt(row: InstanceRow) -> StepResult:
             roles = self.directory.roles_of(actor)
@@ -250,6 +269,9 @@ class Engine:
                 outcome = self._run_timer(timer)
             except ConflictError:
                 continue  # the instance moved under us, its work maybe unfinished: look again after the lease
+            except Exception as exc:  # one instance's failure must not stop the work of the others
+                results.append(self._worker_failure(timer, exc))
+                continue  # its claim lapses after the lease and the work is tried again
             self.store.finish_timer(timer.id)
             if outcome is not None:
                 results.append(outcome)
@@ -258,23 +280,22 @@ class Engine:
     # ------------------------------------------------------------------ deciding a step
 
     def _context(self, given: dict[str, Any]) -> dict[str, Any]:
-        """The ``context: true`` variables from what the caller gave, each checked against its
-        domain; ExecutionError for a missing, unknown or out-of-domain one."""
+        """The ``context: true`` variables from what the caller gave, each admitted into its
+        domain like a param; ExecutionError for a missing, unknown or out-of-domain one."""
         spec = self.spec
         found: dict[str, Any] = {}
         for variable in spec.variables:
             if not variable.context:
                 continue
             if variable.name in given:
-                raw = given.pop(variable.name)
-                value = decode_values(spec, {variable.name: encode_value(raw) if not isinstance(raw, list | set | tuple) else sorted(raw, key=str)})[variable.name]
-                if not variable.type.contains(value):
-                    raise ExecutionError(f"context variable `{variable.name}` must be {variable.type.describe()}, not {raw!r}")
+                value, problem = admit(variable.type, given.pop(variable.name))
+                if problem is not None:
+                    raise ExecutionError(f"context variable `{variable.name}` {problem}")
                 found[variable.name] = value
             elif variable.initial is None and variable.type.kind != "principal":
                 raise ExecutionError(f"context variable `{variable.name}` must be supplied when an instance starts")
         if given:
-            raise ExecutionError(f"`{sorted(given)[0]}` is not a context variable of `{spec.name}`")
+            raise ExecutionError(f"`{sorted(map(str, given))[0]}` is not a context variable of `{spec.name}`")
         return found
 
     def _decide(self, row: InstanceRow, event: str, actor: str, roles: frozenset[str], params: Mapping[str, Any], *, system: bool) -> Fired | Refusal:
@@ -314,10 +335,11 @@ class Engine:
     # ------------------------------------------------------------------ committing
 
     def _refuse(self, row: InstanceRow, event: str, actor: str, roles: frozenset[str], params: Mapping[str, Any], code: str, reason: str) -> StepResult:
+        event, reason = _text(event), _text(reason)
         payload = {
             "kind": RecordKind.REFUSAL,
             "event": event,
-            "actor": actor,
+            "actor": _text(actor),
             "roles": sorted(roles),
             "params": recordable_mapping(params),
             "decision": {"allowed": False, "code": code, "reason": reason},
@@ -325,6 +347,15 @@ class Engine:
         }
         new, records = self._commit(row, [payload], self._phase(row))
         return self._result(new, records, accepted=False, event=event, code=code, reason=reason)
+
+    def _operator(self, actor: str) -> str:
+        """The principal an operator command acts as ("" when not authenticated: refused)."""
+        if self.authenticator is None:
+            return actor
+        try:
+            return self.authenticator.authenticate(actor)
+        except NotAuthenticated:
+            return ""
 
     def _operator_refusal(self, row: InstanceRow, command: str, actor: str, roles: frozenset[str], needed: Status, busy: str) -> StepResult | None:
         """The audited refusal of an operator command by a non-operator or on an instance
@@ -462,7 +493,7 @@ class Engine:
         base = pending.base
         call = EffectCall(
             key=pending.key, instance=row.id, workflow=self.spec.name, step=pending.step, effect=pending.effect,
-            event=base["event"], params=base["params"], values=pending.after,
+            event=base["event"], params=decode_params(self.spec, base["event"], base["params"]), values=decode_values(self.spec, pending.after),
         )
         ok, result, attempts = self._call(pending.effect, call)
         effect = {"name": pending.effect, "key": pending.key, "step": pending.step, "ok": ok, "attempts": attempts}
@@ -488,7 +519,7 @@ class Engine:
             key = effect_key(row.id, owed.step, owed.compensate)
             call = EffectCall(
                 key=key, instance=row.id, workflow=self.spec.name, step=owed.step, effect=owed.compensate,
-                event=owed.event, params=owed.params, values=owed.after, compensation=True,
+                event=owed.event, params=decode_params(self.spec, owed.event, owed.params), values=decode_values(self.spec, owed.after), compensation=True,
             )
             ok, result, attempts = self._call(owed.compensate, call)
             info = {"name": owed.compensate, "key": key, "step": owed.step, "ok": ok, "attempts": attempts, ("result" if ok else "error"): result}
@@ -527,6 +558,16 @@ class Engine:
         return False, error or "the handler failed", policy.attempts
 
     # ------------------------------------------------------------------ due work
+
+    def _worker_failure(self, timer: Timer, exc: Exception) -> StepResult:
+        """What :meth:`run_due` reports for work that raised: the instance as it is, refused
+        with code ``worker-error`` and the error in one sentence."""
+        first = (str(exc).splitlines() or [""])[0][:300]
+        reason = f"the {timer.kind} work of instance `{timer.instance}` failed ({type(exc).__name__}: {first}); it is tried again after the lease"
+        row = self.store.get(timer.instance)
+        if row is None:
+            return StepResult(instance=timer.instance, accepted=False, event=None, code="worker-error", reason=reason, state="", values={}, version=0, status="missing")
+        return self._result(row, [], accepted=False, event=None, code="worker-error", reason=reason)
 
     def _run_timer(self, timer: Timer) -> StepResult | None:
         row = self.store.get(timer.instance)
@@ -583,7 +624,7 @@ class Engine:
     ) -> StepResult:
         return StepResult(
             instance=row.id, accepted=accepted, event=event, code=code, reason=reason, state=row.state,
-            values=dict(row.values), version=row.version, status=row.status, records=tuple(records),
+            values=decode_values(self.spec, row.values), version=row.version, status=row.status, records=tuple(records),
         )
 
     @staticmethod
@@ -598,7 +639,9 @@ class Engine:
         timeout = self.spec.state_map[state].timeout
         if timeout is None:
             return []
-        due = (self._now() + timedelta(seconds=timeout.seconds)).timestamp()
+        # Epoch seconds as a float, never a datetime: a deadline thousands of years away
+        # (`3000000d`) is far, not an overflow.
+        due = min(self._ts() + float(timeout.seconds), MAX_DUE)
         return [NewTimer(row_id, "timeout", due, version, {"state": state})]
 
     def _now(self) -> datetime:
@@ -609,6 +652,16 @@ class Engine:
 
     def _at(self) -> str:
         return self._now().astimezone(UTC).isoformat()
+
+
+def _text(value: object) -> str:
+    """``value`` as text an audit record can hold (a lone surrogate shown as its escape)."""
+    text = value if isinstance(value, str) else str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def handler_names(spec: Spec, events: Sequence[str] | None = None) -> set[str]:

@@ -18,6 +18,8 @@ leaving state and variables exactly as they were — unless, in this order:
 
 from __future__ import annotations
 
+import decimal
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,11 +31,13 @@ from .model import Parameter, Spec, Transition
 from .types import Type, Value
 
 __all__ = [
+    "MAX_PARAM_DIGITS",
     "REFUSAL_CODES",
     "SYSTEM",
     "Fired",
     "Refusal",
     "RefusalCode",
+    "admit",
     "check_params",
     "fire",
     "permitted",
@@ -93,30 +97,115 @@ def permitted(spec: Spec, transition: Transition, roles: frozenset[str]) -> bool
     return any(transition.permission in role_map[r].permissions for r in roles if r in role_map)
 
 
+#: The most digits a number given as a param may have, and the largest power of ten (either
+#: way) a decimal param may carry: the step is refused beyond them, so one huge number cannot
+#: cost the runtime gigabytes in exact arithmetic.
+MAX_PARAM_DIGITS = 100
+#: The longest text that is read as a decimal number.
+_MAX_NUMBER_TEXT = 1_000
+
+
 def check_params(spec: Spec, event: str, params: Mapping[str, Any]) -> dict[str, Value] | Refusal:
-    """Validate ``params`` against the event's signature; return them with defaults filled."""
+    """Validate ``params`` against the event's signature; return them with defaults filled.
+
+    Numbers are bounded (:data:`MAX_PARAM_DIGITS`), text must be valid Unicode (no lone
+    surrogates), and a value outside its domain is refused saying how (out of range, too many
+    decimal places, not of the type).
+    """
     signature = _signature(spec, event)
     state = ""
     for name in params:
         if name not in signature:
             known = ", ".join(f"`{p}`" for p in signature) or "none"
-            return Refusal("bad-params", f"event `{event}` has no param `{name}` (params: {known})", event, state)
+            shown = f"`{name}`" if isinstance(name, str) and _is_text(name) else "that is not a name"
+            return Refusal("bad-params", f"event `{event}` has no param {shown} (params: {known})", event, state)
     result: dict[str, Value] = {}
     for name, param in signature.items():
         if name in params:
-            value = params[name]
-            if param.type.kind == "decimal" and isinstance(value, int | str) and not isinstance(value, bool):
-                value = _decimal(value)
-            if param.type.kind == "set" and isinstance(value, list | tuple | set):
-                value = frozenset(value)
-            if not param.type.contains(value):
-                return Refusal("bad-params", f"param `{name}` of `{event}` must be {param.type.describe()}, not {value!r}", event, state)
+            value, problem = admit(param.type, params[name])
+            if problem is not None:
+                return Refusal("bad-params", f"param `{name}` of `{event}` {problem}", event, state)
             result[name] = value
         elif param.required:
             return Refusal("bad-params", f"event `{event}` needs param `{name}`", event, state)
         else:
             result[name] = param.default
     return result
+
+
+def admit(declared: Type, value: Any) -> tuple[Any, str | None]:
+    """``value``, given from outside (a param, a context variable), as a value of
+    ``declared`` — a decimal from an int or its text, a set from a list — and ``None``; or, if
+    it is not a member of the domain, how it misses, as the end of a sentence about it
+    (``"has too many decimal places: ..."``). Never raises."""
+    kind = declared.kind
+    if kind == "decimal":
+        value = _decimal(value)
+    elif kind == "set":
+        if not isinstance(value, list | tuple | set | frozenset):
+            return value, f"must be {declared.describe()} given as a list, not {_show(value)}"
+        of = declared.of
+        try:
+            value = frozenset(_decimal(v) if of is not None and of.kind == "decimal" else v for v in value)
+        except TypeError:
+            return value, f"must be {declared.describe()}, not a list of {_show(value)}"
+    problem = _unusable(value)
+    if problem is not None:
+        return value, f"is {problem}"
+    if not declared.contains(value):
+        return value, _outside(declared, value)
+    return value, None
+
+
+def _unusable(value: object) -> str | None:
+    """Why ``value`` cannot be taken at all (a number too large, text with lone surrogates),
+    or ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        if value >= 10**MAX_PARAM_DIGITS or value <= -(10**MAX_PARAM_DIGITS):
+            return f"a number of more than {MAX_PARAM_DIGITS} digits"
+        return None
+    if isinstance(value, Decimal):
+        if value.is_finite() and (len(value.as_tuple().digits) > MAX_PARAM_DIGITS or abs(value.adjusted()) > MAX_PARAM_DIGITS):
+            return f"a number of more than {MAX_PARAM_DIGITS} digits or beyond 1e{MAX_PARAM_DIGITS} (either way)"
+        return None
+    if isinstance(value, str):
+        return None if _is_text(value) else "not valid text (it holds a lone surrogate)"
+    if isinstance(value, frozenset):
+        for item in value:
+            problem = _unusable(item)
+            if problem is not None:
+                return f"a set holding {problem}"
+    return None
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
+def _outside(declared: Type, value: object) -> str:
+    """How ``value`` misses ``declared``'s domain, as the end of a sentence about it."""
+    shown = _show(value)
+    if declared.kind == "decimal" and isinstance(value, Decimal) and value.is_finite() and declared.places is not None:
+        exponent = value.normalize(_WIDE).as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > declared.places:
+            return f"has too many decimal places: {shown} has {-exponent}, at most {declared.places} allowed"
+    numeric = (declared.kind == "int" and type(value) is int) or (declared.kind == "decimal" and isinstance(value, Decimal) and value.is_finite())
+    if numeric:
+        return f"is out of range: {shown} is not {declared.describe()}"
+    return f"must be {declared.describe()}, not {shown}"
+
+
+def _show(value: object) -> str:
+    if not isinstance(value, str | int | float | Decimal | list | tuple | set | frozenset | dict) and value is not None:
+        return f"a {type(value).__name__}"  # never an address: refusals are deterministic
+    text = str(value) if isinstance(value, Decimal) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def fire(
@@ -135,7 +224,7 @@ def fire(
     candidates = table.steps.get((state, event))
     if candidates is None:
         if event not in table.events:
-            return Refusal("unknown-event", f"`{event}` is not an event of `{spec.name}`", event, state)
+            return Refusal("unknown-event", f"`{event}` is not an event of `{spec.name}`{_did_you_mean(event, table.events)}", event, state)
         return Refusal("not-enabled", f"`{event}` cannot happen in state `{state}`", event, state)
     if system:
         allowed = candidates
@@ -146,7 +235,7 @@ def fire(
         else:
             allowed = [c for c in candidates if c.public or not c.granting.isdisjoint(roles)]
         if not allowed:
-            needed = ", ".join(f"`{c.transition.permission}`" for c in candidates)
+            needed = " or ".join(f"`{p}`" for p in dict.fromkeys(c.transition.permission for c in candidates))
             return Refusal("permission-denied", f"`{actor}` lacks permission {needed} for `{event}` in state `{state}`", event, state)
     if params or table.has_params.get(event, False):
         checked = check_params(spec, event, params or {})
@@ -168,8 +257,12 @@ def fire(
             chosen = candidate
             break
     if chosen is None:
-        shown = "; ".join(f"`{c.transition.guard}`" for c in allowed if c.transition.guard is not None)
-        return Refusal("guard-false", f"`{event}` is not allowed now: guard {shown} is false", event, state)
+        guards = list(dict.fromkeys(str(c.transition.guard) for c in allowed if c.transition.guard is not None))
+        if len(guards) == 1:
+            why = f"its guard `{guards[0]}` is false"
+        else:
+            why = "none of its guards holds (" + ", ".join(f"`{g}`" for g in guards) + ")"
+        return Refusal("guard-false", f"`{event}` is not allowed now: {why}", event, state)
     transition = chosen.transition
     if not chosen.assigns:
         return Fired(transition, state, transition.target, checked, dict(values))
@@ -259,11 +352,28 @@ def _table(spec: Spec) -> _Table:
     return cached
 
 
-def _decimal(value: int | str) -> Any:
+#: Enough room to normalise any bounded decimal without rounding.
+_WIDE = decimal.Context(prec=4 * MAX_PARAM_DIGITS, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+
+
+def _decimal(value: Any) -> Any:
+    """``value`` (an int or decimal text) as a Decimal; anything else, or text too long to be
+    a bounded number, unchanged (and refused by the domain check)."""
+    if isinstance(value, str) and len(value) > _MAX_NUMBER_TEXT:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return value
     try:
         return Decimal(value)
     except ArithmeticError:
         return value
+
+
+def _did_you_mean(name: object, known: frozenset[str]) -> str:
+    if not isinstance(name, str) or not _is_text(name) or len(name) > 200:
+        return ""
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f"; did you mean `{close[0]}`?" if close else ""
 
 
 def _signature(spec: Spec, event: str) -> dict[str, Parameter]:
