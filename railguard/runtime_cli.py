@@ -537,11 +537,20 @@ DEMO_PEOPLE = {
 
 
 def _find_examples() -> Path:
-    package = Path(railguard.__file__).resolve().parent
-    for folder in (Path.cwd() / "examples", package.parent / "examples", package / "examples"):
+    """The canonical example specs: those shipped in the package (``railguard.examples``),
+    else the checkout's ``examples/`` beside the package."""
+    folders: list[Path] = []
+    try:
+        import railguard.examples as shipped
+
+        folders += [Path(p) for p in shipped.__path__]
+    except ImportError:  # pragma: no cover - an install without the examples
+        pass
+    folders.append(Path(railguard.__file__).resolve().parent.parent / "examples")
+    for folder in folders:
         if all((folder / f"{name}.yaml").is_file() for name in DEMO_EXAMPLES):
             return folder
-    raise UsageError("cannot find the example specs (refund, order, deploy): run the demo from the repository root")
+    raise UsageError("cannot find the example specs (refund, order, deploy) that ship with railguard: reinstall it")
 
 
 class _Narrator:

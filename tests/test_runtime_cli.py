@@ -321,12 +321,15 @@ def test_the_demo_exits_zero_with_the_expected_final_states(demo: tuple[int, Pat
 def test_the_demo_starts_fresh_each_run_and_works_from_the_repo_root(demo: tuple[int, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _, db = demo
     monkeypatch.chdir(ROOT)
+    # what a user did in the checkout before (a demo run there, say) is left as it was
+    left = ROOT / DEMO_DB
+    before = (sorted(p.name for p in ROOT.iterdir()), left.stat().st_mtime_ns if left.exists() else None)
     (tmp_path / DEMO_DB).write_text("not a database", encoding="utf-8")
     assert cli("demo", "--dir", str(tmp_path)) == 0
     with SQLiteStore(tmp_path / DEMO_DB) as fresh, SQLiteStore(db) as first:
         assert [r.payload_json() for r in fresh.audit()] != []
         assert len(fresh.audit()) == len(first.audit())
-    assert not (ROOT / DEMO_DB).exists()
+    assert (sorted(p.name for p in ROOT.iterdir()), left.stat().st_mtime_ns if left.exists() else None) == before
 
 
 def test_the_demo_falls_back_to_an_audited_opt_out_without_certificates(monkeypatch: pytest.MonkeyPatch) -> None:
