@@ -23,10 +23,11 @@ import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, TypeAlias
 
 from .errors import EvaluationError
-from .evaluate import Compiled
+from .evaluate import FAULTS, Compiled, compile_unguarded, fault
 from .model import Parameter, Spec, Transition
 from .types import Type, Value
 
@@ -37,10 +38,12 @@ __all__ = [
     "Fired",
     "Refusal",
     "RefusalCode",
+    "Stepper",
     "admit",
     "check_params",
     "fire",
     "permitted",
+    "stepper",
 ]
 
 #: The actor id of steps the system fires itself (timeouts).
@@ -87,6 +90,24 @@ class Fired:
     target: str
     params: Mapping[str, Value] = field(default_factory=dict)
     values: Mapping[str, Value] = field(default_factory=dict)
+
+
+_new = object.__new__
+_SET_FIRED = tuple(Fired.__dict__[name].__set__ for name in ("transition", "source", "target", "params", "values"))
+
+
+def _fired(transition: Transition, source: str, target: str, params: Mapping[str, Value], values: Mapping[str, Value]) -> Fired:
+    """A :class:`Fired`, made through its slots: the same frozen value as ``Fired(...)`` at half
+    the cost of the dataclass ``__init__`` (which sets each field through ``object.__setattr__``),
+    on the runtime's hottest path."""
+    fired: Fired = _new(Fired)
+    st, so, ta, pa, va = _SET_FIRED
+    st(fired, transition)
+    so(fired, source)
+    ta(fired, target)
+    pa(fired, params)
+    va(fired, values)
+    return fired
 
 
 def permitted(spec: Spec, transition: Transition, roles: frozenset[str]) -> bool:
@@ -208,6 +229,11 @@ def _show(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+#: ``step(values, actor, roles, params, system) -> Fired | Refusal``: one (state, event)
+#: of a spec, prepared by :func:`stepper`.
+Stepper: TypeAlias = Callable[[Mapping[str, Value], str | None, frozenset[str], Mapping[str, Any] | None, bool], Fired | Refusal]
+
+
 def fire(
     spec: Spec,
     state: str,
@@ -220,72 +246,180 @@ def fire(
     system: bool = False,
 ) -> Fired | Refusal:
     """Apply one step to (``state``, ``values``) and return what happened; never mutates input."""
+    return stepper(spec, state, event)(values, actor, roles, params, system)
+
+
+def stepper(spec: Spec, state: str, event: str) -> Stepper:
+    """The step function of ``event`` in ``state``: :func:`fire` with those two fixed, prepared
+    once per spec (a closure specialised to the transition when the event has one transition
+    from the state and takes no params; the general algorithm otherwise). Callers that fire
+    the same events many times keep the result."""
     table = _table(spec)
-    candidates = table.steps.get((state, event))
+    try:
+        found = table.steppers.get((state, event))
+    except TypeError:  # an unhashable "event": no transition has it
+        found = None
+    if found is not None:
+        return found
+    candidates = table.steps.get((state, event)) if isinstance(event, str) else None
     if candidates is None:
+        return _refuser(spec, table, state, event)
+    made = _specialised(spec, state, event, candidates) if not table.has_params.get(event, False) and len(candidates) == 1 else None
+    if made is None:
+        made = _general(spec, table, state, event, candidates)
+    table.steppers[(state, event)] = made
+    return made
+
+
+def _refuser(spec: Spec, table: _Table, state: str, event: Any) -> Stepper:
+    def refuse(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> Fired | Refusal:
         if event not in table.events:
             return Refusal("unknown-event", f"`{event}` is not an event of `{spec.name}`{_did_you_mean(event, table.events)}", event, state)
         return Refusal("not-enabled", f"`{event}` cannot happen in state `{state}`", event, state)
-    if system:
-        allowed = candidates
+
+    return refuse
+
+
+def _denied(actor: str | None, candidates: list[_Step], event: str, state: str) -> Refusal:
+    needed = " or ".join(f"`{p}`" for p in dict.fromkeys(c.transition.permission for c in candidates))
+    return Refusal("permission-denied", f"`{actor}` lacks permission {needed} for `{event}` in state `{state}`", event, state)
+
+
+def _guards_false(allowed: list[_Step], event: str, state: str) -> Refusal:
+    guards = list(dict.fromkeys(str(c.transition.guard) for c in allowed if c.transition.guard is not None))
+    if len(guards) == 1:
+        why = f"its guard `{guards[0]}` is false"
     else:
-        if len(candidates) == 1:
-            only = candidates[0]
-            allowed = candidates if only.public or not only.granting.isdisjoint(roles) else []
-        else:
-            allowed = [c for c in candidates if c.public or not c.granting.isdisjoint(roles)]
-        if not allowed:
-            needed = " or ".join(f"`{p}`" for p in dict.fromkeys(c.transition.permission for c in candidates))
-            return Refusal("permission-denied", f"`{actor}` lacks permission {needed} for `{event}` in state `{state}`", event, state)
-    if params or table.has_params.get(event, False):
-        checked = check_params(spec, event, params or {})
-        if isinstance(checked, Refusal):
-            return Refusal(checked.code, checked.message, event, state)
-    else:
-        checked = {}
-    chosen: _Step | None = None
-    for candidate in allowed:
-        guard = candidate.guard
-        if guard is None:
-            chosen = candidate
-            break
+        why = "none of its guards holds (" + ", ".join(f"`{g}`" for g in guards) + ")"
+    return Refusal("guard-false", f"`{event}` is not allowed now: {why}", event, state)
+
+
+def _specialised(spec: Spec, state: str, event: str, candidates: list[_Step]) -> Stepper | None:
+    """The step of a lone transition without params, as one closure: permission, guard,
+    assignments and their domain checks inlined (``None`` when a domain needs the general
+    check)."""
+    (only,) = candidates
+    transition = only.transition
+    if any(inside is None for _, _, _, inside in only.assigns):
+        return None
+    general = _general(spec, _table(spec), state, event, candidates)
+    target = transition.target
+    label = transition.label
+    open_to_all = only.public
+    granting = only.granting
+    guard = None if transition.guard is None else compile_unguarded(transition.guard.tree)
+    guard_text = "" if transition.guard is None else transition.guard.text
+    assigns = tuple((name, compile_unguarded(expr.tree), expr.text) for name, expr in transition.assign)
+    checks = tuple((name, inside, declared) for name, _, declared, inside in only.assigns)
+    empty: Mapping[str, Any] = MappingProxyType({})
+
+    def step(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> Fired | Refusal:
+        if params:
+            return general(values, actor, roles, params, system)  # refused as bad params there
+        if not (open_to_all or system) and granting.isdisjoint(roles):
+            return _denied(actor, candidates, event, state)
+        if guard is not None:
+            try:
+                holds = guard(values, empty, actor, state)
+            except FAULTS as exc:
+                return Refusal("guard-error", f"{label}: the guard failed: {fault(exc, guard_text).message}", event, state)
+            if not holds:
+                return _guards_false(candidates, event, state)
+        after = dict(values)
+        for name, fn, text in assigns:
+            try:
+                after[name] = fn(values, empty, actor, state)
+            except FAULTS as exc:
+                return Refusal("assign-error", f"{label}: an assignment failed: {fault(exc, text).message}", event, state)
+        for name, inside, declared in checks:
+            if not inside(after[name]):  # type: ignore[misc]
+                return Refusal("domain", f"{label}: `{name}` would become {after[name]!r}, outside {declared.describe()}", event, state)
+        return _fired(transition, state, target, {}, after)
+
+    if len(assigns) != 1:
+        return step
+    # The commonest shape, one assignment, without the loops.
+    ((name, fn, text),) = assigns
+    ((_, inside, declared),) = checks
+    assert inside is not None
+
+    def step_one(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> Fired | Refusal:
+        if params:
+            return general(values, actor, roles, params, system)
+        if not (open_to_all or system) and granting.isdisjoint(roles):
+            return _denied(actor, candidates, event, state)
         try:
-            holds = guard(values, checked, actor, state)
+            if guard is not None and not guard(values, empty, actor, state):
+                return _guards_false(candidates, event, state)
+        except FAULTS as exc:
+            return Refusal("guard-error", f"{label}: the guard failed: {fault(exc, guard_text).message}", event, state)
+        try:
+            value = fn(values, empty, actor, state)
+        except FAULTS as exc:
+            return Refusal("assign-error", f"{label}: an assignment failed: {fault(exc, text).message}", event, state)
+        if not inside(value):
+            return Refusal("domain", f"{label}: `{name}` would become {value!r}, outside {declared.describe()}", event, state)
+        after = dict(values)
+        after[name] = value
+        return _fired(transition, state, target, {}, after)
+
+    return step_one
+
+
+def _general(spec: Spec, table: _Table, state: str, event: str, candidates: list[_Step]) -> Stepper:
+    """The step algorithm of the module docstring, for any number of transitions and params."""
+    takes_params = table.has_params.get(event, False)
+
+    def step(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> Fired | Refusal:
+        allowed = candidates if system else [c for c in candidates if c.public or not c.granting.isdisjoint(roles)]
+        if not allowed:
+            return _denied(actor, candidates, event, state)
+        if params or takes_params:
+            checked = check_params(spec, event, params or {})
+            if isinstance(checked, Refusal):
+                return Refusal(checked.code, checked.message, event, state)
+        else:
+            checked = {}
+        chosen: _Step | None = None
+        for candidate in allowed:
+            guard = candidate.guard
+            if guard is None:
+                chosen = candidate
+                break
+            try:
+                holds = guard(values, checked, actor, state)
+            except EvaluationError as exc:
+                return Refusal("guard-error", f"{candidate.transition.label}: the guard failed: {exc.message}", event, state)
+            if holds:
+                chosen = candidate
+                break
+        if chosen is None:
+            return _guards_false(allowed, event, state)
+        transition = chosen.transition
+        if not chosen.assigns:
+            return Fired(transition, state, transition.target, checked, dict(values))
+        after = dict(values)
+        try:
+            for name, fn, _, _ in chosen.assigns:
+                after[name] = fn(values, checked, actor, state)
         except EvaluationError as exc:
-            return Refusal("guard-error", f"{candidate.transition.label}: the guard failed: {exc.message}", event, state)
-        if holds:
-            chosen = candidate
-            break
-    if chosen is None:
-        guards = list(dict.fromkeys(str(c.transition.guard) for c in allowed if c.transition.guard is not None))
-        if len(guards) == 1:
-            why = f"its guard `{guards[0]}` is false"
-        else:
-            why = "none of its guards holds (" + ", ".join(f"`{g}`" for g in guards) + ")"
-        return Refusal("guard-false", f"`{event}` is not allowed now: {why}", event, state)
-    transition = chosen.transition
-    if not chosen.assigns:
-        return Fired(transition, state, transition.target, checked, dict(values))
-    after = dict(values)
-    try:
-        for name, fn, _, _ in chosen.assigns:
-            after[name] = fn(values, checked, actor, state)
-    except EvaluationError as exc:
-        return Refusal("assign-error", f"{transition.label}: an assignment failed: {exc.message}", event, state)
-    for name, _, declared, inside in chosen.assigns:
-        value = after[name]
-        if inside is not None:
-            if inside(value):
-                continue
-        else:
-            if declared.kind == "decimal" and isinstance(value, int) and not isinstance(value, bool):
-                value = after[name] = Decimal(value)
-            elif declared.kind == "set" and isinstance(value, frozenset) and declared.of is not None and declared.of.kind == "decimal":
-                value = after[name] = frozenset(Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
-            if declared.contains(value):
-                continue
-        return Refusal("domain", f"{transition.label}: `{name}` would become {value!r}, outside {declared.describe()}", event, state)
-    return Fired(transition, state, transition.target, checked, after)
+            return Refusal("assign-error", f"{transition.label}: an assignment failed: {exc.message}", event, state)
+        for name, _, declared, inside in chosen.assigns:
+            value = after[name]
+            if inside is not None:
+                if inside(value):
+                    continue
+            else:
+                if declared.kind == "decimal" and isinstance(value, int) and not isinstance(value, bool):
+                    value = after[name] = Decimal(value)
+                elif declared.kind == "set" and isinstance(value, frozenset) and declared.of is not None and declared.of.kind == "decimal":
+                    value = after[name] = frozenset(Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
+                if declared.contains(value):
+                    continue
+            return Refusal("domain", f"{transition.label}: `{name}` would become {value!r}, outside {declared.describe()}", event, state)
+        return Fired(transition, state, transition.target, checked, after)
+
+    return step
 
 
 def _fast_check(declared: Type) -> Callable[[Any], bool] | None:
@@ -323,6 +457,7 @@ class _Table:
     steps: dict[tuple[str, str], list[_Step]]
     events: frozenset[str]
     has_params: dict[str, bool]
+    steppers: dict[tuple[str, str], Stepper] = field(default_factory=dict)
 
 
 def _table(spec: Spec) -> _Table:
