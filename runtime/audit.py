@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .codec import canonical_json
@@ -41,12 +41,20 @@ class AuditRecord:
     payload: Mapping[str, Any]
     prev_hash: str
     hash: str
+    #: The canonical text :func:`chain` hashed, with the payload object it was made from; used
+    #: only while ``payload`` is still that very object (a copy made with another payload, by
+    #: ``dataclasses.replace`` say, is encoded afresh).
+    encoded: tuple[Mapping[str, Any], str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def kind(self) -> str:
         return str(self.payload.get("kind", ""))
 
     def payload_json(self) -> str:
+        """The payload's canonical JSON (what its hash covers)."""
+        encoded = self.encoded
+        if encoded is not None and encoded[0] is self.payload:
+            return encoded[1]
         return canonical_json(dict(self.payload))
 
     def to_json(self) -> dict[str, Any]:
@@ -65,7 +73,8 @@ def chain(instance: str, prev_hash: str, seq: int, payload: Mapping[str, Any]) -
     body["seq"] = seq
     text = canonical_json(body)
     # Round-trip through JSON so the stored payload equals what was hashed.
-    return AuditRecord(instance, seq, json.loads(text), prev_hash, digest(prev_hash, text))
+    stored = json.loads(text)
+    return AuditRecord(instance, seq, stored, prev_hash, digest(prev_hash, text), (stored, text))
 
 
 def recordable(value: Any) -> Any:
@@ -123,7 +132,8 @@ def verify_chain(records: Iterable[AuditRecord]) -> Tamper | None:
             return Tamper(record.instance, record.seq, "its previous-hash does not match the record before it")
         if record.payload.get("instance") != record.instance or record.payload.get("seq") != record.seq:
             return Tamper(record.instance, record.seq, "its payload names a different instance or position")
-        if digest(record.prev_hash, record.payload_json()) != record.hash:
+        # always encoded afresh: a record's own cache must not vouch for it
+        if digest(record.prev_hash, canonical_json(dict(record.payload))) != record.hash:
             return Tamper(record.instance, record.seq, "its contents do not match its hash")
         heads[record.instance] = (record.seq, record.hash)
     return None

@@ -134,7 +134,8 @@ class Engine:
         self.worker = worker
         self.authenticator = authenticator
         self.certificate_note = self._check_certificate(certificate, allow_unverified)
-        self._recent: dict[str, InstanceRow] = {}
+        # the rows this engine last committed, with their phase (see `fire`)
+        self._recent: dict[str, tuple[InstanceRow, Phase]] = {}
         missing = sorted(handler_names(spec) - set(self.effects.handlers))
         if missing:
             raise ExecutionError(f"spec `{spec.name}` uses effect `{missing[0]}`, which has no registered handler")
@@ -223,7 +224,7 @@ class Engine:
         # The row this engine last committed is used optimistically: if another writer moved
         # the instance on, the commit's version check fails and the step is re-decided on a
         # fresh read.
-        return self._retrying(instance, f"`{event}` was not applied", lambda row: self._fire_row(row, event, actor, given, system=False), self._recent.pop(instance, None))
+        return self._retrying(instance, f"`{event}` was not applied", lambda row: self._fire_row(row, event, actor, given, system=False), self._recent.get(instance, (None,))[0])
 
     def abort(self, instance: str, actor: str, reason: str) -> StepResult:
         """An operator takes the error exit: owed compensations run, the instance rests in the
@@ -418,22 +419,26 @@ class Engine:
         """Write ``payloads`` as the next audit records and the row as ``phase`` leaves it, in one
         transaction; ConflictError if another writer moved the instance first."""
         records, head, version = self._chain(row, payloads)
-        new = replace(
-            row,
+        new = InstanceRow(
+            id=row.id,
+            workflow=row.workflow,
+            spec_hash=row.spec_hash,
             state=phase.state,
             values=row.values if values is None else values,
+            version=version,
             status=phase.status,
+            audit_head=head,
+            context=row.context,
             pending=None if phase.pending is None else phase.pending.to_json(),
             compensations=[o.to_json() for o in phase.owed],
-            version=version,
-            audit_head=head,
+            created_at=row.created_at,
             updated_at=self._ts(),
         )
         self._recent.pop(row.id, None)
         self.store.commit(new, row.version, records, timers, cancel)
         if len(self._recent) > 1024:
             self._recent.clear()
-        self._recent[new.id] = new
+        self._recent[new.id] = (new, phase)
         return new, records
 
     def _chain(self, row: InstanceRow, payloads: list[dict[str, Any]]) -> tuple[list[AuditRecord], str, int]:
@@ -449,6 +454,9 @@ class Engine:
 
     def _phase(self, row: InstanceRow) -> Phase:
         """The lifecycle position a stored row is in."""
+        known = self._recent.get(row.id)
+        if known is not None and known[0] is row:
+            return known[1]
         return Phase(
             status=Status(row.status),
             state=row.state,

@@ -185,10 +185,11 @@ def advance(
     ``step`` that completed an effect adds; ``pending`` the call an ``effect-call`` makes;
     ``reason`` why an error exit (or a step into a failure terminal) is under way.
     """
-    try:
-        kind = RecordKind(kind)
-    except ValueError:
-        raise LifecycleError(f"`{kind}` is not a kind of record the engine writes") from None
+    if kind.__class__ is not RecordKind:
+        try:
+            kind = RecordKind(kind)
+        except ValueError:
+            raise LifecycleError(f"`{kind}` is not a kind of record the engine writes") from None
     if phase is None:
         if kind is not RecordKind.START or target is None:
             raise LifecycleError("the log does not begin with a `start` record")

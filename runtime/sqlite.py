@@ -20,7 +20,7 @@ from typing import Literal
 from .audit import AuditRecord
 from .codec import canonical_json
 from .errors import ConflictError, InstanceExists, StoreError, UnreadableRecord
-from .store import InstanceRow, NewTimer, Timer, decode_row, encode_row
+from .store import InstanceRow, NewTimer, Timer, decode_row, encode_changes, encode_row
 
 __all__ = ["SQLiteStore"]
 
@@ -133,12 +133,11 @@ class SQLiteStore:
         cancel: Sequence[str] = (),
     ) -> None:
         with self._write() as db:
-            params = encode_row(row)
             changed = db.execute(
                 # Identity, workflow, spec hash, context and creation time never change.
                 "UPDATE instances SET state=?, vals=?, version=?, status=?, audit_head=?, "
                 "pending=?, compensations=?, updated_at=? WHERE id=? AND version=?",
-                (*params[3:8], *params[9:11], params[12], row.id, expected_version),
+                (*encode_changes(row), row.id, expected_version),
             ).rowcount
             if changed != 1:
                 raise ConflictError(f"instance `{row.id}` changed since version {expected_version}")
@@ -149,6 +148,10 @@ class SQLiteStore:
             self._add_timers(db, timers)
 
     def _append(self, db: sqlite3.Connection, records: Sequence[AuditRecord]) -> None:
+        if len(records) == 1:  # the common case, without executemany's setup
+            (r,) = records
+            db.execute("INSERT INTO audit VALUES (?,?,?,?,?)", (r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash))
+            return
         db.executemany(
             "INSERT INTO audit VALUES (?,?,?,?,?)",
             [(r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash) for r in records],

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from .audit import AuditRecord
 from .codec import canonical_json
 
-__all__ = ["InstanceRow", "NewTimer", "Store", "Timer", "decode_row", "encode_row"]
+__all__ = ["InstanceRow", "NewTimer", "Store", "Timer", "decode_row", "encode_changes", "encode_row"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,16 +119,39 @@ def encode_row(row: InstanceRow) -> tuple[Any, ...]:
         row.workflow,
         row.spec_hash,
         row.state,
-        canonical_json(row.values),
+        _json(row.values),
         row.version,
         row.status,
         row.audit_head,
-        canonical_json(row.context),
-        None if row.pending is None else canonical_json(row.pending),
-        canonical_json(row.compensations),
+        _json(row.context),
+        None if row.pending is None else _json(row.pending),
+        _json(row.compensations),
         row.created_at,
         row.updated_at,
     )
+
+
+def encode_changes(row: InstanceRow) -> tuple[Any, ...]:
+    """The columns a commit may change — state, values, version, status, audit head, pending,
+    compensations, updated_at — encoded as :func:`encode_row` encodes them (identity,
+    workflow, spec hash, context and creation time never change)."""
+    return (
+        row.state,
+        _json(row.values),
+        row.version,
+        row.status,
+        row.audit_head,
+        None if row.pending is None else _json(row.pending),
+        _json(row.compensations),
+        row.updated_at,
+    )
+
+
+def _json(value: Any) -> str:
+    # empty containers are the common case of pending work, owed compensations and context
+    if not value:
+        return "[]" if isinstance(value, list) else "{}"
+    return canonical_json(value)
 
 
 def decode_row(r: Sequence[Any]) -> InstanceRow:
