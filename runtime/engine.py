@@ -418,7 +418,8 @@ class Engine:
     ) -> tuple[InstanceRow, list[AuditRecord]]:
         """Write ``payloads`` as the next audit records and the row as ``phase`` leaves it, in one
         transaction; ConflictError if another writer moved the instance first."""
-        records, head, version = self._chain(row, payloads)
+        now = self._now()
+        records, head, version = self._chain(row, payloads, now)
         new = InstanceRow(
             id=row.id,
             workflow=row.workflow,
@@ -432,7 +433,7 @@ class Engine:
             pending=None if phase.pending is None else phase.pending.to_json(),
             compensations=[o.to_json() for o in phase.owed],
             created_at=row.created_at,
-            updated_at=self._ts(),
+            updated_at=now.timestamp(),
         )
         self._recent.pop(row.id, None)
         self.store.commit(new, row.version, records, timers, cancel)
@@ -441,10 +442,11 @@ class Engine:
         self._recent[new.id] = (new, phase)
         return new, records
 
-    def _chain(self, row: InstanceRow, payloads: list[dict[str, Any]]) -> tuple[list[AuditRecord], str, int]:
+    def _chain(self, row: InstanceRow, payloads: list[dict[str, Any]], now: datetime | None = None) -> tuple[list[AuditRecord], str, int]:
         records = []
         head, seq = row.audit_head, row.version
-        common = {"workflow": self.spec.name, "spec_hash": self.spec.content_hash, "at": self._at()}
+        at = (now or self._now()).astimezone(UTC).isoformat()
+        common = {"workflow": self.spec.name, "spec_hash": self.spec.content_hash, "at": at}
         for payload in payloads:
             seq += 1
             record = chain(row.id, head, seq, {**common, **payload})
@@ -658,8 +660,6 @@ class Engine:
     def _ts(self) -> float:
         return self._now().timestamp()
 
-    def _at(self) -> str:
-        return self._now().astimezone(UTC).isoformat()
 
 
 def _text(value: object) -> str:
