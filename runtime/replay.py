@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from railguard.spec import Spec
-from railguard.spec.semantics import SYSTEM, Fired, Refusal, fire
+from railguard.spec.semantics import SYSTEM, Fired, Refusal, fire, signature
 from railguard.spec.types import Type, Value
 
 from .audit import AuditRecord
@@ -409,12 +409,8 @@ def _report(replayer: _Replayer, count: int, mismatch: str | None, seq: int | No
 def _params(spec: Spec, event: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     """Recorded params back to values, decoding only what has the recorded shape of its type
     (a malformed param stays as it was, so a ``bad-params`` refusal replays as one)."""
-    signature: dict[str, Type] = {}
-    for transition in spec.transitions:
-        if transition.event == event:
-            signature = {p.name: p.type for p in transition.params}
-            break
-    return {name: _decode(signature[name], value) if name in signature else value for name, value in raw.items()}
+    declared = signature(spec, event)
+    return {name: _decode(declared[name].type, value) if name in declared else value for name, value in raw.items()}
 
 
 def _decode(declared: Type, raw: Any) -> Any:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, get_args
 
 from .errors import EvaluationError
 from .evaluate import FAULTS, Compiled, compile_unguarded, fault
@@ -43,6 +43,7 @@ __all__ = [
     "check_params",
     "fire",
     "permitted",
+    "signature",
     "stepper",
 ]
 
@@ -59,16 +60,7 @@ RefusalCode = Literal[
     "assign-error",
     "domain",
 ]
-REFUSAL_CODES: tuple[RefusalCode, ...] = (
-    "unknown-event",
-    "not-enabled",
-    "permission-denied",
-    "bad-params",
-    "guard-false",
-    "guard-error",
-    "assign-error",
-    "domain",
-)
+REFUSAL_CODES: tuple[RefusalCode, ...] = get_args(RefusalCode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,15 +125,15 @@ def check_params(spec: Spec, event: str, params: Mapping[str, Any]) -> dict[str,
     surrogates), and a value outside its domain is refused saying how (out of range, too many
     decimal places, not of the type).
     """
-    signature = _signature(spec, event)
+    expected = signature(spec, event)
     state = ""
     for name in params:
-        if name not in signature:
-            known = ", ".join(f"`{p}`" for p in signature) or "none"
+        if name not in expected:
+            known = ", ".join(f"`{p}`" for p in expected) or "none"
             shown = f"`{name}`" if isinstance(name, str) and _is_text(name) else "that is not a name"
             return Refusal("bad-params", f"event `{event}` has no param {shown} (params: {known})", event, state)
     result: dict[str, Value] = {}
-    for name, param in signature.items():
+    for name, param in expected.items():
         if name in params:
             value, problem = admit(param.type, params[name])
             if problem is not None:
@@ -457,6 +449,7 @@ class _Table:
     steps: dict[tuple[str, str], list[_Step]]
     events: frozenset[str]
     has_params: dict[str, bool]
+    signatures: dict[str, dict[str, Parameter]] = field(default_factory=dict)
     steppers: dict[tuple[str, str], Stepper] = field(default_factory=dict)
 
 
@@ -482,7 +475,10 @@ def _table(spec: Spec) -> _Table:
         has_params: dict[str, bool] = {}
         for transition in spec.transitions:
             has_params[transition.event] = has_params.get(transition.event, False) or bool(transition.params)
-        cached = _Table(steps, frozenset(spec.events), has_params)
+        signatures: dict[str, dict[str, Parameter]] = {}
+        for transition in spec.transitions:
+            signatures.setdefault(transition.event, {p.name: p for p in transition.params})
+        cached = _Table(steps, frozenset(spec.events), has_params, signatures)
         spec.__dict__["_semantics_table"] = cached
     return cached
 
@@ -511,8 +507,7 @@ def _did_you_mean(name: object, known: frozenset[str]) -> str:
     return f"; did you mean `{close[0]}`?" if close else ""
 
 
-def _signature(spec: Spec, event: str) -> dict[str, Parameter]:
-    for transition in spec.transitions:
-        if transition.event == event:
-            return {p.name: p for p in transition.params}
-    return {}
+def signature(spec: Spec, event: str) -> Mapping[str, Parameter]:
+    """The params ``event`` takes, by name (empty for an unknown event); every transition of
+    an event declares the same params, so this is computed once per spec."""
+    return _table(spec).signatures.get(event, {})
