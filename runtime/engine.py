@@ -135,7 +135,7 @@ class Engine:
         self.authenticator = authenticator
         self.certificate_note = self._check_certificate(certificate, allow_unverified)
         # the rows this engine last committed, with their phase (see `fire`)
-        self._recent: dict[str, tuple[InstanceRow, Phase]] = {}
+        self._recent: dict[str, tuple[InstanceRow, Phase, Mapping[str, Any] | None]] = {}
         missing = sorted(handler_names(spec) - set(self.effects.handlers))
         if missing:
             raise ExecutionError(f"spec `{spec.name}` uses effect `{missing[0]}`, which has no registered handler")
@@ -309,7 +309,7 @@ class Engine:
                 return Refusal("not-enabled", f"instance `{row.id}` has finished in state `{row.state}`", event, row.state)
             why = f"instance `{row.id}` is stuck and needs an operator" if row.status == Status.STUCK else f"instance `{row.id}` is busy ({row.status})"
             return Refusal("busy", why, event, row.state)  # type: ignore[arg-type]
-        return fire(self.spec, row.state, decode_values(self.spec, row.values), event, actor, roles, params, system=system)
+        return fire(self.spec, row.state, self._values(row), event, actor, roles, params, system=system)
 
     def _fire_row(self, row: InstanceRow, event: str, actor: str, params: dict[str, Any], *, system: bool) -> StepResult:
         roles = frozenset() if system else self.directory.roles_of(actor)
@@ -321,14 +321,14 @@ class Engine:
             "event": event,
             "actor": actor,
             "roles": sorted(roles),
-            "params": encode_values(outcome.params),
+            "params": encode_values(outcome.params) if outcome.params else {},
             "transition": transition.index,
             "decision": {"allowed": True, "permission": "system" if system else transition.permission},
             "before": {"state": row.state, "values": row.values},
         }
         after = encode_values(outcome.values)
         if transition.effect is None:
-            return self._complete(row, base, outcome.target, after, effect=None, owed=None)
+            return self._complete(row, base, outcome.target, after, effect=None, owed=None, decoded=outcome.values)
         step = row.version + 1
         pending = EffectPending(step=step, key=effect_key(row.id, step, transition.effect), effect=transition.effect, base=base, target=outcome.target, after=after)
         return self._call_effect(row, pending)
@@ -367,7 +367,10 @@ class Engine:
             return self._refuse(row, command, actor, roles, {}, "busy", busy)
         return None
 
-    def _complete(self, row: InstanceRow, base: dict[str, Any], target: str, after: dict[str, Any], *, effect: dict[str, Any] | None, owed: Owed | None) -> StepResult:
+    def _complete(
+        self, row: InstanceRow, base: dict[str, Any], target: str, after: dict[str, Any], *,
+        effect: dict[str, Any] | None, owed: Owed | None, decoded: Mapping[str, Any] | None = None,
+    ) -> StepResult:
         """Commit an accepted step into ``target`` (with the outcome of its effect, if any)."""
         transition = self.spec.transitions[base["transition"] - 1]
         payload = {**base, "kind": RecordKind.STEP, "after": {"state": target, "values": after}, "effect": effect}
@@ -387,7 +390,7 @@ class Engine:
                 cancel = ["resume"]
             else:
                 timers = self._timeout_timer(row.id, target, row.version + 1)
-        new, records = self._commit(row, [payload], phase, values=after, timers=timers, cancel=tuple(cancel))
+        new, records = self._commit(row, [payload], phase, values=after, decoded=decoded, timers=timers, cancel=tuple(cancel))
         if phase.status == Status.COMPENSATING:
             return self._joined(records, self._settle(new), accepted=True, event=transition.event, code=None, reason="")
         return self._result(new, records, accepted=True, event=transition.event)
@@ -413,6 +416,7 @@ class Engine:
         phase: Phase,
         *,
         values: dict[str, Any] | None = None,
+        decoded: Mapping[str, Any] | None = None,
         timers: Sequence[NewTimer] = (),
         cancel: tuple[str, ...] = (),
     ) -> tuple[InstanceRow, list[AuditRecord]]:
@@ -435,11 +439,13 @@ class Engine:
             created_at=row.created_at,
             updated_at=now.timestamp(),
         )
-        self._recent.pop(row.id, None)
+        known = self._recent.pop(row.id, None)
+        if values is None and known is not None and known[0] is row:
+            decoded = known[2]  # the values did not change
         self.store.commit(new, row.version, records, timers, cancel)
         if len(self._recent) > 1024:
             self._recent.clear()
-        self._recent[new.id] = (new, phase)
+        self._recent[new.id] = (new, phase, decoded)
         return new, records
 
     def _chain(self, row: InstanceRow, payloads: list[dict[str, Any]], now: datetime | None = None) -> tuple[list[AuditRecord], str, int]:
@@ -453,6 +459,14 @@ class Engine:
             records.append(record)
             head = record.hash
         return records, head, seq
+
+    def _values(self, row: InstanceRow) -> Mapping[str, Any]:
+        """The row's variables decoded by the spec's types (remembered for the row this engine
+        last committed; never handed out without a copy)."""
+        known = self._recent.get(row.id)
+        if known is not None and known[0] is row and known[2] is not None:
+            return known[2]
+        return decode_values(self.spec, row.values)
 
     def _phase(self, row: InstanceRow) -> Phase:
         """The lifecycle position a stored row is in."""
@@ -634,7 +648,7 @@ class Engine:
     ) -> StepResult:
         return StepResult(
             instance=row.id, accepted=accepted, event=event, code=code, reason=reason, state=row.state,
-            values=decode_values(self.spec, row.values), version=row.version, status=row.status, records=tuple(records),
+            values=dict(self._values(row)), version=row.version, status=row.status, records=tuple(records),
         )
 
     @staticmethod

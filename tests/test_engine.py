@@ -424,3 +424,12 @@ def test_the_specialised_step_and_the_general_algorithm_agree(steps: list[tuple[
             assert fast == slow
         if isinstance(fast, Fired):
             state, values = fast.target, dict(fast.values)
+
+
+def test_a_caller_changing_a_result_does_not_change_the_instance(refund: Spec) -> None:
+    e = engine(refund)
+    e.start("r1", "sam")
+    requested = e.fire("r1", "request", "sam", {"amount": 120})
+    requested.values["amount"] = 9999  # type: ignore[index]
+    assert e.fire("r1", "approve", "mia").values["amount"] == 120
+    assert e.get("r1").values["amount"] == 120
