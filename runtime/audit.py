@@ -95,17 +95,9 @@ def recordable_mapping(values: Mapping[Any, Any]) -> dict[str, Any]:
     cannot encode does not hide the others; keys become their recordable text."""
     out: dict[str, Any] = {}
     for key, value in values.items():
-        name = key if isinstance(key, str) and _utf8(key) else f"<{type(key).__name__} {ascii(key)[:40]}>"
+        name = key if isinstance(key, str) and recordable(key) == key else f"<{type(key).__name__} {ascii(key)[:40]}>"
         out[name] = recordable(value)
     return out
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeError:
-        return False
-    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,34 +229,24 @@ class Engine:
     def abort(self, instance: str, actor: str, reason: str) -> StepResult:
         """An operator takes the error exit: owed compensations run, the instance rests in the
         failure terminal. Refused (and audited) unless ``actor`` holds an operator role."""
-        actor = self._operator(actor)
 
-        def attempt(row: InstanceRow) -> StepResult:
-            roles = self.directory.roles_of(actor)
-            refused = self._operator_refusal(row, RecordKind.ABORT, actor, roles, Status.ACTIVE, f"instance `{row.id}` is {row.status}")
-            if refused is not None:
-                return refused
-            payload = {"kind": RecordKind.ABORT, "actor": actor, "roles": sorted(roles), "reason": reason, "state": row.state}
-            return self._error_exit(row, f"aborted by `{actor}`: {reason}", payload)
+        def act(row: InstanceRow, operator: str, roles: frozenset[str]) -> StepResult:
+            payload = {"kind": RecordKind.ABORT, "actor": operator, "roles": sorted(roles), "reason": reason, "state": row.state}
+            return self._error_exit(row, f"aborted by `{operator}`: {reason}", payload)
 
-        return self._retrying(instance, "the abort was not applied", attempt)
+        return self._as_operator(instance, actor, RecordKind.ABORT, Status.ACTIVE, act)
 
     def retry_stuck(self, instance: str, actor: str) -> StepResult:
         """An operator retries the compensations of a stuck instance."""
-        actor = self._operator(actor)
 
-        def attempt(row: InstanceRow) -> StepResult:
-            roles = self.directory.roles_of(actor)
-            refused = self._operator_refusal(row, RecordKind.RETRY, actor, roles, Status.STUCK, f"instance `{row.id}` is not stuck")
-            if refused is not None:
-                return refused
-            payload = {"kind": RecordKind.RETRY, "actor": actor, "roles": sorted(roles), "state": row.state}
+        def act(row: InstanceRow, operator: str, roles: frozenset[str]) -> StepResult:
+            payload = {"kind": RecordKind.RETRY, "actor": operator, "roles": sorted(roles), "state": row.state}
             phase = advance(self.spec, self._phase(row), RecordKind.RETRY, reason="operator retry")
             new, records = self._commit(row, [payload], phase, timers=[self._resume_timer(row)])
             result = self._settle(new)
             return self._joined(records, result, accepted=result.status == Status.DONE)
 
-        return self._retrying(instance, "the retry was not applied", attempt)
+        return self._as_operator(instance, actor, RecordKind.RETRY, Status.STUCK, act)
 
     def run_due(self, limit: int = 10) -> list[StepResult]:
         """Do the work that is due: expired timeouts, and effects or compensations whose process
@@ -349,23 +339,28 @@ class Engine:
         new, records = self._commit(row, [payload], self._phase(row))
         return self._result(new, records, accepted=False, event=event, code=code, reason=reason)
 
-    def _operator(self, actor: str) -> str:
-        """The principal an operator command acts as ("" when not authenticated: refused)."""
-        if self.authenticator is None:
-            return actor
-        try:
-            return self.authenticator.authenticate(actor)
-        except NotAuthenticated:
-            return ""
+    def _as_operator(
+        self, instance: str, actor: str, command: RecordKind, needed: Status, act: Callable[[InstanceRow, str, frozenset[str]], StepResult]
+    ) -> StepResult:
+        """Run an operator command: refused (and audited) for a caller without an operator role
+        or an instance that is not ``needed``; else ``act(row, operator, roles)``."""
+        operator = actor
+        if self.authenticator is not None:
+            try:
+                operator = self.authenticator.authenticate(actor)
+            except NotAuthenticated:
+                operator = ""
 
-    def _operator_refusal(self, row: InstanceRow, command: str, actor: str, roles: frozenset[str], needed: Status, busy: str) -> StepResult | None:
-        """The audited refusal of an operator command by a non-operator or on an instance
-        that is not ``needed``; ``None`` when the command may go ahead."""
-        if not roles & self.operators:
-            return self._refuse(row, command, actor, roles, {}, "permission-denied", f"`{actor}` is not an operator")
-        if row.status != needed:
-            return self._refuse(row, command, actor, roles, {}, "busy", busy)
-        return None
+        def attempt(row: InstanceRow) -> StepResult:
+            roles = self.directory.roles_of(operator)
+            if not roles & self.operators:
+                return self._refuse(row, command, operator, roles, {}, "permission-denied", f"`{operator}` is not an operator")
+            if row.status != needed:
+                busy = f"instance `{row.id}` is not stuck" if needed == Status.STUCK else f"instance `{row.id}` is {row.status}"
+                return self._refuse(row, command, operator, roles, {}, "busy", busy)
+            return act(row, operator, roles)
+
+        return self._retrying(instance, f"the {command} was not applied", attempt)
 
     def _complete(
         self, row: InstanceRow, base: dict[str, Any], target: str, after: dict[str, Any], *,

@@ -5,7 +5,6 @@ types."""
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -26,10 +25,10 @@ from railguard.runtime import (
     verify_chain,
 )
 from railguard.runtime.auth import KnownPrincipals, NotAuthenticated
-from railguard.runtime_cli import add_commands
 from railguard.spec import Spec, load, loads
 
 from .conftest import EXAMPLES
+from .test_runtime_cli import cli
 
 TAGS = """
 railguard: 1
@@ -301,14 +300,6 @@ def test_known_principals_trusts_only_the_directory_s_members() -> None:
 
 
 # ---------------------------------------------------------------------- the command line
-
-
-def cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="railguard")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
 
 
 def test_run_start_refuses_an_actor_the_directory_does_not_know(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
