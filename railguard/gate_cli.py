@@ -173,7 +173,7 @@ def cmd_admit(args: argparse.Namespace) -> int:
 
 def _with_runtime(args: argparse.Namespace, spec: Any, plan: Any, roles: frozenset[str], context: dict[str, Any], certificate: Any, opt_out: str | None, gate: Any) -> int:
     from railguard.runtime import SQLiteStore, StaticDirectory
-    from railguard.runtime.engine import Engine
+    from railguard.runtime.engine import Engine, handler_names
     from railguard.runtime.gate import PlanGateway
     from railguard.runtime_cli import _effects
 
@@ -191,7 +191,12 @@ def _with_runtime(args: argparse.Namespace, spec: Any, plan: Any, roles: frozens
             raise _Unusable(f"no database `{path}`")
         store = SQLiteStore(path)
     try:
-        effects = _effects(args.effects, spec, stub=not args.execute)
+        # the handlers the plan's steps can call and the compensations the instance owes (its
+        # error path runs them); admitting alone calls none
+        row = store.get(args.instance or plan.instance or "")
+        owed = {str(c.get("compensate")) for c in row.compensations} if row is not None else set()
+        needed = handler_names(spec, [s.event for s in plan.steps]) | owed if args.execute else set()
+        effects = _effects(args.effects, spec, needed)
         engine = Engine(spec, store, StaticDirectory({args.actor: sorted(roles)}), effects=effects, certificate=certificate, allow_unverified=opt_out)
         gateway = PlanGateway(engine, gate)
         instance = args.instance or plan.instance or "plan-1"

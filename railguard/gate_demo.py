@@ -1,6 +1,6 @@
 """The plan gate's demo: a scripted model plans payouts, and railguard disposes.
 
-Scenes, on the ``payout`` example (``railguard/examples/payout.yaml``; a customer's known
+Scenes, on the ``payout`` example (``railguard/gate_specs/payout.yaml``; a customer's known
 payees and a limit are context):
 
 1. a good plan — propose a payout to a known payee — admitted, executed and audited;
@@ -29,7 +29,7 @@ PEOPLE = {AGENT: ["agent", "payments"], "bob": ["manager"]}
 
 
 #: The payout spec ships inside the package, so the demo runs from an installed wheel too.
-PAYOUT_SPEC = Path(__file__).resolve().parent / "examples" / "payout.yaml"
+PAYOUT_SPEC = Path(__file__).resolve().parent / "gate_specs" / "payout.yaml"
 
 
 def run_gate_demo(out: TextIO | None = None, *, db: str = ":memory:") -> int:

@@ -18,7 +18,7 @@ error exit), and the answer says which step and why.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC
 from typing import Any
 
@@ -36,7 +36,6 @@ from railguard.verifier.plans import OPEN, Plan
 from .audit import AuditRecord, chain
 from .engine import Engine, StepResult
 from .errors import ConflictError, ExecutionError
-from .store import row_with
 
 __all__ = ["Execution", "PlanGateway"]
 
@@ -188,7 +187,7 @@ class PlanGateway:
                 **body,
             }
             record = chain(row.id, row.audit_head, row.version + 1, payload)
-            new = row_with(row, version=row.version + 1, audit_head=record.hash, updated_at=engine.clock.now().timestamp())
+            new = replace(row, version=row.version + 1, audit_head=record.hash, updated_at=engine.clock.now().timestamp())
             try:
                 engine.store.commit(new, row.version, [record])
             except ConflictError:
