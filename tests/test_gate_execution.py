@@ -64,6 +64,9 @@ def test_an_admitted_plan_runs_and_its_plan_admission_and_certificate_are_audite
     assert records[-1].payload["note"] == "plan-done"
     assert verify_chain(records) is None
     assert replay(spec, records).ok
+    from railguard.runtime.integrity import verify_store
+
+    assert verify_store(gateway.engine.store).ok
 
 
 def test_later_plans_continue_an_existing_instance(refund: Any) -> None:
