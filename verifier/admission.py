@@ -390,6 +390,8 @@ class Gate:
         self.checked: tuple[Invariant, ...] = tuple(inv for inv in spec.invariants if inv.name not in proved)
         self.discharged_by = {inv.name: "certificate" if inv.name in proved else "semantics" for inv in spec.invariants}
         self.monitored = _monitored(spec)
+        #: Terminal states: like the runtime, a finished instance takes no step, known or not.
+        self.terminals = frozenset(s.name for s in spec.states if s.terminal is not None)
         self._track = bool(self.monitored) and any(inv.kind == "precedes" for inv in self.checked)
 
     def admit(self, plan: Plan, principal: Principal, start: Configuration, *, goal: str | None = None) -> Admission:
@@ -415,8 +417,10 @@ class Gate:
         path = [state]
         taken: list[int] = []
         actor, roles = principal.id, principal.roles
-        checked, track, monitored = self.checked, self._track, self.monitored
+        checked, track, monitored, terminals = self.checked, self._track, self.monitored, self.terminals
         for index, step in enumerate(steps):
+            if state in terminals:
+                return self._reject(plan, principal, Configuration(state, values, seen, start.instance), index, "not-enabled", f"step {index + 1}: the plan has already ended in `{state}`, where the instance takes no more steps: remove the steps after it", goal, event=step.event)
             params = step.params
             if params:
                 plain = True
@@ -819,6 +823,8 @@ class _SymbolicRun:
         for index in range(first, len(self.plan.steps)):
             step = self.plan.steps[index]
             event = step.event
+            if self.state in self.gate.terminals:
+                return _Failure(index, "not-enabled", f"step {index + 1}: the plan has already ended in `{self.state}`, where the instance takes no more steps: remove the steps after it")
             candidates = [t for t in spec.transitions_from(self.state) if t.event == event]
             if not candidates:
                 if event not in spec.events:
