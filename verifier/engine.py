@@ -10,14 +10,19 @@ Every question is "is there a reachable configuration (and step inputs) where ``
   alike — and the invariant is returned; *unsat* means ``bad`` is reachable; anything else is
   *unknown*.
 
-Solver work is bounded by Z3's deterministic resource limit (``rlimit``) per query, and
-optionally by wall-clock time; running out of either is *unknown*, never success.
+Solver work is bounded by Z3's deterministic resource limit (``rlimit``) per query,
+optionally by wall-clock time per query, and by a wall-clock budget for the whole check
+(:attr:`Budget.seconds`, shared by every check run inside :func:`overall`): once it is spent
+no query starts and each one running is stopped, and the questions left end *unknown*,
+never success.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Hashable, Mapping
+import contextvars
+import time
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,7 +30,7 @@ import z3
 
 from .system import Inputs, State, System
 
-__all__ = ["Budget", "Engine", "SpacerAnswer", "Witness"]
+__all__ = ["Budget", "Deadline", "Engine", "OutOfTime", "SpacerAnswer", "Witness", "overall"]
 
 Bad = Callable[[State, Inputs], z3.BoolRef]
 
@@ -37,18 +42,83 @@ class Budget:
     ``rlimit`` bounds each solver query deterministically (Z3 resource units; it stops at the
     same point on any machine); ``timeout_ms`` adds an optional wall-clock bound per query.
     ``bmc_depth`` is how many steps the first witness search unrolls; ``max_depth`` bounds the
-    search for a counterexample once Spacer has shown one exists.
+    search for a counterexample once Spacer has shown one exists. ``seconds`` bounds the
+    wall-clock time of a whole check (``None``: no bound); the concrete exploration that runs
+    before the solver takes at most ``rlimit // EXPLORE_COST`` steps, so a budget too small
+    for the solver decides nothing at all.
     """
 
     rlimit: int = 200_000_000
     timeout_ms: int | None = None
     bmc_depth: int = 8
     max_depth: int = 40
+    seconds: int | None = 300
 
-    def apply(self, solver: z3.Solver | z3.Fixedpoint) -> None:
+    #: Resource units one concrete exploration step is charged.
+    EXPLORE_COST = 100
+
+    @property
+    def explore_steps(self) -> int:
+        """How many concrete steps the exploration before the solver may take."""
+        return self.rlimit // self.EXPLORE_COST
+
+    def apply(self, solver: z3.Solver | z3.Fixedpoint, deadline: Deadline | None = None) -> None:
         solver.set("rlimit", self.rlimit)
-        if self.timeout_ms is not None:
-            solver.set("timeout", self.timeout_ms)
+        timeout = self.timeout_ms
+        if deadline is not None:
+            left = deadline.left_ms()
+            if left is not None:
+                timeout = left if timeout is None else min(timeout, left)
+        if timeout is not None:
+            solver.set("timeout", max(1, timeout))
+
+
+class OutOfTime(Exception):
+    """The wall-clock budget of the whole check is spent (raised between queries)."""
+
+
+_OVERALL: contextvars.ContextVar[float | None] = contextvars.ContextVar("railguard_overall_deadline", default=None)
+
+
+@contextmanager
+def overall(seconds: float | None) -> Iterator[None]:
+    """Share one wall-clock budget of ``seconds`` among every check run inside the block
+    (``railguard check`` wraps all its files in one); ``None`` adds no bound."""
+    if seconds is None:
+        yield
+        return
+    token = _OVERALL.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _OVERALL.reset(token)
+
+
+class Deadline:
+    """The moment a check must stop: the earlier of its own ``seconds`` and the enclosing
+    :func:`overall` budget."""
+
+    def __init__(self, seconds: float | None) -> None:
+        ends = [t for t in (_OVERALL.get(), None if seconds is None else time.monotonic() + seconds) if t is not None]
+        self.at: float | None = min(ends) if ends else None
+        self.seconds = seconds
+
+    def left(self) -> float | None:
+        """Seconds left (never negative), or ``None`` when unbounded."""
+        return None if self.at is None else max(0.0, self.at - time.monotonic())
+
+    def left_ms(self) -> int | None:
+        left = self.left()
+        return None if left is None else int(left * 1000)
+
+    @property
+    def passed(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+    def check(self) -> None:
+        """Raise :class:`OutOfTime` once the deadline has passed."""
+        if self.passed:
+            raise OutOfTime
 
 
 @dataclass(frozen=True)
@@ -77,9 +147,10 @@ class SpacerAnswer:
 class Engine:
     """Runs BMC and Spacer queries on one system under one budget."""
 
-    def __init__(self, system: System, budget: Budget | None = None) -> None:
+    def __init__(self, system: System, budget: Budget | None = None, deadline: Deadline | None = None) -> None:
         self.system = system
         self.budget = budget or Budget()
+        self.deadline = deadline or Deadline(self.budget.seconds)
         self.queries = 0
         # Every formula is built once over these constants (``x --in--> y``) and renamed onto
         # each unrolled step with `z3.substitute`: building terms in Python costs far more
@@ -126,8 +197,8 @@ class Engine:
 
         Returns the witnesses found and the goals whose search ran out of budget."""
         system = self.system
+        self.deadline.check()
         solver = z3.Solver()
-        self.budget.apply(solver)
         states = [system.state("s0")]
         inputs = [system.inputs("i0")]
         solver.add(self._rename(self.initial, states[0]))
@@ -165,7 +236,7 @@ class Engine:
         ``exhausted``."""
         open_keys = list(terms)
         while open_keys:
-            self.queries += 1
+            self._ask(solver)
             solver.push()
             solver.add(z3.Or([terms[k] for k in open_keys]))
             answer = solver.check()
@@ -185,7 +256,7 @@ class Engine:
             solver.pop()
             break
         for key in open_keys:
-            self.queries += 1
+            self._ask(solver)
             solver.push()
             solver.add(terms[key])
             answer = solver.check()
@@ -195,16 +266,21 @@ class Engine:
                 exhausted.add(key)
             solver.pop()
 
+    def _ask(self, solver: z3.Solver | z3.Fixedpoint) -> None:
+        """Count a query and set its limits; raise :class:`OutOfTime` when none is left."""
+        self.deadline.check()
+        self.queries += 1
+        self.budget.apply(solver, self.deadline)
+
     def spacer(self, *bads: Bad) -> SpacerAnswer:
         """Decide whether any of ``bads`` is reachable with Spacer (see the module docstring)."""
         system = self.system
-        self.queries += 1
         s = self.x
         xs, ins, ys = system.flat(s), system.flat(self.i), system.flat(self.y)
         sorts = [v.sort() for v in xs]
         inv = z3.Function("Inv", *sorts, z3.BoolSort())
         solver = z3.SolverFor("HORN")
-        self.budget.apply(solver)
+        self._ask(solver)
         bad = z3.Or([self.term(b) for b in bads]) if len(bads) != 1 else self.term(bads[0])
         solver.add(z3.ForAll(xs, z3.Implies(self.initial, inv(*xs))))
         solver.add(z3.ForAll(xs + ins + ys, z3.Implies(z3.And(inv(*xs), self.relation), inv(*ys))))
@@ -220,24 +296,15 @@ class Engine:
         return SpacerAnswer("unknown", reason=solver.reason_unknown())
 
     def _invariant(self, model: z3.ModelRef, inv: z3.FuncDeclRef, s: State) -> str | None:
+        from .readable import readable
+
         interp = model[inv]
         if interp is None:
             return None
         body = interp.else_value() if isinstance(interp, z3.FuncInterp) else interp
         names = [z3.Const(key.replace("@state", "state"), s[key].sort()) for key in sorted(s)]
         try:
-            text = str(z3.simplify(z3.substitute_vars(body, *names)))
+            formula = z3.simplify(z3.substitute_vars(body, *names))
         except z3.Z3Exception:
             return None
-        codes = self.system.codes
-        states = [st.name for st in self.system.spec.states]
-        tests = {"==": int.__eq__, "<=": int.__le__, ">=": int.__ge__, "<": int.__lt__, ">": int.__gt__}
-
-        def name(match: re.Match[str]) -> str:
-            op, code = match.group(1), int(match.group(2))
-            chosen = [st for st in states if tests[op](codes[st], code)]
-            if len(chosen) == 1:
-                return f'state == "{chosen[0]}"'
-            return "state in [" + ", ".join(f'"{st}"' for st in chosen) + "]"
-
-        return re.sub(r"state (==|<=|>=|<|>) (-?\d+)", name, " ".join(text.split()))
+        return readable(self.system, formula)

@@ -142,6 +142,12 @@ def _location(loc: Location) -> dict[str, Any]:
     return {"file": loc.file, "line": loc.line or None, "column": loc.column or None}
 
 
+#: Witnesses of this many steps or more are left out of the JSON report: one run often shows
+#: thousands of states of a long workflow, and a plan per state would grow with the square of
+#: its length. The result's message still gives the run's length.
+MAX_WITNESS_STEPS = 100
+
+
 def _result(result: Result) -> dict[str, Any]:
     return {
         "rule": result.rule.id,
@@ -155,7 +161,7 @@ def _result(result: Result) -> dict[str, Any]:
         "bound": result.bound,
         "waived": result.waived,
         "counterexample": result.counterexample.to_plan() if result.counterexample else None,
-        "witness": result.witness.to_plan() if result.witness else None,
+        "witness": result.witness.to_plan() if result.witness and len(result.witness.steps) < MAX_WITNESS_STEPS else None,
         "invariant": result.invariant,
     }
 
@@ -299,9 +305,9 @@ def report_json_schema() -> dict[str, Any]:
             "counterexample": _nullable({"$ref": "#/$defs/plan"})
             | {"description": "A run that violates the property."},
             "witness": _nullable({"$ref": "#/$defs/plan"})
-            | {"description": "A run that shows a reachability property."},
+            | {"description": f"A run that shows a reachability property (null for runs of {MAX_WITNESS_STEPS} steps or more)."},
             "invariant": {
-                "description": "An inductive invariant the solver found (Z3 syntax).",
+                "description": "An inductive invariant the solver found, in the spec's expression language.",
                 "type": ["string", "null"],
             },
         },
