@@ -382,7 +382,7 @@ class System:
     def permission(self, transition: Transition, i: Inputs) -> z3.BoolRef:
         if transition.permission == "public":
             return TRUE
-        return self._memo(("permission", transition.permission), (i,), lambda: self._permission(transition, i))  # type: ignore[no-any-return]
+        return self._memo(("permission", transition.permission), (i,), lambda: self._permission(transition, i))
 
     def _permission(self, transition: Transition, i: Inputs) -> z3.BoolRef:
         granting = [i[f"@actor@{r.name}"] for r in self.spec.roles if transition.permission in r.permissions]
@@ -390,7 +390,7 @@ class System:
 
     def actor_valid(self, s: State, i: Inputs) -> z3.BoolRef:
         """The actor is a person (not unset, not the system) whose roles are consistent."""
-        return self._memo(("actor",), (s, i), lambda: self._actor_valid(s, i))  # type: ignore[no-any-return]
+        return self._memo(("actor",), (s, i), lambda: self._actor_valid(s, i))
 
     def _actor_valid(self, s: State, i: Inputs) -> z3.BoolRef:
         parts = [i["@actor"] >= 1]
@@ -401,7 +401,7 @@ class System:
         return conj(parts)
 
     def params_valid(self, event: str, i: Inputs) -> z3.BoolRef:
-        return self._memo(("params", event), (i,), lambda: self._params_valid(event, i))  # type: ignore[no-any-return]
+        return self._memo(("params", event), (i,), lambda: self._params_valid(event, i))
 
     def _params_valid(self, event: str, i: Inputs) -> z3.BoolRef:
         syms = self.param_syms(event, i)
@@ -422,7 +422,7 @@ class System:
         return sym.term, sym.ok
 
     def _move_guard(self, transition: Transition, move: Move, s: State, i: Inputs) -> tuple[z3.BoolRef, z3.BoolRef]:
-        return self._memo(  # type: ignore[no-any-return]
+        return self._memo(
             ("guard", transition.index, move.kind), (s, i), lambda: self.guard(transition, s, self._params(move, i), self.actor(i, move))
         )
 
@@ -430,7 +430,7 @@ class System:
         """The move's transition is the one the runtime picks, and its assignments evaluate.
 
         Domain constraints on the new values are *not* included (see :meth:`new_values_ok`)."""
-        return self._memo(("selected", move.index), (s, i), lambda: self._selected(move, s, i))  # type: ignore[no-any-return]
+        return self._memo(("selected", move.index), (s, i), lambda: self._selected(move, s, i))
 
     def _selected(self, move: Move, s: State, i: Inputs) -> z3.BoolRef:
         transition = move.transition
@@ -466,7 +466,7 @@ class System:
             params = self._params(move, i)
             return {name: self.compile(expr.tree, s, params, actor) for name, expr in transition.assign}
 
-        return self._memo(("new", transition.index, move.kind), (s, i), make)  # type: ignore[no-any-return]
+        return self._memo(("new", transition.index, move.kind), (s, i), make)
 
     def new_values_ok(self, move: Move, s: State, i: Inputs, only: str | None = None) -> z3.BoolRef:
         """The assigned values lie in their domains (one variable when ``only`` is given)."""
