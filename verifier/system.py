@@ -422,7 +422,7 @@ class System:
         return sym.term, sym.ok
 
     def _move_guard(self, transition: Transition, move: Move, s: State, i: Inputs) -> tuple[z3.BoolRef, z3.BoolRef]:
-        return self._memo(
+        return self._memo(  # type: ignore[no-any-return]
             ("guard", transition.index, move.kind), (s, i), lambda: self.guard(transition, s, self._params(move, i), self.actor(i, move))
         )
 
@@ -466,7 +466,7 @@ class System:
             params = self._params(move, i)
             return {name: self.compile(expr.tree, s, params, actor) for name, expr in transition.assign}
 
-        return self._memo(("new", transition.index, move.kind), (s, i), make)
+        return self._memo(("new", transition.index, move.kind), (s, i), make)  # type: ignore[no-any-return]
 
     def new_values_ok(self, move: Move, s: State, i: Inputs, only: str | None = None) -> z3.BoolRef:
         """The assigned values lie in their domains (one variable when ``only`` is given)."""
