@@ -103,6 +103,14 @@ class Deadline:
         self.at: float | None = min(ends) if ends else None
         self.seconds = seconds
 
+    def share(self, fraction: float) -> Deadline:
+        """A deadline ``fraction`` of the time left from now (for one stage of a check)."""
+        part = Deadline(None)
+        left = self.left()
+        part.at = None if left is None else time.monotonic() + fraction * left
+        part.seconds = self.seconds
+        return part
+
     def left(self) -> float | None:
         """Seconds left (never negative), or ``None`` when unbounded."""
         return None if self.at is None else max(0.0, self.at - time.monotonic())

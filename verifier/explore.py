@@ -115,12 +115,11 @@ class Evidence:
     counterexample: Counterexample
 
 
-def _roles(node: _Node) -> dict[str, tuple[str, ...]]:
-    return {name: roles for name, roles in node.principals if roles is not None}
-
-
-def _evidence(spec: Spec, node: _Node, final: Step | None = None, extra: tuple[str, tuple[str, ...]] | None = None) -> Evidence:
-    principals = _roles(node)
+def _evidence(
+    spec: Spec, node: _Node, base: Mapping[str, tuple[str, ...]], final: Step | None = None, extra: tuple[str, tuple[str, ...]] | None = None
+) -> Evidence:
+    principals = dict(base)
+    principals.update((name, roles) for name, roles in node.principals if roles is not None)
     if extra is not None:
         principals[extra[0]] = extra[1]
     return Evidence(Counterexample(spec.name, node.context, Run(node), final, principals))
@@ -241,6 +240,9 @@ class _Search:
         self.deadline = deadline
         self.literals = _literals(spec)
         self.role_sets = _role_sets(spec)
+        #: Fresh actors are named by their role set (``user1`` always holds the first), so a
+        #: run needs to remember only the people it met otherwise.
+        self.base = {f"user{j + 1}": roles for j, roles in enumerate(self.role_sets)}
         self.monitored = frozenset(i.first for i in spec.invariants if i.kind == "precedes" and i.first)
         self.precedes = [(i.name, i.first or "", i.then or "") for i in spec.invariants if i.kind == "precedes"]
         self.state_invariants = [i for i in spec.invariants if i.kind != "precedes" and i.expr is not None]
@@ -293,11 +295,11 @@ class _Search:
     def arrive(self, node: _Node) -> None:
         spec = self.spec
         if self.wants(("state", node.state)):
-            self.found[("state", node.state)] = _evidence(spec, node)
+            self.found[("state", node.state)] = _evidence(spec, node, self.base)
         for inv in self.state_invariants:
             key = ("inv", inv.name)
             if key in self.want and key not in self.found and self._breaks(inv.kind, inv.expr, node):
-                self.found[key] = _evidence(spec, node)
+                self.found[key] = _evidence(spec, node, self.base)
         config = (
             node.state,
             tuple(node.values[v.name] for v in spec.variables),
@@ -320,8 +322,9 @@ class _Search:
             return True
         return value if kind == "never" else not value
 
-    @staticmethod
-    def _roles_of(node: _Node, name: Value) -> tuple[str, ...] | None:
+    def _roles_of(self, node: _Node, name: Value) -> tuple[str, ...] | None:
+        if isinstance(name, str) and name in self.base:
+            return self.base[name]
         for known, roles in node.principals:
             if known == name:
                 return roles
@@ -351,16 +354,22 @@ class _Search:
     def actors(self, node: _Node) -> list[tuple[str, tuple[str, ...], bool]]:
         """(name, roles, fresh) of the actors tried from ``node``."""
         out: list[tuple[str, tuple[str, ...], bool]] = []
-        stored = {node.values[p] for p in self.principal_vars}
-        for name, roles in node.principals:
-            if name not in stored or name == SYSTEM:
-                continue
+        stored: list[str] = []
+        for p in self.principal_vars:
+            name = node.values[p]
+            if isinstance(name, str) and name != SYSTEM and name not in stored:
+                stored.append(name)
+        for name in stored:
+            roles = self._roles_of(node, name)
             if roles is None:
                 out.extend((name, r, True) for r in self.role_sets)
             else:
                 out.append((name, roles, False))
-        fresh = f"user{len(node.principals) + 1}"
-        out.extend((fresh, roles, True) for roles in self.role_sets)
+        for name, roles in self.base.items():
+            if name not in stored:
+                out.append((name, roles, False))
+            else:
+                out.append((f"{name}.{node.depth}", roles, True))
         return out
 
     def param_options(self, event: str, node: _Node) -> list[dict[str, Value]]:
@@ -368,7 +377,7 @@ class _Search:
         combos = self.combos[event]
         if not principal_params:
             return combos
-        names: list[Value] = [None, *(n for n, _ in node.principals)]
+        names: list[Value] = [None, *self.base, *(n for n, _ in node.principals)]
         out = []
         for combo in combos:
             for choice in itertools.islice(itertools.product(names, repeat=len(principal_params)), 4):
@@ -403,7 +412,7 @@ class _Search:
                         return False
                     if self._overlap(node, t1, t2, actor, roles, params):
                         final = Step(t1.event, "transition", actor, roles, self._checked(t1.event, params), t1.target, {}, t1.index)
-                        self.found[key] = _evidence(spec, node, final, (actor, roles))
+                        self.found[key] = _evidence(spec, node, self.base, final, (actor, roles))
                         break
                 if key in self.found:
                     break
@@ -446,14 +455,14 @@ class _Search:
             principals = (*(p for p in principals if p[0] != actor), (actor, roles))
         extra = None if system else (actor, roles)
         if self.wants(("fire", str(t.index))):
-            self.found[("fire", str(t.index))] = _evidence(spec, node, step, extra)
+            self.found[("fire", str(t.index))] = _evidence(spec, node, self.base, step, extra)
         for name, first, then in self.precedes:
             if event == then and first not in node.seen and self.wants(("inv", name)):
-                self.found[("inv", name)] = _evidence(spec, node, step, extra)
+                self.found[("inv", name)] = _evidence(spec, node, self.base, step, extra)
         seen = node.seen | {event} if event in self.monitored else node.seen
         for variable in self.principal_vars:
             value = outcome.values[variable]
-            if isinstance(value, str) and value != SYSTEM and all(value != p for p, _ in principals):
+            if isinstance(value, str) and value != SYSTEM and value not in self.base and all(value != p for p, _ in principals):
                 principals = (*principals, (value, None))
         self.arrive(_Node(outcome.target, outcome.values, seen, principals, node, step, node.depth + 1, node.context))
 
@@ -483,10 +492,12 @@ class _Search:
                 if declared.kind == "decimal" and isinstance(value, int) and not isinstance(value, bool):
                     value = Decimal(value)
                 if not declared.contains(value) and self.wants(("dom", str(t.index), name)):
-                    self.found[("dom", str(t.index), name)] = _evidence(spec, node, final, extra)
+                    self.found[("dom", str(t.index), name)] = _evidence(spec, node, self.base, final, extra)
             return
 
     def run(self) -> dict[tuple[str, ...], Evidence]:
+        if self.deadline.passed:
+            return self.found
         for node in self.initial():
             self.arrive(node)
         while self.queue and not self.done:

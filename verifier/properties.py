@@ -287,7 +287,8 @@ class _Run:
     def concrete(self) -> None:
         """Runs through the reference semantics (:mod:`.explore`): each finding is a run."""
         wanted = [g.key for g in self.open()]
-        found = explore(self.spec, wanted, self.budget.explore_steps, self.engine.deadline)
+        # Half the time left at most: the solver must keep time for what no run shows.
+        found = explore(self.spec, wanted, self.budget.explore_steps, self.engine.deadline.share(0.5))
         for key, evidence in found.items():
             goal = self.by_key[key]
             cex = evidence.counterexample
@@ -372,6 +373,7 @@ class _Run:
             )
 
     def stages(self) -> None:
+        self.engine.deadline.check()
         if self.budget.explore_steps > 0:
             self.concrete()
         self.local()
@@ -426,10 +428,8 @@ def check_symbolic(spec: Spec, budget: Budget | None = None) -> list[Result]:
         reason = _short(exc)
         for goal in run.open():
             run.verdicts[goal.key] = _Verdict("unknown", f"undecided: the solver failed ({reason})")
-    seconds = budget.seconds if deadline.seconds is not None else None
-    spent = f"the check's time budget ({seconds} s)" if seconds is not None and deadline.at is not None else "the time budget"
     for goal in run.open():
-        run.verdicts[goal.key] = _Verdict("unknown", f"undecided: {spent} ran out before this question was decided")
+        run.verdicts[goal.key] = _Verdict("unknown", "undecided: the time budget of the check ran out before this question was decided")
     return [_result(spec, goal, run.verdicts[goal.key]) for goal in goals]
 
 
@@ -472,22 +472,22 @@ def oversized(spec: Spec) -> str | None:
     for where, declared in types():
         for bound in (declared.min, declared.max, declared.of.min if declared.of else None, declared.of.max if declared.of else None):
             if _too_big(bound):
-                return f"a bound of {where} is too large to encode"
+                return f"a bound of {where} has too many digits to encode"
         if (declared.places or 0) > MAX_EXPONENT:
-            return f"the `places` of {where} is too large to encode"
+            return f"the `places` of {where} has too many digits to encode"
     for v in spec.variables:
         if _too_big(v.initial):
-            return f"the initial value of variable `{v.name}` is too large to encode"
+            return f"the initial value of variable `{v.name}` has too many digits to encode"
     for t in spec.transitions:
         for p in t.params:
             if _too_big(p.default):
-                return f"the default of param `{p.name}` of {t.label} is too large to encode"
+                return f"the default of param `{p.name}` of {t.label} has too many digits to encode"
         for where, expr in ((f"the guard of {t.label}", t.guard), *((f"the assignment to `{n}` in {t.label}", e) for n, e in t.assign)):
             if expr is not None and any(isinstance(n, LiteralNode) and _too_big(n.value) for n in _walk(expr.tree)):
-                return f"a number in {where} is too large to encode"
+                return f"a number in {where} has too many digits to encode"
     for inv in spec.invariants:
         if inv.expr is not None and any(isinstance(n, LiteralNode) and _too_big(n.value) for n in _walk(inv.expr.tree)):
-            return f"a number in invariant `{inv.name}` is too large to encode"
+            return f"a number in invariant `{inv.name}` has too many digits to encode"
     return None
 
 

@@ -440,7 +440,7 @@ def _finding_lines(result: Result, spec: Spec, colour: bool) -> list[str]:
         tag = _paint("warning", "yellow", colour)
     elif result.outcome == "unknown":
         tag = _paint("unknown", "yellow", colour)
-        suffix += " (not proved: unknown fails the gate; raise --rlimit or --timeout)"
+        suffix += " (not proved: unknown fails the gate; raise --budget, --rlimit or --timeout)"
     else:
         tag = _paint("violated", "red", colour)
     # An unknown's message is generic ("ran out of budget"): name what was not decided.
