@@ -44,8 +44,9 @@ class Budget:
     ``bmc_depth`` is how many steps the first witness search unrolls; ``max_depth`` bounds the
     search for a counterexample once Spacer has shown one exists. ``seconds`` bounds the
     wall-clock time of a whole check (``None``: no bound); the concrete exploration that runs
-    before the solver takes at most ``rlimit // EXPLORE_COST`` steps, so a budget too small
-    for the solver decides nothing at all.
+    before the solver takes at most ``rlimit // EXPLORE_COST`` steps, and it and the local
+    domain checks are skipped below ``EXPLORE_COST``, so a budget too small for the solver
+    decides nothing at all.
     """
 
     rlimit: int = 200_000_000

@@ -21,6 +21,7 @@ import z3
 from railguard.spec import Invariant, Spec, Transition
 from railguard.spec.errors import EvaluationError
 from railguard.spec.expr import Literal as LiteralNode
+from railguard.spec.expr import Var as VarNode
 from railguard.spec.semantics import Fired, fire
 from railguard.spec.types import Type
 
@@ -28,6 +29,7 @@ from . import results as R
 from .counterexample import Counterexample, ReplayError, decode, replay, replay_final
 from .engine import Bad, Budget, Deadline, Engine, OutOfTime, Witness
 from .explore import explore
+from .readable import readable
 from .results import Result
 from .structure import reachable_states
 from .system import Inputs, State, System, _walk
@@ -272,7 +274,7 @@ class _Run:
         solver.pop()
         if answer == z3.unsat:
             for goal in group:
-                self.verdicts[goal.key] = _unreachable(goal, None)
+                self.verdicts[goal.key] = _unreachable(goal, self.domains(goal))
             return
         if len(group) == 1:
             return
@@ -281,8 +283,24 @@ class _Run:
             solver.push()
             solver.add(terms[goal.key])
             if solver.check() == z3.unsat:
-                self.verdicts[goal.key] = _unreachable(goal, None)
+                self.verdicts[goal.key] = _unreachable(goal, self.domains(goal))
             solver.pop()
+
+    def domains(self, goal: Goal) -> str | None:
+        """For an invariant the local check proved: the declared domains, which are an
+        inductive invariant implying it, in the spec's language."""
+        if goal.rule is not R.INVARIANT:
+            return None
+        system = self.system
+        named = {key: z3.Const(key.replace("@state", "state"), term.sort()) for key, term in self.engine.x.items()}
+        inv = next((i for i in self.spec.invariants if i.name == goal.subject), None)
+        read = {n.name for n in _walk(inv.expr.tree) if isinstance(n, VarNode)} if inv is not None and inv.expr is not None else set()
+        variables = [v for v in self.spec.variables if v.name in read]
+        if not read or any(v.type.kind == "principal" for v in variables):
+            return readable(system, z3.simplify(system.domain(named)))
+        # The invariant reads only these variables, so their declared domains imply it.
+        syms = system.var_syms(named)
+        return readable(system, z3.simplify(z3.And([system.value_in(v.type, syms[v.name]) for v in variables])))
 
     def concrete(self) -> None:
         """Runs through the reference semantics (:mod:`.explore`): each finding is a run."""
@@ -374,9 +392,11 @@ class _Run:
 
     def stages(self) -> None:
         self.engine.deadline.check()
+        # The stages before the unrolling solvers run only when the budget allows a concrete
+        # step at all: a budget too small for the solver decides nothing.
         if self.budget.explore_steps > 0:
             self.concrete()
-        self.local()
+            self.local()
         # Safety goals usually hold: one Spacer query may settle them all, before any BMC.
         safety = self.open(reach=False)
         if safety:

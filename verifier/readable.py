@@ -102,17 +102,38 @@ class _Printer:
             subject = self.node(left)
             if len(chosen) == 1:
                 return Compare("==", subject, Literal(chosen[0]))
-            if len(chosen) == len(names) - 1 and op in ("!=",):
-                (other,) = [n for n in names if n not in chosen]
-                return Compare("!=", subject, Literal(other))
             if not chosen:
                 return Literal(False)
             if len(chosen) == len(names):
                 return Literal(True)
+            if 2 * len(chosen) > len(names):
+                rest = [n for n in names if n not in chosen]
+                if len(rest) == 1:
+                    return Compare("!=", subject, Literal(rest[0]))
+                return Compare("not in", subject, ListExpr(tuple(Literal(n) for n in rest)))
             return Compare("in", subject, ListExpr(tuple(Literal(n) for n in chosen)))
         if z3.is_const(left) and self.name_of(left) in self.principals and z3.is_int_value(right) and right.as_long() == 0:
             return Compare(op, self.node(left), Literal(None))
         return Compare(op, self.node(left), self.node(right))
+
+    def junction(self, op: str, parts: list[Node]) -> Node:
+        """``and``/``or`` without neutral operands; ``x == "a" or x == "b"`` as ``x in [...]``."""
+        unit, zero = (True, False) if op == "and" else (False, True)
+        kept = [p for p in parts if not (isinstance(p, Literal) and p.value is unit)]
+        if any(isinstance(p, Literal) and p.value is zero for p in kept):
+            return Literal(zero)
+        if op == "or" and len(kept) > 1 and all(isinstance(p, Compare) and p.op == "==" and isinstance(p.right, Literal) for p in kept):
+            subjects = {unparse(p.left) for p in kept if isinstance(p, Compare)}
+            if len(subjects) == 1 and isinstance(kept[0], Compare):
+                subject = kept[0].left
+                values = [p.right.value for p in kept if isinstance(p, Compare) and isinstance(p.right, Literal)]
+                names = self.states if isinstance(subject, StateRef) else self.enums.get(subject.name) if isinstance(subject, Var) else None
+                if names is not None and set(names) <= set(values):
+                    return Literal(True)
+                return Compare("in", subject, ListExpr(tuple(Literal(v) for v in values)))
+        if not kept:
+            return Literal(unit)
+        return kept[0] if len(kept) == 1 else BoolOp(op, tuple(kept))
 
     def node(self, expr: z3.ExprRef) -> Node:
         if z3.is_true(expr):
@@ -132,9 +153,9 @@ class _Printer:
         kind = expr.decl().kind()
         args = expr.children()
         if kind == z3.Z3_OP_AND:
-            return BoolOp("and", tuple(self.node(a) for a in args))
+            return self.junction("and", [self.node(a) for a in args])
         if kind == z3.Z3_OP_OR:
-            return BoolOp("or", tuple(self.node(a) for a in args))
+            return self.junction("or", [self.node(a) for a in args])
         if kind == z3.Z3_OP_NOT:
             (inner,) = args
             op = _compare_op(inner)
