@@ -6,7 +6,8 @@ terminal); a square grid (``right`` and ``down`` moves); and a workflow with sev
 branches (a choice at the start, four chains behind guards, a merge). Each shape runs
 without data, with an int counter (guards and assignments on it, an invariant), with an enum
 (assignments and guards), and with both plus a param. Each size runs ``railguard check`` in a
-fresh process; the table shows wall time, peak memory and the outcomes.
+fresh process with the default text report (``--format json`` to time the JSON report); the
+table shows wall time, peak memory and the outcomes.
 
     python benchmarks/bench_scale.py                  # every shape and size
     python benchmarks/bench_scale.py 10 100 1000      # chosen sizes
@@ -19,6 +20,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -162,24 +164,30 @@ _CHILD = (
 )
 
 
-def run_check(path: Path) -> dict[str, Any]:
+def run_check(path: Path, fmt: str) -> dict[str, Any]:
     """``railguard check`` on ``path`` in a fresh process: wall time, peak RSS, outcomes."""
     started = time.perf_counter()
     child = subprocess.run(
-        [sys.executable, "-c", _CHILD, "check", str(path), "--format", "json"],
+        [sys.executable, "-c", _CHILD, "check", str(path), "--format", fmt],
         capture_output=True, cwd=ROOT, check=False,
     )
     wall = time.perf_counter() - started
     err = child.stderr.decode(errors="replace")
     peak_mb = next((int(line.split()[1]) / 1024 for line in err.splitlines() if line.startswith("MAXRSS ")), float("nan"))
     counts: dict[str, int] = {}
-    try:
-        report = json.loads(child.stdout)
+    out = child.stdout.decode(errors="replace")
+    if fmt == "json":
+        report = json.loads(out)
         for file in report["files"]:
-            for result in file["results"]:
+            for result in file.get("results", []):
                 counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
-    except (ValueError, KeyError):
-        counts["error"] = 1
+    else:
+        # The file's summary line: `✔ FILE  NAME  HASH  N proved, M unknown, ...`.
+        summary = next((line for line in out.splitlines() if line[:1] in ("✔", "✘")), "")
+        for number, outcome in re.findall(r"(\d+) (proved|violated|unknown|waived)", summary):
+            counts[outcome] = int(number)
+    if child.returncode == 2:
+        counts["unusable"] = 1
         print(err[-2000:], file=sys.stderr)
     return {"seconds": wall, "peak_mb": peak_mb, "counts": counts, "exit": child.returncode}
 
@@ -189,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sizes", nargs="*", type=int, default=list(SIZES))
     parser.add_argument("--shapes", nargs="+", choices=SHAPES, default=list(SHAPES))
     parser.add_argument("--data", nargs="+", choices=DATA, default=list(DATA))
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="the report format `check` writes (default: text)")
     args = parser.parse_args(argv)
     import z3
 
@@ -205,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                     spec = GENERATORS[shape](size, data)
                     path = Path(tmp) / f"{spec['name']}.json"
                     path.write_text(json.dumps(spec), encoding="utf-8")
-                    got = run_check(path)
+                    got = run_check(path, args.format)
                     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(got["counts"].items()))
                     print(
                         f"{shape:<9} {data:<9} {len(spec['states']):>6} {len(spec['transitions']):>6} "
