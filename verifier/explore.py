@@ -33,8 +33,8 @@ from railguard.spec.expr import children
 from railguard.spec.semantics import SYSTEM, Fired, check_params, fire, permitted
 from railguard.spec.types import Type, Value
 
+from .budget import Deadline
 from .counterexample import Counterexample, Step
-from .engine import Deadline
 
 __all__ = ["Evidence", "Run", "explore"]
 
