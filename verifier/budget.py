@@ -59,7 +59,8 @@ class Budget:
 
 
 class OutOfTime(Exception):
-    """The wall-clock budget of the whole check is spent (raised between queries)."""
+    """The wall-clock budget of the whole check is spent (raised between queries and caught
+    by the check, which ends the questions still open ``unknown``)."""
 
 
 _OVERALL: contextvars.ContextVar[float | None] = contextvars.ContextVar("railguard_overall_deadline", default=None)

@@ -62,7 +62,9 @@ class Engine:
     def __init__(self, system: System, budget: Budget | None = None, deadline: Deadline | None = None) -> None:
         self.system = system
         self.budget = budget or Budget()
-        self.deadline = deadline or Deadline(self.budget.seconds)
+        # Without a deadline only an enclosing `overall` budget bounds the whole (the callers
+        # that pass none, like the spec diff, bound their queries by `rlimit` alone).
+        self.deadline = deadline or Deadline(None)
         self.queries = 0
         # Every formula is built once over these constants (``x --in--> y``) and renamed onto
         # each unrolled step with `z3.substitute`: building terms in Python costs far more
