@@ -210,3 +210,22 @@ def test_a_json_report_leaves_out_witnesses_of_very_long_runs(tmp_path: Any, cap
     assert len(states["s5"]["witness"]["steps"]) == 5
     assert states["s140"]["witness"] is None
     assert states["s140"]["outcome"] == "proved"
+
+
+def test_a_value_that_squares_every_step_leaves_the_rest_to_the_solver_within_the_budget() -> None:
+    n = 40
+    document = {
+        "railguard": 1, "name": "square", "roles": {"r": ["p"]},
+        "variables": {"x": {"type": "int", "initial": 2}},
+        "states": {**{f"s{k}": ({"initial": True} if k == 0 else {}) for k in range(n)}, "done": {"terminal": "success"}, "f": {"terminal": "failure"}},
+        "on_error": "f",
+        "transitions": [
+            {"event": "sq", "from": f"s{k}", "to": f"s{k + 1}" if k + 1 < n else "done", "permission": "p", "assign": {"x": "x * x"}}
+            for k in range(n)
+        ],
+    }
+    results = {(r.rule.id, r.subject): r for r in verify(load_data(document), Budget(seconds=3)).results}
+    # The runs show the first states; past 2**4096 they stop, and what is left ends in time.
+    assert results[("RG401", "s5")].outcome == "proved"
+    assert results[("RG401", "s5")].witness is not None
+    assert results[("RG401", "s39")].outcome in ("proved", "unknown")

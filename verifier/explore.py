@@ -228,6 +228,23 @@ def _role_sets(spec: Spec) -> list[tuple[str, ...]]:
     return out
 
 
+#: Runs stop at values beyond these sizes: squaring a value each step would otherwise make
+#: each step cost twice the last.
+MAX_BITS = 4096
+MAX_TEXT = 10_000
+
+
+def _modest(values: Mapping[str, Value]) -> bool:
+    for value in values.values():
+        if isinstance(value, int) and value.bit_length() > MAX_BITS:
+            return False
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            return False
+        if isinstance(value, Decimal) and value.is_finite() and abs(value.adjusted()) > MAX_BITS:
+            return False
+    return True
+
+
 # ---------------------------------------------------------------------- the search
 
 
@@ -459,6 +476,8 @@ class _Search:
         for name, first, then in self.precedes:
             if event == then and first not in node.seen and self.wants(("inv", name)):
                 self.found[("inv", name)] = _evidence(spec, node, self.base, step, extra)
+        if not _modest(outcome.values):
+            return  # a value that keeps growing (`x = x * x`) is left to the solver
         seen = node.seen | {event} if event in self.monitored else node.seen
         for variable in self.principal_vars:
             value = outcome.values[variable]
