@@ -22,7 +22,9 @@ from typing import Any
 __all__ = ["EXPORTERS", "IMPORTERS", "add_commands"]
 
 # format -> "module:function"
-IMPORTERS: dict[str, str] = {}
+IMPORTERS: dict[str, str] = {
+    "scxml": "railguard.spec.interop.scxml:import_scxml",
+}
 EXPORTERS: dict[str, str] = {
     "promela": "railguard.verifier.promela:to_promela",
 }
