@@ -24,6 +24,7 @@ __all__ = ["EXPORTERS", "IMPORTERS", "add_commands"]
 # format -> "module:function"
 IMPORTERS: dict[str, str] = {
     "scxml": "railguard.spec.interop.scxml:import_scxml",
+    "asl": "railguard.spec.interop.asl:import_asl",
 }
 EXPORTERS: dict[str, str] = {
     "promela": "railguard.verifier.promela:to_promela",
