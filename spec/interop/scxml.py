@@ -54,6 +54,7 @@ from railguard.spec.expr import (
     ListExpr,
     Literal,
     Node,
+    Param,
     Unary,
     Var,
     children,
@@ -260,6 +261,9 @@ def parse_scxml(text: str, source: str = "<scxml>") -> ScxmlMachine:
             elif tag == "send":
                 target = child.get("target")
                 event = child.get("event") or ""
+                quoted = re.fullmatch(r"""\s*(['"])([^'"]+)\1\s*""", child.get("eventexpr") or "")
+                if not event and quoted:
+                    event = quoted.group(2)
                 if target == "#_internal" and event and child.get("delay") is None and child.get("delayexpr") is None:
                     note(FindingKind.MAPPED, "send", f"`<send target=\"#_internal\" event=\"{event}\">` is mapped as `<raise>`", child)
                     result.append(_Action("raise", event=event, line=line))
@@ -385,6 +389,8 @@ _JS = [
 
 #: A condition the importer cannot decide: it may go either way.
 UNKNOWN = Var("__unknown__")
+#: The prefix of the `bool` params that resolve undecidable conditions.
+UNKNOWN_PARAM = "unknown_"
 
 
 class _Exprs:
@@ -407,18 +413,17 @@ class _Exprs:
 
     def _tree(self, text: str) -> Node:
         def in_name(match: re.Match[str]) -> str:
-            return self.in_names.setdefault(match.group(2), f"__in_{len(self.in_names)}")
+            return self.in_names.setdefault(match.group(2), f"_in_{len(self.in_names)}")
 
         translated = _IN.sub(in_name, text)
-        if self.ecmascript:
-            for pattern, replacement in _JS:
-                translated = pattern.sub(replacement, translated)
+        for pattern, replacement in _JS if self.ecmascript else _JS[-2:]:
+            translated = pattern.sub(replacement, translated)
         try:
             tree = parse(translated)
         except ExpressionError:
             return UNKNOWN
         for name in _var_names(tree):
-            if not name.startswith("__in_") and name not in self.tracked:
+            if not name.startswith("_in_") and name not in self.tracked:
                 return UNKNOWN
         return tree
 
@@ -565,9 +570,13 @@ class _Run:
                 return True
             if _negate(tree) in self.path.guards:
                 return False
+        position = self.path.position
         choice = self.choose()
-        if tree is not UNKNOWN:
-            self.path.guards.append(tree if choice else _negate(tree))
+        if tree is UNKNOWN:
+            # An undecidable condition is resolved by the caller: a `bool` param per choice,
+            # so both outcomes stay possible (railguard takes the first enabled transition).
+            tree = Param(f"{UNKNOWN_PARAM}{position + 1}")
+        self.path.guards.append(tree if choice else _negate(tree))
         return choice
 
     def choose(self) -> bool:
@@ -843,7 +852,7 @@ class _Interpreter:
                 if run.path.choices[position]:
                     pending.append([*run.path.choices[:position], False])
             changed = tuple((k, v) for k, v in run.env.items() if not (isinstance(v, Var) and v.name == k))
-            guards = () if point is None else tuple(run.path.guards)
+            guards = tuple(run.path.guards)
             yield _Outcome(guards, changed, run.point(), run.fired)
 
 
@@ -854,8 +863,7 @@ def _literal_type(text: str | None, datamodel: str) -> tuple[str, Any] | None:
     if text is None:
         return None
     raw = text.strip()
-    if datamodel.lower() == "ecmascript":
-        raw = {"true": "True", "false": "False"}.get(raw, raw)
+    raw = {"true": "True", "false": "False"}.get(raw, raw)
     try:
         tree = parse(raw)
     except ExpressionError:
@@ -927,6 +935,29 @@ def _tracked(machine: ScxmlMachine) -> tuple[dict[str, Node], dict[str, tuple[st
     return {name: Literal(value) for name, (_, value) in candidates.items()}, candidates, findings
 
 
+def _note_conditions(machine: ScxmlMachine, exprs: _Exprs) -> None:
+    """Report every condition the import cannot decide and every assignment SCXML would
+    answer with `error.execution` (undeclared location), which the import does not model."""
+    declared = {name for name, _, _ in machine.data}
+
+    def actions(items: Sequence[_Action]) -> None:
+        for action in items:
+            if action.kind == "assign" and action.location not in declared:
+                machine.find(Finding(FindingKind.REFUSED, "assign", f"assignment to undeclared `{action.location}`: SCXML raises `error.execution`, which the import does not model", Location(machine.source, action.line, 1)))
+            for cond, body in action.branches:
+                if cond is not None and exprs.tree(cond) is UNKNOWN:
+                    machine.find(Finding(FindingKind.OVER_APPROXIMATED, "cond", f"condition `{cond}` is not understood: a `bool` param decides it", Location(machine.source, action.line, 1)))
+                actions(body)
+
+    for state in [machine.root, *machine.order]:
+        for items in (state.onentry, state.onexit, state.initial_actions):
+            actions(items)
+        for t in state.transitions:
+            if t.cond is not None and exprs.tree(t.cond) is UNKNOWN:
+                machine.find(Finding(FindingKind.OVER_APPROXIMATED, "cond", f"condition `{t.cond}` is not understood: a `bool` param decides it", Location(machine.source, t.line, 1)))
+            actions(t.actions)
+
+
 def _events(machine: ScxmlMachine) -> list[str]:
     events: list[str] = []
     for state in machine.order:
@@ -951,6 +982,7 @@ def import_scxml_text(
     initial_env, types, data_findings = _tracked(machine)
     machine.findings.extend(data_findings)
     interp = _Interpreter(machine, initial_env)
+    _note_conditions(machine, interp.exprs)
     events = _events(machine)
     if any("*" in t.events for s in machine.order for t in s.transitions):
         machine.find(Finding(FindingKind.MAPPED, "transition", "`event=\"*\"` transitions are mapped: every named event also matches them (an event the machine never names is not part of the spec)"))
@@ -1014,6 +1046,7 @@ def import_scxml_text(
             body["terminal"] = "success"
         states[sname] = body
     states[ABORTED] = {"terminal": "failure", "description": "railguard's error exit (operator abort)"}
+    _share_params(transitions)
     merged = _merge(transitions)
     permissions = [t["permission"] for t in merged]
     variables = {
@@ -1035,6 +1068,19 @@ def import_scxml_text(
     machine.find(Finding(FindingKind.MAPPED, "scxml", f"{len(machine.order)} SCXML states flattened into {len(point_names)} configurations and {len(merged)} transitions", Location(source, machine.root.line, 1)))
     event_map = {e: event_names.given[e] for e in events if e in event_names.given}
     return ImportResult(spec, tuple(machine.findings), states=descriptions, events=event_map)
+
+
+def _share_params(transitions: list[dict[str, Any]]) -> None:
+    """Give every transition of an event the `unknown_<n>` params any of them uses (each
+    optional, default false): railguard requires one signature per event."""
+    used: dict[str, set[str]] = {}
+    pattern = re.compile(rf"params\.({UNKNOWN_PARAM}\d+)")
+    for body in transitions:
+        used.setdefault(body["event"], set()).update(pattern.findall(body.get("guard", "")))
+    for body in transitions:
+        names = sorted(used[body["event"]], key=lambda n: int(n[len(UNKNOWN_PARAM):]))
+        if names:
+            body["params"] = {n: {"type": "bool", "default": False} for n in names}
 
 
 def _plain(value: Any) -> Any:
