@@ -28,6 +28,8 @@ IMPORTERS: dict[str, str] = {
 }
 EXPORTERS: dict[str, str] = {
     "promela": "railguard.verifier.promela:to_promela",
+    "scxml": "railguard.spec.interop.export_scxml:export_scxml",
+    "asl": "railguard.spec.interop.export_asl:export_asl",
 }
 
 

@@ -530,6 +530,9 @@ def import_asl_data(
     name: str | None = None,
 ) -> ImportResult:
     """Import a parsed ASL definition (validated first; see the module docstring)."""
+    restored = _restore(data, source)
+    if restored is not None:
+        return restored
     problems = validate_asl(data)
     if problems:
         first = problems[0]
@@ -564,6 +567,23 @@ def import_asl_data(
         importer.findings.append(Finding(FindingKind.OVER_APPROXIMATED, "TimeoutSeconds", "the machine-wide `TimeoutSeconds` is not modelled", Location(source)))
     spec = load_spec(spec_data, source)
     return ImportResult(spec, tuple(importer.findings), states=dict(importer.sources), events=dict(importer.event_names.given))
+
+
+def _restore(data: Any, source: str) -> ImportResult | None:
+    """The spec a railguard export carries, when the document is still that export."""
+    from .export_asl import MARKER, export_asl
+
+    comment = data.get("Comment") if isinstance(data, dict) else None
+    if not isinstance(comment, str) or MARKER not in comment:
+        return None
+    try:
+        spec = load_spec(safe_json(comment.split(MARKER, 1)[1], source), source)
+    except InteropError as exc:
+        raise InteropError(f"`{source}`: its railguard metadata (`{MARKER}` in `Comment`) is broken: {exc}") from None
+    if safe_json(export_asl(spec), source) != data:
+        return None
+    finding = Finding(FindingKind.MAPPED, "Comment", f"a railguard export of `{spec.name}`, unchanged: the spec is restored exactly", Location(source, 1, 1))
+    return ImportResult(spec, (finding,))
 
 
 def import_asl(path: str, *, roles: Mapping[str, Sequence[str]] | None = None) -> ImportResult:

@@ -206,6 +206,7 @@ class ScxmlMachine:
     datamodel: str
     data: list[tuple[str, str | None, int]]
     findings: list[Finding]
+    metadata: bool = False
 
     def find(self, finding: Finding) -> None:
         self.findings.append(finding)
@@ -343,6 +344,8 @@ def parse_scxml(text: str, source: str = "<scxml>") -> ScxmlMachine:
             elif tag == "script":
                 note(FindingKind.OVER_APPROXIMATED, "script", "a top-level `<script>` is over-approximated: every variable becomes untracked", child)
                 machine.data.append(("*", None, lines.get(id(child), 0)))
+            elif child.tag.startswith("{urn:railguard:"):
+                machine.metadata = True
             else:
                 note(FindingKind.OVER_APPROXIMATED, tag, f"`<{tag}>` is not understood and is ignored", child)
 
@@ -435,7 +438,7 @@ def _var_names(tree: Node) -> set[str]:
         node = stack.pop()
         if isinstance(node, Var):
             found.add(node.name)
-        elif type(node).__name__ in ("Param", "Actor", "StateRef", "Call"):
+        elif type(node).__name__ in ("Param", "Actor", "StateRef"):
             found.add("__unsupported__")
         stack.extend(children(node))
     return found
@@ -978,7 +981,12 @@ def import_scxml_text(
     name: str | None = None,
 ) -> ImportResult:
     """Import SCXML text; see the module docstring for the flattening rule and its bounds."""
+    restored = _restore(text, source)
+    if restored is not None:
+        return restored
     machine = parse_scxml(text, source)
+    if machine.metadata:
+        machine.find(Finding(FindingKind.OVER_APPROXIMATED, "rg:spec", "the document carries railguard metadata but was changed since it was exported: it is imported from its structure", Location(source, 1, 1)))
     initial_env, types, data_findings = _tracked(machine)
     machine.findings.extend(data_findings)
     interp = _Interpreter(machine, initial_env)
@@ -1081,6 +1089,38 @@ def _share_params(transitions: list[dict[str, Any]]) -> None:
         names = sorted(used[body["event"]], key=lambda n: int(n[len(UNKNOWN_PARAM):]))
         if names:
             body["params"] = {n: {"type": "bool", "default": False} for n in names}
+
+
+def _canonical(element: Element) -> tuple[Any, ...]:
+    return (
+        element.tag,
+        tuple(sorted(element.attrib.items())),
+        (element.text or "").strip(),
+        tuple(_canonical(child) for child in element),
+    )
+
+
+def _restore(text: str, source: str) -> ImportResult | None:
+    """The spec a railguard export carries, when the document is still that export."""
+    from .common import safe_json
+    from .export_scxml import RG_NS, export_scxml
+
+    if RG_NS not in text:
+        return None
+    root, _ = _read_xml(text, source)
+    meta = root.find(f"{{{RG_NS}}}spec")
+    if meta is None or not (meta.text or "").strip():
+        return None
+    where = Location(source, 1, 1)
+    try:
+        spec = load_spec(safe_json(meta.text or "", source), source)
+    except InteropError as exc:
+        raise InteropError(f"`{source}`: its railguard metadata (`rg:spec`) is broken: {exc}") from None
+    again, _ = _read_xml(export_scxml(spec), source)
+    if _canonical(again) != _canonical(root):
+        return None
+    finding = Finding(FindingKind.MAPPED, "rg:spec", f"a railguard export of `{spec.name}`, unchanged: the spec is restored exactly", where)
+    return ImportResult(spec, (finding,))
 
 
 def _plain(value: Any) -> Any:
