@@ -84,6 +84,9 @@ def _roles(path: str | None) -> Mapping[str, Sequence[str]] | None:
 
 
 def _guess_format(path: str) -> str | None:
+    name = Path(path).name.lower()
+    if name.endswith((".asl.json", ".asl.yaml", ".asl.yml")):
+        return "asl"
     suffix = Path(path).suffix.lower()
     return {".scxml": "scxml", ".asl": "asl", ".py": "python-statemachine"}.get(suffix)
 

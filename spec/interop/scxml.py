@@ -63,7 +63,7 @@ from railguard.spec.expr import (
 )
 
 from . import Finding, FindingKind, ImportResult, InteropError
-from .common import MAX_DEPTH, MAX_NODES, Names, load_spec, read_bounded, roles_for
+from .common import MAX_BYTES, MAX_DEPTH, MAX_NODES, Names, load_spec, read_bounded, roles_for
 
 __all__ = [
     "MAX_MICROSTEPS",
@@ -118,6 +118,9 @@ class _LineBuilder(TreeBuilder):
 
 def _read_xml(text: str, source: str) -> tuple[Element, dict[int, int]]:
     from defusedxml import DefusedXmlException
+
+    if len(text) > MAX_BYTES:
+        raise InteropError(f"`{source}` is longer than {MAX_BYTES} characters, more than an import accepts")
     from defusedxml.ElementTree import DefusedXMLParser
 
     builder = _LineBuilder(source)
