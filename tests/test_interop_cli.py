@@ -53,3 +53,12 @@ def test_export_then_import_gives_back_the_example(tmp_path: Path, fmt: str) -> 
     back = tmp_path / "order.yaml"
     assert main(["import", str(exported), "--from", fmt, "-o", str(back)]) == 0
     assert load(back) == load(EXAMPLES / "order.yaml")
+
+
+def test_the_readme_interop_example_runs() -> None:
+    from .conftest import ROOT
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Interop: SCXML and Amazon States Language", 1)[1]
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})
