@@ -256,3 +256,21 @@ def test_every_valid_asl_validator_definition_imports_into_a_spec_that_loads() -
         result = import_asl(str(path))
         assert result.spec.initial_state.name == "start"
         assert result.spec.on_error == "failed"
+
+
+def test_a_parallel_catch_and_retry_apply_from_every_interleaved_state() -> None:
+    result = import_asl_data(machine({
+        "A": {"Type": "Parallel", "Next": "Z",
+              "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 1}],
+              "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Oops"}],
+              "Branches": [
+                  {"StartAt": "L", "States": {"L": {"Type": "Task", "Resource": "${L}", "End": True}}},
+                  {"StartAt": "R", "States": {"R": {"Type": "Task", "Resource": "${R}", "End": True}}},
+              ]},
+        "Z": {"Type": "Succeed"}, "Oops": {"Type": "Fail"},
+    }))
+    inner = {s.name for s in result.spec.states if s.name.startswith("A__")}
+    (catch,) = [t for t in result.spec.transitions if t.event == "A_catch_1"]
+    (retry,) = [t for t in result.spec.transitions if t.event == "A_retry_1"]
+    assert set(catch.sources) == set(retry.sources) == {"A"} | inner
+    assert (catch.target, retry.target) == ("Oops", "A")

@@ -146,7 +146,7 @@ class _Importer:
             return DONE
         return self.target(body["Next"], states, top)
 
-    def transition(self, piece: _Piece, event: str, source: str, target: str, **extra: Any) -> None:
+    def transition(self, piece: _Piece, event: str, source: str | list[str], target: str, **extra: Any) -> None:
         body = {"event": event, "from": source, "to": target, "permission": event}
         body.update({k: v for k, v in extra.items() if v not in (None, {}, "")})
         piece.transitions.append(body)
@@ -195,11 +195,19 @@ class _Importer:
                 self.note(FindingKind.OVER_APPROXIMATED, kind, f"Wait `{name}` waits for a path, timestamp or zero seconds: `{event}` may fire at any time", name)
         elif kind == "Choice":
             self.choice(name, body, states, top, piece, here, event)
-        elif kind == "Parallel":
-            self.parallel(name, body, states, top, piece, here, event, resets)
+        inside: list[str] = []
+        if kind == "Parallel":
+            inside = self.parallel(name, body, states, top, piece, here, event, resets)
         elif kind == "Map":
-            self.map(name, body, states, top, piece, here, event, resets)
-        self.catches(name, body, states, top, piece, here, resets)
+            inside = self.map(name, body, states, top, piece, here, event, resets)
+        if inside:
+            # An error anywhere inside a Parallel or Map is the state's error: its retriers
+            # restart it and its catchers take over from every inner state.
+            retry = {self.event_names.given.get(f"{name}_retry_{i}") for i in range(1, len(body.get("Retry", [])) + 1)}
+            for transition in piece.transitions:
+                if transition["event"] in retry and transition["from"] == here:
+                    transition["from"] = [here, *inside]
+        self.catches(name, body, states, top, piece, [here, *inside], resets)
 
     def retries(self, name: str, body: Mapping[str, Any], here: str, piece: _Piece) -> dict[str, str]:
         resets: dict[str, str] = {}
@@ -216,14 +224,15 @@ class _Importer:
             self.note(FindingKind.MAPPED, "Retry", f"`{name}` retries on {errors} at most {attempts} times: event `{event}` bounded by `{counter}`", name)
         return resets
 
-    def catches(self, name: str, body: Mapping[str, Any], states: Mapping[str, Any], top: bool, piece: _Piece, here: str, resets: dict[str, str]) -> None:
+    def catches(self, name: str, body: Mapping[str, Any], states: Mapping[str, Any], top: bool, piece: _Piece, sources: list[str], resets: dict[str, str]) -> None:
+        here = sources[0]
         if here in self.saga_fail:
             self.note(FindingKind.MAPPED, "Catch", f"`{name}`'s Catch chain is a saga: its error exit runs the owed compensations and ends in `{self.saga_fail[here]}`", name)
             return
         for index, catcher in enumerate(body.get("Catch", []), start=1):
             event = self.ename(f"{name}_catch_{index}")
             target = self.target(catcher["Next"], states, top)
-            self.transition(piece, event, here, target, assign=resets, description="caught: " + ", ".join(catcher["ErrorEquals"]))
+            self.transition(piece, event, here if len(sources) == 1 else sources, target, assign=resets, description="caught: " + ", ".join(catcher["ErrorEquals"]))
             self.note(FindingKind.MAPPED, "Catch", f"`{name}` catches {', '.join(catcher['ErrorEquals'])}: event `{event}` goes to `{catcher['Next']}`", name)
 
     def fail_target(self, body: Mapping[str, Any], error: str, states: Mapping[str, Any], top: bool) -> str:
@@ -251,7 +260,8 @@ class _Importer:
 
     # ---- Parallel and Map
 
-    def parallel(self, name: str, body: Mapping[str, Any], states: Mapping[str, Any], top: bool, piece: _Piece, here: str, event: str, resets: dict[str, str]) -> None:
+    def parallel(self, name: str, body: Mapping[str, Any], states: Mapping[str, Any], top: bool, piece: _Piece, here: str, event: str, resets: dict[str, str]) -> list[str]:
+        """Flatten the branches into their product; returns the product's states."""
         branches = [self.scope(branch, top=False) for branch in body["Branches"]]
         after = self.next_of(body, states, top)
         # `here` is entered first; the event `P` starts the branches.
@@ -296,8 +306,10 @@ class _Importer:
         self.note(FindingKind.MAPPED, "Parallel", f"Parallel `{name}`: {len(branches)} branches flattened into {len(names)} interleaved states", name)
         if dropped:
             self.note(FindingKind.OVER_APPROXIMATED, "Parallel", f"Parallel `{name}`: timeouts inside its branches are not modelled; their events may fire at any time", name)
+        return list(names.values())
 
-    def map(self, name: str, body: Mapping[str, Any], states: Mapping[str, Any], top: bool, piece: _Piece, here: str, event: str, resets: dict[str, str]) -> None:
+    def map(self, name: str, body: Mapping[str, Any], states: Mapping[str, Any], top: bool, piece: _Piece, here: str, event: str, resets: dict[str, str]) -> list[str]:
+        """Embed the item processor as a loop on the Map state; returns the processor's states."""
         processor = body.get("ItemProcessor") or body["Iterator"]
         inner = self.scope(processor, top=False)
         item = self.ename(f"{name}_item")
@@ -316,6 +328,7 @@ class _Importer:
             piece.transitions.append({**t, "to": resolve(t["to"])})
         self.transition(piece, event, here, self.next_of(body, states, top), assign=resets)
         self.note(FindingKind.OVER_APPROXIMATED, "Map", f"Map `{name}`: its item processor runs for any number of items, one after another (`{item}` starts one, `{event}` ends the Map); concurrent items are not interleaved", name)
+        return list(inner.states)
 
 
 class _Rules:
