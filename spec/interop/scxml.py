@@ -886,22 +886,23 @@ def _literal_type(text: str | None, datamodel: str) -> tuple[str, Any] | None:
     return "str", value
 
 
-def _tracked(machine: ScxmlMachine) -> tuple[dict[str, Node], dict[str, tuple[str, Any]], list[Finding]]:
-    """The variables the import tracks exactly, with their initial trees and types."""
+def _tracked(machine: ScxmlMachine, *, typed: bool = True) -> tuple[dict[str, Node], dict[str, tuple[str, Any]], list[Finding]]:
+    """The variables the import tracks exactly, with their initial trees and types (none
+    unless ``typed``)."""
     from railguard.spec.expr import RESERVED_NAMES
 
     findings: list[Finding] = []
     candidates: dict[str, tuple[str, Any]] = {}
-    everything_untracked = any(name == "*" for name, _, _ in machine.data)
+    everything_untracked = not typed or any(name == "*" for name, _, _ in machine.data)
     for name, expr, line in machine.data:
         if name == "*":
             continue
-        typed = _literal_type(expr, machine.datamodel)
+        literal = _literal_type(expr, machine.datamodel)
         where = Location(machine.source, line, 1)
-        if everything_untracked or typed is None or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) or name in RESERVED_NAMES:
+        if everything_untracked or literal is None or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) or name in RESERVED_NAMES:
             findings.append(Finding(FindingKind.OVER_APPROXIMATED, "data", f"variable `{name}` is untracked (its value is not a number, boolean or string literal, or a script may change it): conditions over it may go either way", where))
             continue
-        candidates[name] = typed
+        candidates[name] = literal
     assigns: list[_Action] = []
 
     def collect(actions: Sequence[_Action]) -> None:
@@ -990,7 +991,28 @@ def import_scxml_text(
     machine = parse_scxml(text, source)
     if machine.metadata:
         machine.find(Finding(FindingKind.OVER_APPROXIMATED, "rg:spec", "the document carries railguard metadata but was changed since it was exported: it is imported from its structure", Location(source, 1, 1)))
-    initial_env, types, data_findings = _tracked(machine)
+    base = list(machine.findings)
+    try:
+        return _flatten(machine, source, roles, max_states, name, typed=True)
+    except InteropError as exc:
+        if "does not load" not in str(exc) or not machine.data:
+            raise
+        machine.findings[:] = base
+        machine.find(Finding(FindingKind.OVER_APPROXIMATED, "data", f"typed variables do not load ({exc}); every variable is untracked", Location(source, 1, 1)))
+        return _flatten(machine, source, roles, max_states, name, typed=False)
+
+
+def _flatten(
+    machine: ScxmlMachine,
+    source: str,
+    roles: Mapping[str, Sequence[str]] | None,
+    max_states: int,
+    name: str | None,
+    *,
+    typed: bool,
+) -> ImportResult:
+    """Flatten a parsed statechart into a spec (``typed``: track the typed data)."""
+    initial_env, types, data_findings = _tracked(machine, typed=typed)
     machine.findings.extend(data_findings)
     interp = _Interpreter(machine, initial_env)
     _note_conditions(machine, interp.exprs)
