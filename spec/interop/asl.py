@@ -47,6 +47,7 @@ all of them. Template placeholders such as ``${LambdaArn}`` are accepted whereve
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -569,7 +570,7 @@ def import_asl_data(
     spec_data: dict[str, Any] = {
         "railguard": 1,
         "name": name or "state_machine",
-        "description": str(data.get("Comment") or f"imported from Amazon States Language `{source}`")[:500],
+        "description": str(data.get("Comment") or f"imported from Amazon States Language `{os.path.basename(source)}`")[:500],
         "roles": roles_for([t["permission"] for t in transitions], roles),
         "variables": importer.variables,
         "states": states,
@@ -601,8 +602,6 @@ def _restore(data: Any, source: str) -> ImportResult | None:
 
 def import_asl(path: str, *, roles: Mapping[str, Sequence[str]] | None = None) -> ImportResult:
     """Import the ASL definition (JSON or YAML) at ``path`` (``railguard import --from asl``)."""
-    import os
-
     text = read_bounded(path)
     data = safe_json(text, path)
     base = os.path.basename(path).split(".")[0] or "state_machine"

@@ -36,6 +36,7 @@ Top-level ``<final>`` states become success terminals.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -942,6 +943,19 @@ def _tracked(machine: ScxmlMachine, *, typed: bool = True) -> tuple[dict[str, No
     return {name: Literal(value) for name, (_, value) in candidates.items()}, candidates, findings
 
 
+def _note_states(machine: ScxmlMachine) -> None:
+    """One `mapped` finding per state and per transition of the source, with its line."""
+    for state in machine.order:
+        if state.kind == "history":
+            continue
+        what = "parallel" if state.kind == "parallel" else "final" if state.kind == "final" else "compound" if state.compound else "atomic"
+        machine.find(Finding(FindingKind.MAPPED, state.kind, f"{what} state `{state.id}` is flattened: it is active in the configurations whose description lists it", Location(machine.source, state.line, 1)))
+        for t in state.transitions:
+            on = f"on `{' '.join(t.events)}`" if t.events else "eventless"
+            to = f"to `{' '.join(t.targets)}`" if t.targets else "targetless"
+            machine.find(Finding(FindingKind.MAPPED, "transition", f"transition {on} {to} from `{state.id}` is part of the macrosteps it can take", Location(machine.source, t.line, 1)))
+
+
 def _note_conditions(machine: ScxmlMachine, exprs: _Exprs) -> None:
     """Report every condition the import cannot decide and every assignment SCXML would
     answer with `error.execution` (undeclared location), which the import does not model."""
@@ -1016,6 +1030,7 @@ def _flatten(
     machine.findings.extend(data_findings)
     interp = _Interpreter(machine, initial_env)
     _note_conditions(machine, interp.exprs)
+    _note_states(machine)
     events = _events(machine)
     if any("*" in t.events for s in machine.order for t in s.transitions):
         machine.find(Finding(FindingKind.MAPPED, "transition", "`event=\"*\"` transitions are mapped: every named event also matches them (an event the machine never names is not part of the spec)"))
@@ -1090,7 +1105,7 @@ def _flatten(
     data: dict[str, Any] = {
         "railguard": 1,
         "name": spec_name,
-        "description": f"imported from SCXML `{source}` by flattening its configurations",
+        "description": f"imported from SCXML `{os.path.basename(source)}` by flattening its configurations",
         "roles": roles_for(permissions, roles),
         "variables": variables,
         "states": states,
@@ -1173,8 +1188,6 @@ def _merge(transitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _spec_name(machine: ScxmlMachine, source: str) -> str:
-    import os
-
     base = machine.name or os.path.splitext(os.path.basename(source))[0] or "statechart"
     return Names()(base)
 
