@@ -287,7 +287,9 @@ def test_scxml_scripts_machines_with_data_run_exactly_or_contain_the_expected_ru
     assert {k for k, v in outcomes.items() if v == "exact-differs"} == set()
     assert {k for k, v in outcomes.items() if v == "approximation-misses"} <= ERROR_EVENT_TESTS
     assert sum(v == "exact" for v in outcomes.values()) >= 4
-    assert sum(v == "contained" for v in outcomes.values()) >= 10
+    assert sum(v == "contained" for v in outcomes.values()) >= 25
+    # An eventless loop counting a symbolic value up to 100 may diverge: refused, not truncated.
+    assert {k for k, v in outcomes.items() if v == "refused"} == {"targetless-transition/test0.scxml"}
 
 
 #: Scripts that expect `error.execution` (or delayed delivery order), which the import does not model.

@@ -517,6 +517,10 @@ class _Refused(Exception):
     pass
 
 
+class _Repeated(Exception):
+    """A data path of a macrostep came back to a point it had passed: it adds nothing."""
+
+
 @dataclass(frozen=True)
 class _Point:
     """A stable point: the configuration (state ids) and the recorded history values."""
@@ -804,7 +808,20 @@ class _Run:
                         self.add_descendants(child, to_enter, default_entry, hc)
 
     def settle(self) -> None:
+        seen: set[tuple[Any, ...]] = set()
         while self.running:
+            # Back where this macrostep already was (same configuration, history, queue and
+            # values): the rest of this path repeats a continuation the other choices explore,
+            # so it is dropped; this ends loops on undecidable conditions.
+            signature = (
+                frozenset(s.id for s in self.config),
+                frozenset((h, frozenset(x.id for x in v)) for h, v in self.history.items()),
+                tuple(self.queue),
+                tuple(sorted(self.env.items(), key=lambda item: item[0])),
+            )
+            if signature in seen:
+                raise _Repeated()
+            seen.add(signature)
             enabled = self.select(None)
             if not enabled:
                 if not self.queue:
@@ -851,13 +868,19 @@ class _Interpreter:
             start = len(choices)
             env: dict[str, Node] = dict(self.tracked) if point is None else {name: Var(name) for name in self.tracked}
             run = _Run(self, point, env, _Path(list(choices)))
-            if point is None:
-                run.initialise()
-            else:
-                run.external(event or "")
+            repeated = False
+            try:
+                if point is None:
+                    run.initialise()
+                else:
+                    run.external(event or "")
+            except _Repeated:
+                repeated = True
             for position in range(len(run.path.choices) - 1, start - 1, -1):
                 if run.path.choices[position]:
                     pending.append([*run.path.choices[:position], False])
+            if repeated:
+                continue
             changed = tuple((k, v) for k, v in run.env.items() if not (isinstance(v, Var) and v.name == k))
             guards = tuple(run.path.guards)
             yield _Outcome(guards, changed, run.point(), run.fired)
