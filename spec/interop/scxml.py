@@ -808,7 +808,7 @@ class _Run:
                         self.add_descendants(child, to_enter, default_entry, hc)
 
     def settle(self) -> None:
-        seen: set[tuple[Any, ...]] = set()
+        seen: dict[tuple[Any, ...], int] = {}
         while self.running:
             # Back where this macrostep already was (same configuration, history, queue and
             # values): the rest of this path repeats a continuation the other choices explore,
@@ -820,8 +820,10 @@ class _Run:
                 tuple(sorted(self.env.items(), key=lambda item: item[0])),
             )
             if signature in seen:
+                if seen[signature] == self.path.position:
+                    raise _Refused("an eventless loop never ends (it repeats a configuration without any choice)")
                 raise _Repeated()
-            seen.add(signature)
+            seen[signature] = self.path.position
             enabled = self.select(None)
             if not enabled:
                 if not self.queue:
@@ -860,6 +862,7 @@ class _Interpreter:
         """Every data path of the macrostep from ``point`` on ``event`` (``None``: initialise)."""
         pending: list[list[bool]] = [[]]
         paths = 0
+        completed = 0
         while pending:
             choices = pending.pop()
             paths += 1
@@ -880,7 +883,10 @@ class _Interpreter:
                 if run.path.choices[position]:
                     pending.append([*run.path.choices[:position], False])
             if repeated:
+                if not pending and not completed:
+                    raise _Refused("every path of a macrostep loops forever")
                 continue
+            completed += 1
             changed = tuple((k, v) for k, v in run.env.items() if not (isinstance(v, Var) and v.name == k))
             guards = tuple(run.path.guards)
             yield _Outcome(guards, changed, run.point(), run.fired)
