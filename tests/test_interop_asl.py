@@ -143,6 +143,17 @@ def test_wait_is_a_timeout_and_retry_is_a_bounded_loop() -> None:
     assert e.fire("i", "T", "u").state == "succeeded"
 
 
+def test_a_task_timeout_goes_to_the_catcher_that_covers_it() -> None:
+    result = import_asl_data(machine({
+        "A": {"Type": "Task", "Resource": "${Fn}", "Next": "Done", "TimeoutSeconds": 5,
+              "Catch": [{"ErrorEquals": ["Oops"], "Next": "Done"}, {"ErrorEquals": ["States.Timeout"], "Next": "Late"}]},
+        "Late": {"Type": "Fail"}, "Done": {"Type": "Succeed"},
+    }))
+    timeout = result.spec.state_map["A"].timeout
+    assert timeout is not None
+    assert (timeout.seconds, timeout.event) == (5, "A_catch_2")
+
+
 def test_a_catch_goes_to_its_handler_and_an_uncaught_error_fails_closed() -> None:
     result = import_asl_data(machine({
         "A": {"Type": "Task", "Resource": "${Fn}", "Next": "Done", "Catch": [{"ErrorEquals": ["Oops"], "Next": "Handle"}]},

@@ -6,7 +6,8 @@ names with other characters replaced by ``_``):
 
 - **Task** ``T`` — a state ``T`` and an event ``T`` to its ``Next`` whose effect is ``T``
   (the handler bound at run time; the ``Resource`` is kept in the description). A
-  ``TimeoutSeconds`` becomes the state's timeout (the error exit, ``States.Timeout``).
+  ``TimeoutSeconds`` becomes the state's timeout: it fires the catch event of the catcher
+  covering ``States.Timeout`` (or ``States.ALL``), else takes the error exit.
 - **Retry** — per retrier, a counter ``T_retry_<n>`` (``0..MaxAttempts``) and an event
   ``T_retry_<n>`` that loops on ``T`` while attempts remain: a bounded retry loop. Leaving
   ``T`` resets the counters.
@@ -180,6 +181,11 @@ class _Importer:
             timeout = body.get("TimeoutSeconds")
             if isinstance(timeout, int) and not isinstance(timeout, bool):
                 state["timeout"] = {"after": f"{timeout}s"}
+                # States.Timeout goes to a catcher that covers it (outside a saga), else the error exit.
+                catcher = next((i for i, c in enumerate(body.get("Catch", []), start=1)
+                                if {"States.Timeout", "States.ALL"} & set(c["ErrorEquals"])), None)
+                if catcher is not None and here not in self.saga_fail:
+                    state["timeout"]["event"] = self.ename(f"{name}_catch_{catcher}")
             elif timeout is not None or "TimeoutSecondsPath" in body:
                 self.note(FindingKind.OVER_APPROXIMATED, "TimeoutSeconds", f"Task `{name}`: a timeout from a path or JSONata is not modelled", name)
             self.note(FindingKind.MAPPED, kind, f"Task `{name}` is mapped to event `{event}` with effect `{event}`" + (f" and compensation `{compensate}`" if compensate else ""), name)
@@ -191,7 +197,7 @@ class _Importer:
             self.transition(piece, event, here, self.next_of(body, states, top))
             if isinstance(seconds, int) and not isinstance(seconds, bool) and seconds > 0:
                 state["timeout"] = {"after": f"{seconds}s", "event": event}
-                self.note(FindingKind.MAPPED, kind, f"Wait `{name}` is mapped to a {seconds}s timeout firing `{event}`", name)
+                self.note(FindingKind.OVER_APPROXIMATED, kind, f"Wait `{name}` is mapped to a {seconds}s timeout firing `{event}` (a caller holding permission `{event}` may also fire it early)", name)
             else:
                 self.note(FindingKind.OVER_APPROXIMATED, kind, f"Wait `{name}` waits for a path, timestamp or zero seconds: `{event}` may fire at any time", name)
         elif kind == "Choice":
