@@ -570,9 +570,10 @@ def import_asl_data(
     states[FAILED] = {"terminal": "failure", "description": "an uncaught error failed the execution"}
     begin = importer.ename("StartExecution")
     transitions = [{"event": begin, "from": "start", "to": piece.start, "permission": begin}, *piece.transitions]
-    for skipped in importer.skipped:
-        for finding_name in (skipped,):
-            importer.note(FindingKind.MAPPED, "saga", f"compensating task `{finding_name}` is a `compensate` handler, not a state", finding_name)
+    for skipped in (n for n in data["States"] if n in importer.skipped):
+        kind = data["States"][skipped]["Type"]
+        what = "a `compensate` handler" if kind == "Task" else "part of the compensation chain"
+        importer.note(FindingKind.MAPPED, "saga", f"compensating {kind} `{skipped}` is {what}, not a state", skipped)
     spec_data: dict[str, Any] = {
         "railguard": 1,
         "name": name or "state_machine",

@@ -70,10 +70,8 @@ __all__ = [
     "MAX_MICROSTEPS",
     "MAX_PATHS",
     "MAX_STATES",
-    "ScxmlMachine",
     "import_scxml",
     "import_scxml_text",
-    "parse_scxml",
 ]
 
 MAX_STATES = 2000
@@ -274,9 +272,6 @@ def parse_scxml(text: str, source: str = "<scxml>") -> ScxmlMachine:
                     result.append(_Action("raise", event=event, line=line))
                 else:
                     note(FindingKind.OVER_APPROXIMATED, "send", f"`<send{' event=' + repr(event) if event else ''}>` is over-approximated: the event it sends may be fired at any time", child)
-                    for part in child:
-                        if _local(part.tag) in ("param", "content"):
-                            continue
                     result.append(_Action("havoc", location=child.get("idlocation", ""), line=line))
             elif tag in ("log", "cancel"):
                 if tag == "cancel":
@@ -401,7 +396,7 @@ UNKNOWN_PARAM = "unknown_"
 
 
 class _Exprs:
-    """Translates SCXML expressions into railguard expression trees (``In()`` as ``__in_N``)."""
+    """Translates SCXML expressions into railguard expression trees (``In('s')`` as ``_in_N``)."""
 
     def __init__(self, datamodel: str, tracked: Mapping[str, Any]) -> None:
         self.ecmascript = datamodel.lower() == "ecmascript"
