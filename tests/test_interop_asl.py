@@ -285,3 +285,19 @@ def test_a_parallel_catch_and_retry_apply_from_every_interleaved_state() -> None
     (retry,) = [t for t in result.spec.transitions if t.event == "A_retry_1"]
     assert set(catch.sources) == set(retry.sources) == {"A"} | inner
     assert (catch.target, retry.target) == ("Oops", "A")
+
+
+def test_a_yaml_definition_with_cloudformation_short_forms_imports(tmp_path: Path) -> None:
+    path = tmp_path / "machine.asl.yaml"
+    path.write_text(
+        "StartAt: Call\n"
+        "States:\n"
+        "  Call:\n"
+        "    Type: Task\n"
+        "    Resource: !GetAtt Fn.Arn\n"
+        "    End: true\n",
+        encoding="utf-8",
+    )
+    result = import_asl(str(path))
+    assert [t.effect for t in result.spec.transitions if t.effect] == ["Call"]
+    assert "Fn.Arn" in result.spec.state_map["Call"].description

@@ -5,6 +5,10 @@ did with each construct of the source — ``mapped`` (same behaviour), ``over-ap
 (more behaviour than the source, so proofs stay sound but may be weaker) or ``refused``
 (not imported; the importer raises :class:`InteropError` when nothing usable is left) — each
 with the source location. Nothing is dropped in silence.
+
+Formats: :mod:`.scxml` (W3C SCXML, flattened), :mod:`.asl` (Amazon States Language, validated
+by :mod:`.asl_check`), and the exporters :mod:`.export_scxml` and :mod:`.export_asl`. The
+command line reaches them through the tables of :mod:`railguard.interop_cli`.
 """
 
 from __future__ import annotations
