@@ -418,7 +418,7 @@ def test_the_z3_encoding_with_scaled_decimals_agrees_with_the_evaluator(data: st
 from railguard.verifier.strategies import specs  # noqa: E402
 
 from .explicit import explore  # noqa: E402
-from .test_crosscheck import assert_agree  # noqa: E402
+from .test_crosscheck import BUDGET, explicit_verdicts, z3_verdicts  # noqa: E402
 
 
 @pytest.mark.slow
@@ -431,10 +431,17 @@ def test_z3_verdicts_with_scaled_decimals_equal_the_explicit_search(document: di
 
     spec = load_data(document)
     try:
-        explore(spec)
+        found = explore(spec)
     except TooLarge:
         return  # domains too wide to enumerate: nothing to compare against
-    assert_agree(spec)
+    # RG402 counts only steps whose new values stay in their domains, the explicit search
+    # counts every selected step: transitions with an escaping assignment are left out here.
+    escaping = {f"transition {index} " for index, _ in found.escapes}
+
+    def kept(verdicts: Any) -> Any:
+        return {k: n for k, n in verdicts.items() if not (k[0] == "RG402" and any(k[1].startswith(e) for e in escaping))}
+
+    assert kept(z3_verdicts(verify(spec, BUDGET))) == kept(explicit_verdicts(spec, found))
 
 
 @st.composite
