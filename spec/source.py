@@ -22,6 +22,14 @@ from typing import Any
 import yaml
 
 from .errors import LoadError, Location, Problem
+from .limits import (
+    MAX_ALIAS_NODES,
+    MAX_BYTES,
+    MAX_DEPTH,
+    MAX_DIGITS,
+    MAX_NODES,
+    MAX_TEXT_LENGTH,
+)
 
 __all__ = [
     "Document",
@@ -32,16 +40,6 @@ __all__ = [
     "read_text",
     "read_yaml",
 ]
-
-MAX_DEPTH = 64
-#: Values a document (or plain data) may hold: generous, so generated specs of 100k states and
-#: a million transitions load; the text itself is bounded by MAX_BYTES.
-MAX_NODES = 50_000_000
-#: Values a document with anchors may expand to: aliases are how a small file becomes a huge
-#: one (the "billion laughs"), so documents that use them get a much tighter bound.
-MAX_ALIAS_NODES = 100_000
-MAX_BYTES = 512_000_000
-MAX_DIGITS = 100
 
 Path = tuple[str | int, ...]
 
@@ -126,6 +124,18 @@ def read_data(data: Any, file: str = "<data>") -> Document:
             raise _error(
                 f"a number in {describe_path(path)} has more than {MAX_DIGITS} digits", where
             )
+        if isinstance(value, str):
+            problem = text_problem(value, path)
+            if problem is not None:
+                raise _error(problem, where)
+            continue
+        if isinstance(value, Decimal | float) and not isinstance(value, bool):
+            dec = Decimal(repr(value)) if isinstance(value, float) else value
+            shown = f"{_show_text(str(dec))} in {describe_path(path)}"
+            problem = decimal_problem(dec, shown) if dec.is_finite() else None
+            if problem is not None:
+                raise _error(problem, where)
+            continue
         if not isinstance(value, dict | list):
             continue
         if id(value) in above:
@@ -139,13 +149,71 @@ def read_data(data: Any, file: str = "<data>") -> Document:
                 raise _error(
                     f"a key in {describe_path(path)} has more than {MAX_DIGITS} digits", where
                 )
+            problem = text_problem(key, path, key=True) if isinstance(key, str) else None
+            if problem is not None:
+                raise _error(problem, where)
             stack.append((item, (*path, key), depth + 1, inner))
     return Document(data, file)
 
 
 def _too_long(value: Any) -> bool:
     """Whether ``value`` is an integer too long to print (or to keep in a spec)."""
-    return isinstance(value, int) and abs(value) >= 10**MAX_DIGITS
+    return isinstance(value, int) and abs(value) >= _INT_LIMIT
+
+
+_INT_LIMIT = 10**MAX_DIGITS
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: A decimal number as YAML and JSON write it: sign, digits with a point, exponent.
+_DECIMAL_PARTS = re.compile(r"[-+]?[0-9]*\.?[0-9]*(?:[eE]([-+]?[0-9]+))?")
+
+
+def text_problem(value: str, path: Path, *, key: bool = False) -> str | None:
+    """Why the text ``value`` (at ``path``; a key there when ``key``) cannot be in a spec, if it cannot.
+
+    A text is at most :data:`MAX_TEXT_LENGTH` characters and holds no lone surrogate (an
+    escape such as ``\\ud800`` decodes to one: it is no character and cannot be written as
+    UTF-8, so no report, audit record or certificate could hold it).
+    """
+    what = f"a key in {describe_path(path)}" if key else describe_path(path)
+    if len(value) > MAX_TEXT_LENGTH:
+        return f"{what} is longer than {MAX_TEXT_LENGTH:,} characters"
+    found = _SURROGATE.search(value)
+    if found is not None:
+        return (
+            f"{what} holds a lone surrogate `\\u{ord(found.group(0)):04x}`, which is not a "
+            "character: a spec must be valid Unicode text"
+        )
+    return None
+
+
+def decimal_problem(value: Decimal, shown: str) -> str | None:
+    """Why the finite decimal ``value`` is out of a spec's reach (see :data:`MAX_DIGITS`), if it is."""
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int), "finite decimals only"
+    if value.adjusted() >= MAX_DIGITS or exponent < -MAX_DIGITS:
+        return (
+            f"the number {shown} is too large or too precise: a number in a spec has at most "
+            f"{MAX_DIGITS} digits before and after its point"
+        )
+    return None
+
+
+def far_exponent(text: str) -> bool:
+    """Whether the number ``text`` has an exponent of more than six digits (so it is far
+    beyond :data:`MAX_DIGITS`, and too far to even construct as a decimal)."""
+    parts = _DECIMAL_PARTS.fullmatch(text.strip())
+    return parts is not None and parts.group(1) is not None and len(parts.group(1).lstrip("+-0")) > 6
+
+
+def parse_decimal(text: str) -> Decimal | None:
+    """``text`` (a number as YAML or JSON write it) as an exact decimal; ``None`` if it is
+    beyond :data:`MAX_DIGITS` (checked before any arithmetic, so ``1e999999999999`` is cheap)."""
+    if far_exponent(text):
+        return None
+    value = Decimal(text)
+    if value.is_finite() and decimal_problem(value, "") is not None:
+        return None
+    return value
 
 
 # --------------------------------------------------------------------------- YAML
@@ -192,10 +260,24 @@ def read_text(text: str, file: str = "<spec>", fmt: str | None = None) -> Docume
 
 def _precheck(text: str, file: str) -> None:
     if len(text) > MAX_BYTES:
-        raise _error(f"the file is larger than {MAX_BYTES:,} bytes", Location(file, 1, 1))
+        raise _error(
+            f"the spec is longer than {MAX_BYTES:,} characters, the largest a spec may be",
+            Location(file, 1, 1),
+        )
     if not text.strip():
         raise _error(
             "the file is empty: a spec needs at least `railguard: 1`", Location(file, 1, 1)
+        )
+    found = _SURROGATE.search(text)
+    if found is not None:
+        # Only text handed over as a Python string can hold one: UTF-8 cannot encode it.
+        start = found.start()
+        line = text.count("\n", 0, start) + 1
+        column = start - (text.rfind("\n", 0, start) + 1) + 1
+        raise _error(
+            f"the text holds a lone surrogate `\\u{ord(found.group(0)):04x}`, which is not a "
+            "character: a spec must be valid Unicode text",
+            Location(file, line, column),
         )
 
 
@@ -354,7 +436,7 @@ class _Converter:
             )
         if isinstance(node, yaml.ScalarNode):
             self._offsets(node, path)
-            return _scalar(node, file)
+            return _scalar(node, file, path)
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
@@ -416,7 +498,7 @@ class _Converter:
                     "not a list or a mapping",
                     where,
                 )
-            key = _scalar(key_node, file)
+            key = _scalar(key_node, file, path, key=True)
             key = key if isinstance(key, str) else _key_text(key)
             if key in result:
                 first = self.doc.keys[(*path, key)]
@@ -448,9 +530,12 @@ def _bad_tag(node: yaml.Node, file: str) -> LoadError:
     )
 
 
-def _scalar(node: yaml.ScalarNode, file: str) -> Any:
+def _scalar(node: yaml.ScalarNode, file: str, path: Path, *, key: bool = False) -> Any:
     tag, value = node.tag, node.value
     if tag == _STR:
+        problem = text_problem(value, path, key=key)
+        if problem is not None:
+            raise _error(problem, _mark(file, node.start_mark))
         return value
     if tag in _CORE_TEXT and not _CORE_TEXT[tag].fullmatch(value):
         shown = "!!" + tag.removeprefix("tag:yaml.org,2002:")
@@ -463,15 +548,19 @@ def _scalar(node: yaml.ScalarNode, file: str) -> Any:
         return value.lower() == "true"
     if tag == "tag:yaml.org,2002:int":
         digits = value.lstrip("+-")
+        where = f"a key in {describe_path(path)}" if key else f"a number in {describe_path(path)}"
+        too_long = f"{where} has more than {MAX_DIGITS} digits"
         if len(digits) > MAX_DIGITS:
-            raise _error(
-                f"a number has more than {MAX_DIGITS} digits", _mark(file, node.start_mark)
-            )
+            raise _error(too_long, _mark(file, node.start_mark))
         if digits.startswith("0o"):
-            return int(value.replace("0o", "", 1), 8)
-        if digits.startswith("0x"):
-            return int(value.replace("0x", "", 1), 16)
-        return int(value)
+            number = int(value.replace("0o", "", 1), 8)
+        elif digits.startswith("0x"):
+            number = int(value.replace("0x", "", 1), 16)
+        else:
+            number = int(value)
+        if _too_long(number):
+            raise _error(too_long, _mark(file, node.start_mark))
+        return number
     if tag == "tag:yaml.org,2002:float":
         if "inf" in value.lower() or "nan" in value.lower():
             raise _error(
@@ -480,11 +569,22 @@ def _scalar(node: yaml.ScalarNode, file: str) -> Any:
             )
         if len(value.lstrip("+-")) > MAX_DIGITS:
             raise _error(
-                f"a number has more than {MAX_DIGITS} digits", _mark(file, node.start_mark)
+                f"a number in {describe_path(path)} has more than {MAX_DIGITS} digits",
+                _mark(file, node.start_mark),
             )
         # Keep numbers exact: a decimal, never a binary float.
-        return _Number(value)
+        return _number(value, path, _mark(file, node.start_mark))
     raise _bad_tag(node, file)
+
+
+def _number(text: str, path: Path, where: Location) -> _Number:
+    """The document number ``text`` at ``path``, refused when it is beyond a spec's reach."""
+    if parse_decimal(text) is None:
+        shown = f"{_show_text(text)} in {describe_path(path)}"
+        problem = decimal_problem(Decimal(1).scaleb(MAX_DIGITS), shown)
+        assert problem is not None
+        raise _error(problem, where)
+    return _Number(text)
 
 
 def _show_text(value: str) -> str:
@@ -610,6 +710,9 @@ class _JsonReader:
                 index += 1  # the comma
         if char == '"':
             string, end = self.string(index)
+            problem = text_problem(string, path)
+            if problem is not None:
+                raise _error(problem, self.loc(index))
             exact = "\\" not in text[index:end]
             self.doc.scalar_offsets[path] = 1 if exact else None
             return string, end
@@ -625,9 +728,12 @@ class _JsonReader:
             )
         number = match.group(0)
         if len(number) > MAX_DIGITS:
-            raise _error(f"a number has more than {MAX_DIGITS} digits", self.loc(index))
+            raise _error(
+                f"a number in {describe_path(path)} has more than {MAX_DIGITS} digits",
+                self.loc(index),
+            )
         if match.group(1) or match.group(2):
-            return _Number(number), match.end()
+            return _number(number, path, self.loc(index)), match.end()
         return int(number), match.end()
 
     def string(self, index: int) -> tuple[str, int]:
@@ -645,6 +751,9 @@ class _JsonReader:
         while True:
             where = self.loc(index)
             key, index = self.string(index)
+            problem = text_problem(key, path, key=True)
+            if problem is not None:
+                raise _error(problem, where)
             if key in result:
                 first = self.doc.keys[(*path, key)]
                 raise _error(

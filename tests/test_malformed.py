@@ -55,6 +55,27 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "integer_too_long.yaml": (7, "more than 100 digits"),
     "number_infinite.yaml": (7, "`.inf` is not allowed"),
     "yaml_explicit_tag_bad_value.yaml": (5, "`ten` is not a valid `!!int` value"),
+    # --- sizes beyond the bounds of `railguard.spec.limits` (hostile specs)
+    "surrogate_description.yaml": (4, "`description` holds a lone surrogate `\\ud800`"),
+    "surrogate_enum_value.yaml": (8, "`variables.tier.values.1` holds a lone surrogate `\\udc80`"),
+    "surrogate_string_initial.yaml": (8, "`variables.note.initial` holds a lone surrogate"),
+    "json_key_surrogate.json": (7, "a key in `states` holds a lone surrogate `\\ud83d`"),
+    "guard_surrogate_literal.yaml": (19, "guard: the text literal holds a lone surrogate `\\ud800`"),
+    "guard_hex_literal_too_long.yaml": (19, "the integer literal `0xfffffffff"),
+    "guard_decimal_literal_too_large.yaml": (19, "`1e101` is too large or too precise"),
+    "integer_hex_too_large.yaml": (8, "a number in `variables.count.max` has more than 100 digits"),
+    "decimal_max_huge_exponent.yaml": (
+        8,
+        "the number `1e999999999` in `variables.price.max` is too large or too precise",
+    ),
+    "decimal_min_tiny.yaml": (8, "the number `1e-999999999` in `variables.price.min` is too"),
+    "decimal_bound_exponent_text.yaml": (8, "variable `price`: `max`: the number `1e999"),
+    "json_number_huge_exponent.json": (5, "the number `1e999999999` in `variables.price.max`"),
+    "timeout_digits_too_long.yaml": (10, "is longer than the longest timeout, `3650d`"),
+    "timeout_too_long.yaml": (10, "timeout `after` `3000000d` is longer than the longest timeout"),
+    "enum_too_many_values.yaml": (8, "an enum lists 10,001 values, more than the 10,000"),
+    "description_too_long.yaml": (4, "`description` is longer than 100,000 characters"),
+    "state_name_too_long.yaml": (11, "is longer than 200 characters"),
     # --- the document's shape
     "top_level_list.yaml": (2, "a spec must be a mapping"),
     "top_level_scalar.yaml": (2, "not the text `refund`"),
@@ -94,6 +115,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "empty_domain_enum.yaml": (9, "an enum needs a non-empty list of `values`"),
     "initial_outside_domain.yaml": (7, "`initial` `500` is outside its domain (int in [0, 100])"),
     "initial_decimal_for_int.yaml": (7, "`initial` must be an integer, not `1.5`"),
+    "initial_too_many_places.yaml": (8, "`initial` `10.005` has more than 2 decimal places"),
     "initial_yes_not_bool.yaml": (9, "`yes` is text in YAML 1.2"),
     "enum_initial_not_value.yaml": (9, "`initial` `prod` is not one of staging, production"),
     "cascade_broken_variable.yaml": (7, "so its domain is empty"),
@@ -176,6 +198,9 @@ COLUMNS: dict[str, int] = {
     "yaml_tab_indentation.yaml": 1,
     "yaml_missing_colon.yaml": 1,
     "yaml_unquoted_colon.yaml": 21,
+    "guard_hex_literal_too_long.yaml": 21,
+    "json_key_surrogate.json": 5,
+    "initial_too_many_places.yaml": 64,
 }
 
 #: Cases whose one mistake must not cascade into follow-on problems.
