@@ -49,7 +49,15 @@ from .model import (
     Variable,
     Waiver,
 )
-from .source import Document, decimal_problem, far_exponent, one_line, read_data, read_text
+from .source import (
+    Document,
+    collection_paused,
+    decimal_problem,
+    far_exponent,
+    one_line,
+    read_data,
+    read_text,
+)
 from .types import KINDS, Type, Value
 
 __all__ = ["load", "load_data", "loads"]
@@ -147,13 +155,15 @@ def load(path: str | os.PathLike[str]) -> Spec:
 
 def loads(text: str, file: str = "<spec>", fmt: Literal["yaml", "json"] | None = None) -> Spec:
     """Load a spec from YAML or JSON text (``fmt`` defaults by the file name, else YAML)."""
-    doc = read_text(text, file, fmt)
-    return _Validator(doc).spec()
+    with collection_paused():
+        doc = read_text(text, file, fmt)
+        return _Validator(doc).spec()
 
 
 def load_data(data: Mapping[str, Any], file: str = "<data>") -> Spec:
     """Validate already-parsed plain data (dicts, lists, scalars) into a spec."""
-    return _Validator(read_data(data, file)).spec()
+    with collection_paused():
+        return _Validator(read_data(data, file)).spec()
 
 
 # --------------------------------------------------------------------------- validator

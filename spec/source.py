@@ -1,9 +1,10 @@
 """Reading YAML and JSON documents into plain data with the position of every node.
 
-YAML is read with PyYAML's event parser and composer under the YAML 1.2 core schema
-(``yes``/``no``/``on``/``off`` stay strings). Before composing, the event stream is scanned
-for nesting depth and for how far aliases expand, so a 3,000-deep document or an alias bomb
-is refused after a bounded amount of work, at the line that causes it.
+YAML is parsed once, by libyaml where PyYAML has it (else by PyYAML's own parser), and its
+events are composed under the YAML 1.2 core schema (``yes``/``no``/``on``/``off`` stay
+strings). The composer counts nesting depth and how far aliases expand as it goes, so a
+3,000-deep document or an alias bomb is refused after a bounded amount of work, at the line
+that causes it. Every text, number and size is held to :mod:`railguard.spec.limits`.
 
 JSON is read by the standard library for syntax, then walked once more by a small reader
 that records the position of every key and value (JSON is not read as YAML: a tab, a
@@ -13,8 +14,11 @@ surrogate pair or a duplicate key would then be treated differently).
 from __future__ import annotations
 
 import bisect
+import gc
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
 from typing import Any
@@ -33,6 +37,7 @@ from .limits import (
 
 __all__ = [
     "Document",
+    "collection_paused",
     "describe_path",
     "one_line",
     "read_data",
@@ -174,10 +179,13 @@ def text_problem(value: str, path: Path, *, key: bool = False) -> str | None:
     escape such as ``\\ud800`` decodes to one: it is no character and cannot be written as
     UTF-8, so no report, audit record or certificate could hold it).
     """
+    too_long = len(value) > MAX_TEXT_LENGTH
+    found = None if too_long else _SURROGATE.search(value)
+    if not too_long and found is None:
+        return None
     what = f"a key in {describe_path(path)}" if key else describe_path(path)
-    if len(value) > MAX_TEXT_LENGTH:
+    if too_long:
         return f"{what} is longer than {MAX_TEXT_LENGTH:,} characters"
-    found = _SURROGATE.search(value)
     if found is not None:
         return (
             f"{what} holds a lone surrogate `\\u{ord(found.group(0)):04x}`, which is not a "
@@ -242,6 +250,30 @@ _CORE_TEXT = {tag: re.compile(pattern) for tag, (pattern, _) in _CORE.items()}
 for _tag, (_pattern, _first) in _CORE.items():
     _Loader.add_implicit_resolver(_tag, _CORE_TEXT[_tag], _first)
 
+#: The core tags a plain scalar may resolve to, by its first character.
+_BY_FIRST: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+for _tag, (_pattern, _first) in _CORE.items():
+    for _char in _first:
+        _BY_FIRST.setdefault(_char, []).append((_tag, _CORE_TEXT[_tag]))
+
+
+def _resolve(value: str) -> str:
+    """The tag of a plain scalar under the YAML 1.2 core schema (as :class:`_Loader` resolves)."""
+    for tag, pattern in _BY_FIRST.get(value[:1], ()):
+        if pattern.match(value):
+            return tag
+    return _STR
+
+
+_CLoader: type[Any] | None = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CSafeLoader(yaml.CSafeLoader):
+        """libyaml's parser with the same YAML 1.2 core resolvers as :class:`_Loader`."""
+
+    _CSafeLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+    _CLoader = _CSafeLoader
+
 
 def _mark(file: str, mark: Any) -> Location:
     if mark is None:
@@ -249,13 +281,31 @@ def _mark(file: str, mark: Any) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
 
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a document is read and validated.
+
+    Reading creates hundreds of thousands of small objects and no reference cycles; the
+    collector would otherwise walk the growing heap again and again (half the time of
+    reading a 5,000-state spec). Nested use is fine; the previous state is restored.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_text(text: str, file: str = "<spec>", fmt: str | None = None) -> Document:
     """Read ``text`` as JSON when ``fmt == "json"`` (or the file ends in ``.json``), else YAML."""
     if fmt is None:
         fmt = "json" if file.lower().endswith(".json") else "yaml"
-    if fmt == "json":
-        return read_json(text, file)
-    return read_yaml(text, file)
+    with collection_paused():
+        if fmt == "json":
+            return read_json(text, file)
+        return read_yaml(text, file)
 
 
 def _precheck(text: str, file: str) -> None:
@@ -334,75 +384,168 @@ def _yaml_message(exc: yaml.MarkedYAMLError, file: str) -> LoadError:
     return _error(f"invalid YAML: {problem}{context}", _mark(file, mark))
 
 
-def _scan_events(text: str, file: str) -> None:
-    """Refuse deep nesting, several documents and alias bombs from the event stream alone."""
-    depth = documents = expanded = 0
-    sizes: dict[str, int] = {}
-    frames: list[list[Any]] = []  # [anchor, expanded size so far]
+class _Composer:
+    """Builds the node graph from a parser's events in one pass, refusing on the way what no
+    spec needs: nesting deeper than :data:`MAX_DEPTH`, more than one document, an alias that
+    refers to a node containing it, and aliases that expand the document beyond
+    :data:`MAX_ALIAS_NODES` values (an alias bomb is refused at the alias that crosses the
+    bound, before anything is expanded). The parser is libyaml's when installed, else PyYAML's
+    own; both give the same events with the same marks.
+    """
 
-    def grow(amount: int, event: yaml.Event, *, nest: bool = True) -> None:
-        nonlocal expanded
-        expanded += amount
-        if frames and nest:
-            frames[-1][1] += amount
-        if expanded > (MAX_ALIAS_NODES if sizes else MAX_NODES):
+    def __init__(self, parser: Any, file: str) -> None:
+        self.parser = parser
+        self.file = file
+        self.anchors: dict[str, yaml.Node] = {}
+        #: Expanded size (values counted through aliases) of each completed anchored node.
+        self.sizes: dict[str, int] = {}
+        #: Anchors of the collections being composed (an alias to one would never end).
+        self.open: set[str] = set()
+        self.depth = 0
+        self.expanded = 0
+
+    def document(self) -> yaml.Node | None:
+        """The one document's root node (``None`` when the stream holds none)."""
+        parser = self.parser
+        parser.get_event()  # the stream start
+        if parser.check_event(yaml.StreamEndEvent):
+            return None
+        parser.get_event()  # the document start
+        node, _ = self.node()
+        parser.get_event()  # the document end
+        if not parser.check_event(yaml.StreamEndEvent):
+            raise _error(
+                "the file holds more than one YAML document, and a spec is one document",
+                _mark(self.file, parser.peek_event().start_mark),
+            )
+        return node
+
+    def grow(self, amount: int, event: yaml.Event) -> None:
+        self.expanded += amount
+        if self.expanded > (MAX_ALIAS_NODES if self.sizes else MAX_NODES):
             message = (
                 f"aliases expand the document to more than {MAX_ALIAS_NODES:,} values, "
                 "so it is refused as an alias bomb"
-                if sizes
+                if self.sizes
                 else f"the document holds more than {MAX_NODES:,} values"
             )
-            raise _error(message, _mark(file, event.start_mark))
+            raise _error(message, _mark(self.file, event.start_mark))
 
-    for event in yaml.parse(text, Loader=_Loader):
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
+    def node(self) -> tuple[yaml.Node, int]:
+        """The next node and its expanded size."""
+        parser = self.parser
+        # PyYAML's and libyaml's events carry marks of two classes with the same fields.
+        event: Any = parser.get_event()
+        start: Any = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
+            anchor = str(event.anchor)
+            if anchor in self.open:
+                raise _error(
+                    f"the alias `*{anchor}` refers to a node that contains it, "
+                    "so the document would never end",
+                    _mark(self.file, event.start_mark),
+                )
+            if anchor not in self.anchors:
+                raise yaml.composer.ComposerError(
+                    None, None, f"found undefined alias `{anchor}`", start
+                )
+            size = self.sizes[anchor]
+            self.grow(size, event)
+            return self.anchors[anchor], size
+        anchor = event.anchor
+        if anchor is not None and anchor in self.anchors:
+            raise yaml.composer.ComposerError(
+                "found duplicate anchor "
+                f"`{anchor}` (first on line {self.anchors[anchor].start_mark.line + 1})",
+                None,
+                "the second occurrence",
+                start,
+            )
+        tag = event.tag
+        size = 1
+        node: yaml.Node
+        if isinstance(event, yaml.ScalarEvent):
+            if tag is None or tag == "!":
+                tag = _resolve(event.value) if event.implicit[0] else _STR
+            self.grow(1, event)
+            # libyaml writes a plain scalar's style as "", PyYAML as None.
+            end: Any = event.end_mark
+            node = yaml.ScalarNode(tag, event.value, start, end, style=event.style or None)
+        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
                 raise _error(
                     f"the document nests deeper than {MAX_DEPTH} levels",
-                    _mark(file, event.start_mark),
+                    _mark(self.file, event.start_mark),
                 )
-            grow(1, event, nest=False)
-            frames.append([event.anchor, 1])
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-            anchor, size = frames.pop()
-            if frames:
-                frames[-1][1] += size
+            self.grow(1, event)
             if anchor is not None:
-                sizes[anchor] = size
-        elif isinstance(event, yaml.ScalarEvent):
-            grow(1, event)
-            if event.anchor is not None:
-                sizes[event.anchor] = 1
-        elif isinstance(event, yaml.AliasEvent):
-            if any(frame[0] == event.anchor for frame in frames):
-                raise _error(
-                    f"the alias `*{event.anchor}` refers to a node that contains it, "
-                    "so the document would never end",
-                    _mark(file, event.start_mark),
-                )
-            grow(sizes.get(str(event.anchor), 1), event)
-        elif isinstance(event, yaml.DocumentStartEvent):
-            documents += 1
-            if documents > 1:
-                raise _error(
-                    "the file holds more than one YAML document, and a spec is one document",
-                    _mark(file, event.start_mark),
-                )
+                self.open.add(anchor)
+            if isinstance(event, yaml.SequenceStartEvent):
+                if tag is None or tag == "!":
+                    tag = _SEQ
+                items: list[yaml.Node] = []
+                while not parser.check_event(yaml.SequenceEndEvent):
+                    item, item_size = self.node()
+                    items.append(item)
+                    size += item_size
+                node = yaml.SequenceNode(tag, items, start, None)
+            else:
+                if tag is None or tag == "!":
+                    tag = _MAP
+                pairs: list[tuple[yaml.Node, yaml.Node]] = []
+                while not parser.check_event(yaml.MappingEndEvent):
+                    key, key_size = self.node()
+                    value, value_size = self.node()
+                    pairs.append((key, value))
+                    size += key_size + value_size
+                node = yaml.MappingNode(tag, pairs, start, None)
+            node.end_mark = parser.get_event().end_mark
+            self.depth -= 1
+            if anchor is not None:
+                self.open.discard(anchor)
+        else:  # pragma: no cover - the parsers produce no other event here
+            raise _error("this YAML node is not supported in a spec", _mark(self.file, event.start_mark))
+        if anchor is not None:
+            self.anchors[anchor] = node
+            self.sizes[anchor] = size
+        return node, size
+
+
+def _compose(text: str, file: str, loader: type[Any]) -> yaml.Node | None:
+    parser = loader(text)
+    try:
+        return _Composer(parser, file).document()
+    finally:
+        parser.dispose()
 
 
 def read_yaml(text: str, file: str = "<spec>") -> Document:
-    """Read one YAML document; every failure is a :class:`LoadError` with file, line and column."""
+    """Read one YAML document; every failure is a :class:`LoadError` with file, line and column.
+
+    The text is parsed once, by libyaml (``yaml.CSafeLoader``) where PyYAML was built with it.
+    When libyaml finds the text invalid, PyYAML's own parser reads it again, so that every
+    syntax error is worded (and located) the same on every installation. (libyaml accepts a
+    little more valid YAML 1.2 than PyYAML, such as `?` inside a flow scalar, and places an
+    empty value in a flow mapping one column later.)
+    """
     _precheck(text, file)
-    try:
-        _scan_events(text, file)
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        raise _yaml_message(exc, file) from None
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "the text is not valid YAML"
-        raise _error(f"invalid YAML: {first}", Location(file, 1, 1)) from None
+    # PyYAML refuses tabs where libyaml lets some through, and counts a byte order mark inside
+    # the text as a column where libyaml does not: such texts are read by PyYAML alone.
+    fast = _CLoader is not None and "\t" not in text and "\ufeff" not in text
+    loaders: tuple[type[Any], ...] = (_CLoader, _Loader) if fast and _CLoader else (_Loader,)
+    node: yaml.Node | None = None
+    for loader in loaders:
+        try:
+            node = _compose(text, file, loader)
+            break
+        except yaml.MarkedYAMLError as exc:
+            if loader is _Loader:
+                raise _yaml_message(exc, file) from None
+        except yaml.YAMLError as exc:
+            if loader is _Loader:
+                first = str(exc).splitlines()[0] if str(exc) else "the text is not valid YAML"
+                raise _error(f"invalid YAML: {first}", Location(file, 1, 1)) from None
     if node is None:
         raise _error(
             "the file is empty: a spec needs at least `railguard: 1`", Location(file, 1, 1)

@@ -789,3 +789,41 @@ def test_random_values_anywhere_give_a_spec_or_a_load_error(data: st.DataObject)
             _assert_one_sentence(problem.message.replace("dict literals", "mapping literals"))
             if fmt != "data":
                 assert problem.location.line >= 1, problem
+
+
+# --------------------------------------------------------------------------- both YAML parsers
+
+
+def _read_with(loader: Any, text: str, name: str) -> Any:
+    """What ``read_yaml`` makes of ``text`` with only ``loader`` (libyaml's or PyYAML's) parsing."""
+    from railguard.spec import source
+
+    saved = source._CLoader
+    source._CLoader = None if loader is source._Loader else loader
+    try:
+        doc = source.read_yaml(text, name)
+    except LoadError as error:
+        return [(p.message, p.location) for p in error.problems]
+    finally:
+        source._CLoader = saved
+    return (doc.data, doc.values, doc.keys, doc.scalar_offsets, doc.block_starts)
+
+
+YAML_FILES = sorted(
+    [*CORPUS.glob("*.yaml"), *EXAMPLES.glob("*.yaml")], key=lambda p: (p.parent.name, p.name)
+)
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML was built without libyaml")
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_libyaml_and_pyyaml_read_every_file_alike(path: Path) -> None:
+    """libyaml parses (fast); the same data, positions and messages as PyYAML's own parser."""
+    from railguard.spec import source
+
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pytest.skip("not UTF-8: refused before parsing")
+    fast = _read_with(source._CLoader, text, path.name)
+    slow = _read_with(source._Loader, text, path.name)
+    assert fast == slow
