@@ -38,6 +38,7 @@ from .limits import (
 )
 from .model import (
     FORMAT_VERSION,
+    PUBLIC,
     Expression,
     Invariant,
     Parameter,
@@ -325,7 +326,9 @@ class _Validator:
         on_error = self.on_error(data, states)
         var_types = {v.name: v.type for v in variables}
         transitions = self.transitions(data.get("transitions", []), variables)
-        self.check_timeouts(states, transitions)
+        # The facts the cross-checks need, computed once on the model (as every consumer does).
+        draft = Spec(name, description, roles, variables, states, transitions, on_error=on_error)
+        self.check_timeouts(draft)
         invariants = self.invariants(data.get("invariants", []), var_types, transitions)
         exclusive = self.exclusive(data.get("exclusive_roles", []), roles)
         waivers = self.waivers(data.get("waivers", []))
@@ -390,7 +393,7 @@ class _Validator:
                         self.name(perm, (*path, index), f"role `{role_name}`", "permission", DOTTED)
                     except _Skip:
                         continue
-                    if perm == "public":
+                    if perm == PUBLIC:
                         self.fail(
                             (*path, index),
                             f"role `{role_name}`: `public` is granted to every caller "
@@ -774,27 +777,22 @@ class _Validator:
         self.error_target(raw, ("on_error",), "", {state.name: state for state in states})
         return raw
 
-    def check_timeouts(
-        self, states: tuple[State, ...], transitions: tuple[Transition, ...]
-    ) -> None:
-        by_event: dict[str, list[Transition]] = {}
-        for transition in transitions:
-            by_event.setdefault(transition.event, []).append(transition)
-        for state in states:
+    def check_timeouts(self, draft: Spec) -> None:
+        for state in draft.states:
             if state.timeout is None or state.timeout.event is None:
                 continue
             event = state.timeout.event
             if event in self.failed_events:
                 continue
             path: Path = ("states", state.name, "timeout", "event")
-            fired = [t for t in by_event.get(event, ()) if state.name in t.sources]
+            fired = [t for t in draft.transitions_from(state.name) if t.event == event]
             if not fired:
                 self.fail(
                     path,
                     f"state `{state.name}`: timeout event `{event}` has no transition "
                     f"from `{state.name}`",
                 )
-            elif any(p.required for t in fired for p in t.params):
+            elif any(p.required for p in draft.signature(event).values()):
                 self.fail(
                     path,
                     f"state `{state.name}`: timeout event `{event}` has required params, "
@@ -824,7 +822,7 @@ class _Validator:
                     self.failed_events.add(cast(str, event))
                 continue
             first = first_of_event.setdefault(transition.event, transition)
-            if _signature(first) != _signature(transition):
+            if first.signature != transition.signature:
                 # The runtime checks params per event, and a plan offers one tool per event.
                 where = (*path, "params") if "params" in body else path
                 self.fail(
@@ -1330,11 +1328,6 @@ def _yaml11(raw: Any, kind: str) -> str:
     ):
         return f" (`{raw}` is text in YAML 1.2: write `true` or `false`)"
     return ""
-
-
-def _signature(transition: Transition) -> list[Parameter]:
-    """The params of a transition, whatever order they were written in."""
-    return sorted(transition.params, key=lambda p: p.name)
 
 
 def _is_scalar(value: Any) -> bool:
