@@ -1,7 +1,9 @@
 """Validating plain data (from YAML, JSON or the builder) into a :class:`~railguard.spec.Spec`.
 
 Every problem is collected with its file, line, column and the id of the offending part,
-and reported together in one :class:`LoadError`; nothing half-built ever escapes.
+and reported together in one :class:`LoadError` (the first :data:`~railguard.spec.limits.MAX_PROBLEMS`
+of them); nothing half-built ever escapes. Every size is held to :mod:`railguard.spec.limits`,
+and the work is linear in the size of the document.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ TYPE_KEYS: Mapping[str, tuple[str, ...]] = {
     "principal": (),
     "set": ("of", "max_size"),
 }
+#: Entries of one mapping (states, variables, ...); documents are bounded by their size first.
 MAX_ITEMS = 10_000_000
 
 

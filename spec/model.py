@@ -1,7 +1,10 @@
-"""The spec model: immutable values built by the loaders and the builder, never by hand.
+"""The spec model: immutable values, validated when the loaders or the builder make them.
 
 Every class is a frozen dataclass with generated equality. Source positions are kept in
-:attr:`Spec.locations`, which takes no part in equality or the content hash.
+:attr:`Spec.locations`, which takes no part in equality or the content hash. A spec built
+from these classes directly (generated specs in benchmarks and strategies) skips the
+loader's validation: its maker answers for it. Facts that several layers need (an event's
+signature, the handler names, the permission rule) are computed once per spec, on first use.
 """
 
 from __future__ import annotations
