@@ -23,8 +23,10 @@ __all__ = [
     "MAX_TEXT_LENGTH",
 ]
 
-#: Bytes of a spec file (characters of spec text): a 5,000-state workflow takes about 0.7 MB.
-MAX_BYTES = 16_000_000
+#: Bytes of a spec file (characters of spec text), and characters of text a document may
+#: expand to through aliases: a 5,000-state workflow takes about 0.7 MB; reading 8 MB takes
+#: some seconds and under a gigabyte.
+MAX_BYTES = 8_000_000
 #: Nesting of lists and mappings in a document or in plain data.
 MAX_DEPTH = 64
 #: Values a document or plain data may hold (generated specs of a million transitions built

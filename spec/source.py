@@ -388,7 +388,8 @@ class _Composer:
     """Builds the node graph from a parser's events in one pass, refusing on the way what no
     spec needs: nesting deeper than :data:`MAX_DEPTH`, more than one document, an alias that
     refers to a node containing it, and aliases that expand the document beyond
-    :data:`MAX_ALIAS_NODES` values (an alias bomb is refused at the alias that crosses the
+    :data:`MAX_ALIAS_NODES` values or :data:`MAX_BYTES` characters of text (an alias bomb,
+    of many small values or of a few long texts, is refused at the alias that crosses the
     bound, before anything is expanded). The parser is libyaml's when installed, else PyYAML's
     own; both give the same events with the same marks.
     """
@@ -397,12 +398,13 @@ class _Composer:
         self.parser = parser
         self.file = file
         self.anchors: dict[str, yaml.Node] = {}
-        #: Expanded size (values counted through aliases) of each completed anchored node.
-        self.sizes: dict[str, int] = {}
+        #: Expanded size (values, characters of text) of each completed anchored node.
+        self.sizes: dict[str, tuple[int, int]] = {}
         #: Anchors of the collections being composed (an alias to one would never end).
         self.open: set[str] = set()
         self.depth = 0
         self.expanded = 0
+        self.characters = 0
 
     def document(self) -> yaml.Node | None:
         """The one document's root node (``None`` when the stream holds none)."""
@@ -411,7 +413,7 @@ class _Composer:
         if parser.check_event(yaml.StreamEndEvent):
             return None
         parser.get_event()  # the document start
-        node, _ = self.node()
+        node, _, _ = self.node()
         parser.get_event()  # the document end
         if not parser.check_event(yaml.StreamEndEvent):
             raise _error(
@@ -420,8 +422,15 @@ class _Composer:
             )
         return node
 
-    def grow(self, amount: int, event: yaml.Event) -> None:
+    def grow(self, amount: int, characters: int, event: yaml.Event) -> None:
         self.expanded += amount
+        self.characters += characters
+        if self.sizes and self.characters > MAX_BYTES:
+            raise _error(
+                f"aliases expand the document to more than {MAX_BYTES:,} characters of text, "
+                "so it is refused as an alias bomb",
+                _mark(self.file, event.start_mark),
+            )
         if self.expanded > (MAX_ALIAS_NODES if self.sizes else MAX_NODES):
             message = (
                 f"aliases expand the document to more than {MAX_ALIAS_NODES:,} values, "
@@ -431,8 +440,8 @@ class _Composer:
             )
             raise _error(message, _mark(self.file, event.start_mark))
 
-    def node(self) -> tuple[yaml.Node, int]:
-        """The next node and its expanded size."""
+    def node(self) -> tuple[yaml.Node, int, int]:
+        """The next node, its expanded number of values and its expanded characters of text."""
         parser = self.parser
         # PyYAML's and libyaml's events carry marks of two classes with the same fields.
         event: Any = parser.get_event()
@@ -449,9 +458,9 @@ class _Composer:
                 raise yaml.composer.ComposerError(
                     None, None, f"found undefined alias `{anchor}`", start
                 )
-            size = self.sizes[anchor]
-            self.grow(size, event)
-            return self.anchors[anchor], size
+            size, characters = self.sizes[anchor]
+            self.grow(size, characters, event)
+            return self.anchors[anchor], size, characters
         anchor = event.anchor
         if anchor is not None and anchor in self.anchors:
             raise yaml.composer.ComposerError(
@@ -463,11 +472,13 @@ class _Composer:
             )
         tag = event.tag
         size = 1
+        characters = 0
         node: yaml.Node
         if isinstance(event, yaml.ScalarEvent):
             if tag is None or tag == "!":
                 tag = _resolve(event.value) if event.implicit[0] else _STR
-            self.grow(1, event)
+            characters = len(event.value)
+            self.grow(1, characters, event)
             # libyaml writes a plain scalar's style as "", PyYAML as None.
             end: Any = event.end_mark
             node = yaml.ScalarNode(tag, event.value, start, end, style=event.style or None)
@@ -478,7 +489,7 @@ class _Composer:
                     f"the document nests deeper than {MAX_DEPTH} levels",
                     _mark(self.file, event.start_mark),
                 )
-            self.grow(1, event)
+            self.grow(1, 0, event)
             if anchor is not None:
                 self.open.add(anchor)
             if isinstance(event, yaml.SequenceStartEvent):
@@ -486,19 +497,21 @@ class _Composer:
                     tag = _SEQ
                 items: list[yaml.Node] = []
                 while not parser.check_event(yaml.SequenceEndEvent):
-                    item, item_size = self.node()
+                    item, item_size, item_characters = self.node()
                     items.append(item)
                     size += item_size
+                    characters += item_characters
                 node = yaml.SequenceNode(tag, items, start, None)
             else:
                 if tag is None or tag == "!":
                     tag = _MAP
                 pairs: list[tuple[yaml.Node, yaml.Node]] = []
                 while not parser.check_event(yaml.MappingEndEvent):
-                    key, key_size = self.node()
-                    value, value_size = self.node()
+                    key, key_size, key_characters = self.node()
+                    value, value_size, value_characters = self.node()
                     pairs.append((key, value))
                     size += key_size + value_size
+                    characters += key_characters + value_characters
                 node = yaml.MappingNode(tag, pairs, start, None)
             node.end_mark = parser.get_event().end_mark
             self.depth -= 1
@@ -508,8 +521,8 @@ class _Composer:
             raise _error("this YAML node is not supported in a spec", _mark(self.file, event.start_mark))
         if anchor is not None:
             self.anchors[anchor] = node
-            self.sizes[anchor] = size
-        return node, size
+            self.sizes[anchor] = (size, characters)
+        return node, size, characters
 
 
 def _compose(text: str, file: str, loader: type[Any]) -> yaml.Node | None:

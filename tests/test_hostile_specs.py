@@ -1,7 +1,7 @@
 """Hostile specs too large for the corpus files: each is refused in one located sentence.
 
 The corpus in ``tests/malformed/`` holds one small file per family of hostile input; the
-cases here are generated at test time (a 16 MB file, lists of 10,001 entries, a thousand
+cases here are generated at test time (a 50 MB file, lists of 10,001 entries, a thousand
 misspelt names). Every size bound comes from :mod:`railguard.spec.limits`.
 """
 

@@ -49,6 +49,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "yaml_python_tag.yaml": (3, "unsupported YAML tag `!!python/object/apply:os.system`"),
     "yaml_merge_key.yaml": (14, "merge keys (`<<`) are not supported"),
     "alias_bomb.yaml": (9, "alias bomb"),
+    "alias_bomb_text.yaml": (102, "more than 8,000,000 characters of text, so it is refused as an alias bomb"),
     "alias_recursive.yaml": (5, "the alias `*s` refers to a node that contains it"),
     "deep_nesting.yaml": (4, "nests deeper than 64 levels"),
     "deep_nesting.json": (1, "nests deeper than 64 levels"),
