@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from .errors import ExpressionError
-from .limits import MAX_DIGITS, MAX_EXPRESSION_LENGTH
-from .types import Type
+from .limits import MAX_DIGITS, MAX_EXPRESSION_LENGTH, MAX_NAME_LENGTH
+from .types import Type, list_values
 
 __all__ = [
     "FUNCTIONS",
@@ -590,7 +590,7 @@ class ExprType:
 
     def describe(self) -> str:
         if self.kind == "enum":
-            return "enum (" + ", ".join(self.values) + ")"
+            return "enum (" + list_values(self.values) + ")"
         if self.kind in ("set", "list") and self.elem is not None:
             return f"{self.kind} of {self.elem.describe()}"
         if self.kind == "none":
@@ -688,7 +688,7 @@ def _mismatch(op: str, a: ExprType, b: ExprType) -> str:
         if enum.kind == "enum" and text.literal:
             missing = next((v for v in text.values if v not in enum.values), None)
             if missing is not None:
-                return f"{missing!r} is not one of {', '.join(enum.values)}"
+                return f"{missing!r} is not one of {list_values(enum.values)}"
     return f"`{op}` cannot compare {a.describe()} with {b.describe()}"
 
 
@@ -799,7 +799,7 @@ def _check_compare(node: Compare, scope: Scope) -> ExprType:
             if left.kind == "enum" and elem.kind == "str" and elem.values:
                 missing = [v for v in elem.values if v not in left.values]
                 if missing:
-                    raise _fail(node, f"{missing[0]!r} is not one of {', '.join(left.values)}")
+                    raise _fail(node, f"{missing[0]!r} is not one of {list_values(left.values)}")
                 return BOOL
             if not _comparable(left, elem):
                 raise _fail(node, _mismatch(node.op, left, elem))
@@ -828,7 +828,14 @@ def _check_call(node: Call, scope: Scope) -> ExprType:
     return DECIMAL if any(t.kind == "decimal" for t in types) else INT
 
 
+#: Hints compare a misspelt name with at most this many known names (each comparison costs;
+#: a spec of many thousands of variables gets no hint rather than a slow load).
+_MAX_HINT_CANDIDATES = 1_000
+
+
 def _suggest(name: str, known: Mapping[str, object]) -> str:
+    if len(known) > _MAX_HINT_CANDIDATES or len(name) > MAX_NAME_LENGTH:
+        return ""
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" (did you mean `{close[0]}`?)" if close else ""
 

@@ -61,7 +61,7 @@ from .source import (
     read_data,
     read_text,
 )
-from .types import KINDS, Type, Value
+from .types import KINDS, Type, Value, list_values
 
 __all__ = ["load", "load_data", "loads"]
 
@@ -580,7 +580,8 @@ class _Validator:
             hint = self.hint(raw, declared.values)
             raise self.fail(
                 path,
-                f"{owner}: `{label}` {_show(raw)} is not one of {', '.join(declared.values)}{hint}",
+                f"{owner}: `{label}` {_show(raw)} is not one of "
+                f"{list_values(declared.values)}{hint}",
             )
         if (
             kind == "decimal"
@@ -1315,7 +1316,7 @@ def _kind_text(declared: Type) -> str:
         "int": "an integer",
         "decimal": "a number",
         "bool": "`true` or `false`",
-        "enum": "one of " + ", ".join(declared.values),
+        "enum": "one of " + list_values(declared.values),
         "str": "text",
         "set": "a list",
         "principal": "empty",

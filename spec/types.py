@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, TypeAlias
 
-__all__ = ["KINDS", "SCALAR_KINDS", "Kind", "Type", "Value"]
+__all__ = ["KINDS", "SCALAR_KINDS", "Kind", "Type", "Value", "list_values"]
 
 Kind: TypeAlias = Literal["int", "decimal", "bool", "enum", "str", "principal", "set"]
 KINDS: tuple[Kind, ...] = ("int", "decimal", "bool", "enum", "str", "principal", "set")
@@ -91,12 +91,24 @@ class Type:
             high = "inf" if self.max is None else str(self.max)
             return f"{self.kind} in [{low}, {high}]"
         if self.kind == "enum":
-            return "one of " + ", ".join(self.values)
+            return "one of " + list_values(self.values)
         if self.kind == "str" and self.max_length is not None:
             return f"str of at most {self.max_length} characters"
         if self.kind == "set" and self.of is not None:
             return f"set of {self.of.describe()}"
         return self.kind
+
+
+#: Values a message lists before it says how many more there are.
+_SHOWN_VALUES = 12
+
+
+def list_values(values: tuple[str, ...]) -> str:
+    """``a, b, c`` for a message; a long list shows its first values and how many more."""
+    if len(values) <= _SHOWN_VALUES:
+        return ", ".join(values)
+    shown = ", ".join(values[:_SHOWN_VALUES])
+    return f"{shown} and {len(values) - _SHOWN_VALUES:,} more"
 
 
 def _within(value: int | Decimal, low: int | Decimal | None, high: int | Decimal | None) -> bool:

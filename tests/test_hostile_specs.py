@@ -272,3 +272,22 @@ def test_a_text_literal_with_a_lone_surrogate_is_refused_at_load() -> None:
         "transition 1 (`go`), guard: the text literal holds a lone surrogate `\\udfff`, "
         "which is not a character"
     ]
+
+
+def test_a_long_enum_is_listed_short_in_messages() -> None:
+    values = [f"v{i}" for i in range(500)]
+    variables = {"tier": {"type": "enum", "values": values, "initial": "w1"}}
+    (message,) = _problems(_doc(variables=variables))
+    assert message.startswith("variable `tier`: `initial` `w1` is not one of v0, v1, v2")
+    assert message.endswith("v10, v11 and 488 more")
+
+
+def test_guards_naming_unknown_variables_among_thousands_get_no_hints() -> None:
+    variables = {f"count{i}": {"type": "int", "min": 0, "max": 9} for i in range(2_000)}
+    transitions = [
+        {"event": f"e{i}", "from": "a", "to": "done", "permission": "flow.go", "guard": f"cnt{i} > 1"}
+        for i in range(50)
+    ]
+    messages = _problems(_doc(variables=variables, transitions=transitions))
+    assert len(messages) == 50
+    assert all("unknown variable `cnt" in m and "did you mean" not in m for m in messages)
