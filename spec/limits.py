@@ -53,4 +53,4 @@ MAX_DURATION_SECONDS = 3_650 * 24 * 3_600
 #: Problems collected before loading stops (a document with a million broken parts).
 MAX_PROBLEMS = 1_000
 #: Candidate comparisons spent on "did you mean" hints in one load; beyond it, no hints.
-MAX_HINT_WORK = 200_000
+MAX_HINT_WORK = 50_000
