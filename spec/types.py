@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, TypeAlias
 
+from .limits import MAX_DIGITS
+
 __all__ = ["KINDS", "SCALAR_KINDS", "Kind", "Type", "Value", "list_values"]
 
 Kind: TypeAlias = Literal["int", "decimal", "bool", "enum", "str", "principal", "set"]
@@ -49,7 +51,11 @@ class Type:
         return False
 
     def contains(self, value: object) -> bool:
-        """Whether ``value`` is a member of this type's domain."""
+        """Whether ``value`` is a member of this type's domain.
+
+        A decimal domain never holds a nonzero number of magnitude ``10**100`` or more, or
+        below ``10**-100``, even when its bounds are not written (the reach of a spec's numbers).
+        """
         kind = self.kind
         if kind == "bool":
             return isinstance(value, bool)
@@ -62,6 +68,10 @@ class Type:
                 return False
             dec = Decimal(value)
             if not dec.is_finite():
+                return False
+            if dec and not -MAX_DIGITS <= dec.adjusted() < MAX_DIGITS:
+                # Beyond a spec's reach (see `railguard.spec.limits`): no domain holds it, and
+                # arithmetic on such a number costs memory without bound.
                 return False
             if self.places is not None:
                 exponent = dec.normalize().as_tuple().exponent
