@@ -23,32 +23,12 @@ from typing import Literal
 
 import z3
 
+from .budget import Budget
 from .system import Inputs, State, System
 
 __all__ = ["Budget", "Engine", "SpacerAnswer", "Witness"]
 
 Bad = Callable[[State, Inputs], z3.BoolRef]
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Limits for the solvers.
-
-    ``rlimit`` bounds each solver query deterministically (Z3 resource units; it stops at the
-    same point on any machine); ``timeout_ms`` adds an optional wall-clock bound per query.
-    ``bmc_depth`` is how many steps the first witness search unrolls; ``max_depth`` bounds the
-    search for a counterexample once Spacer has shown one exists.
-    """
-
-    rlimit: int = 200_000_000
-    timeout_ms: int | None = None
-    bmc_depth: int = 8
-    max_depth: int = 40
-
-    def apply(self, solver: z3.Solver | z3.Fixedpoint) -> None:
-        solver.set("rlimit", self.rlimit)
-        if self.timeout_ms is not None:
-            solver.set("timeout", self.timeout_ms)
 
 
 @dataclass(frozen=True)
