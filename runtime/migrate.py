@@ -156,6 +156,7 @@ def migrate_instances(
             f"migration `{migration.source}` goes from {migration.from_hash[:19]} to {migration.to_hash[:19]}, "
             f"not from `{old.name}` {old.content_hash[:19]} to `{new.name}` {new.content_hash[:19]}"
         )
+    note = _certificate_note(new, certificate, allow_unverified)
     if check is None:
         check = check_migration(old, new, migration, budget) if budget is not None else check_migration(old, new, migration)
     elif check.migration != migration:
@@ -165,7 +166,6 @@ def migrate_instances(
         raise MigrationRefused(
             f"migration `{migration.source}` is not proved safe ({check.outcome}): {first.rule} {first.name} [{first.state}]: {first.message}", check
         )
-    note = _certificate_note(new, certificate, allow_unverified)
     proof = {"outcome": check.outcome, "obligations": len(check.obligations)}
     mover = _Mover(store, old, new, migration, clock or SystemClock(), by, note, proof)
     ids = list(instances) if instances is not None else [i for i in store.instances() if _runs_on(store.get(i), old)]

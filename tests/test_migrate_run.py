@@ -1,0 +1,479 @@
+"""``railguard migrate run`` and :func:`railguard.runtime.migrate.migrate_instances`: live
+refund instances move to a spec with a new state (SQLite and PostgreSQL), each in one
+transaction with an audited ``migrated`` record; a migration that breaks an invariant is
+refused with its counterexample; certificates gate both sides; replay and ``audit verify``
+follow the migration; a crash mid-migration leaves every instance migrated or not."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from railguard.cli import main
+from railguard.runtime import (
+    CertificateRequired,
+    EffectCall,
+    Effects,
+    Engine,
+    ExecutionError,
+    ManualClock,
+    RetryPolicy,
+    SQLiteStore,
+    StaticDirectory,
+    Store,
+)
+from railguard.runtime.integrity import verify_store
+from railguard.runtime.migrate import MigrationRefused, migrate_instances
+from railguard.runtime.replay import replay, replay_instance
+from railguard.spec import Spec, load, loads
+from railguard.verifier import verify
+from railguard.verifier.certificate import Certificate, issue
+from railguard.verifier.migration import (
+    Migration,
+    MigrationCheck,
+    check_migration,
+    load_migration,
+    loads_migration,
+)
+
+from .conftest import ROOT
+from .crashkit import open_store, postgres_target
+
+EVOLUTION = ROOT / "tests" / "evolution"
+OLD_FILE, NEW_FILE = EVOLUTION / "refund.yaml", EVOLUTION / "refund_review.yaml"
+GOOD, DOUBLED = EVOLUTION / "refund_to_review.migration.yaml", EVOLUTION / "refund_to_review_doubled.migration.yaml"
+PEOPLE = StaticDirectory({"sue": ["support"], "max": ["manager"], "bot": ["payments"], "op": ["operator"]})
+
+
+@functools.cache
+def specs() -> tuple[Spec, Spec]:
+    return load(OLD_FILE), load(NEW_FILE)
+
+
+@functools.cache
+def migration() -> Migration:
+    return load_migration(GOOD, *specs())
+
+
+@functools.cache
+def proof() -> MigrationCheck:
+    return check_migration(*specs(), migration())
+
+
+@functools.cache
+def certificate(which: int) -> Certificate:
+    return issue(verify(specs()[which]))
+
+
+class Died(BaseException):
+    """The process dies inside a handler (not an Exception: the engine must not catch it)."""
+
+
+def refund_effects(mode: dict[str, str]) -> Effects:
+    def pay(call: EffectCall) -> dict[str, str]:
+        if mode["pay"] == "die":
+            raise Died
+        return {"ref": call.key}
+
+    effects = Effects()
+    effects.register("payments.refund", pay, RetryPolicy(attempts=1))
+    return effects
+
+
+def populate(store: Store, clock: ManualClock | None = None) -> dict[str, str]:
+    """Refunds of OLD in every resting state, and one in the middle of its payment; returns
+    instance -> what it is."""
+    mode = {"pay": "ok"}
+    old = specs()[0]
+    engine = Engine(old, store, PEOPLE, effects=refund_effects(mode), certificate=certificate(0), clock=clock, lease=1.0)
+    engine.start("draft", "sue")
+    for name, amount in (("small", 200), ("large", 4000)):
+        engine.start(name, "sue")
+        engine.fire(name, "request", "sue", {"amount": amount})
+    engine.start("approved", "sue")
+    engine.fire("approved", "request", "sue", {"amount": 1500})
+    engine.fire("approved", "approve", "max")
+    engine.start("paid", "sue")
+    engine.fire("paid", "request", "sue", {"amount": 90})
+    engine.fire("paid", "approve", "max")
+    engine.fire("paid", "pay", "bot")
+    engine.start("rejected", "sue")
+    engine.fire("rejected", "request", "sue", {"amount": 90})
+    engine.fire("rejected", "reject", "max")
+    engine.start("paying", "sue")
+    engine.fire("paying", "request", "sue", {"amount": 700})
+    engine.fire("paying", "approve", "max")
+    mode["pay"] = "die"
+    with pytest.raises(Died):
+        engine.fire("paying", "pay", "bot")
+    return {"draft": "draft", "small": "requested", "large": "requested", "approved": "approved", "paid": "paid", "rejected": "rejected", "paying": "effect-pending"}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    if request.param == "sqlite":
+        yield {"kind": "sqlite", "path": str(tmp_path / "refunds.db")}
+    else:
+        yield from postgres_target("migrate")
+
+
+def db_args(target: dict[str, str]) -> list[str]:
+    if target["kind"] == "sqlite":
+        return ["--db", target["path"]]
+    return ["--db", target["dsn"], "--schema", target["schema"]]
+
+
+def write_certificate(tmp_path: Path, which: int) -> str:
+    path = tmp_path / f"cert{which}.json"
+    path.write_text(certificate(which).dumps())
+    return str(path)
+
+
+# ---------------------------------------------------------------------- migrating live refunds
+
+
+def test_a_proved_migration_moves_live_refunds_into_the_new_review_state(target: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old, new = specs()
+    store = open_store(target)
+    try:
+        populate(store)
+        before = {i: store.get(i) for i in store.instances()}
+    finally:
+        store.close()
+    cert = write_certificate(tmp_path, 1)
+    code = main(["migrate", "run", *db_args(target), str(OLD_FILE), str(NEW_FILE), str(GOOD), "--all", "--certificate", cert, "--as", "ops", "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1  # `paying` is in the middle of its payment: left behind, said plainly
+    outcomes = {i["instance"]: i["outcome"] for i in out["instances"]}
+    assert outcomes == {"draft": "migrated", "small": "migrated", "large": "migrated", "approved": "migrated", "paid": "finished", "rejected": "finished", "paying": "busy"}
+    busy = next(i for i in out["instances"] if i["instance"] == "paying")
+    assert "middle of effect `payments.refund`" in busy["reason"]
+    store = open_store(target)
+    try:
+        rows = {i: store.get(i) for i in store.instances()}
+        assert {i: (r.state, r.values.get("risk")) for i, r in rows.items() if r is not None and r.spec_hash == new.content_hash} == {
+            "draft": ("draft", "low"), "small": ("review", "low"), "large": ("review", "high"), "approved": ("approved", "low"),
+        }
+        for left in ("paid", "rejected", "paying"):
+            assert rows[left] == before[left]  # untouched, still on OLD
+        record = store.audit("large")[-1]
+        assert record.kind == "migrated"
+        p = record.payload
+        assert (p["from"]["spec_hash"], p["to"]["spec_hash"], p["spec_hash"]) == (old.content_hash, new.content_hash, new.content_hash)
+        assert p["migration"]["hash"] == migration().content_hash
+        assert p["migration"]["data"] == migration().to_data()
+        assert p["before"] == {"state": "requested", "status": "active", "values": before["large"].values}  # type: ignore[union-attr]
+        assert p["after"]["state"] == "review"
+        assert p["after"]["values"]["risk"] == "high"
+        assert p["by"] == "ops"
+        assert p["certificate"]["verified"] is True
+        assert record.prev_hash == before["large"].audit_head  # type: ignore[union-attr]  # continues the chain
+        assert verify_store(store).ok
+        for instance in rows:
+            assert replay_instance(store, new, instance, specs=[old]).ok, instance
+        engine = Engine(new, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(1))
+        assert engine.fire("large", "approve", "max").state == "approved"
+        assert replay_instance(store, new, "large", specs=[old]).ok
+    finally:
+        store.close()
+
+
+def test_running_the_migration_again_leaves_migrated_instances_as_they_are(tmp_path: Path) -> None:
+    old, new = specs()
+    store = SQLiteStore(tmp_path / "r.db")
+    populate(store)
+    first = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["small"])
+    again = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["small", "nobody"])
+    assert [i.outcome for i in first.instances] == ["migrated"]
+    assert [i.outcome for i in again.instances] == ["already", "missing"]
+    assert [r.kind for r in store.audit("small")] == ["start", "step", "migrated"]
+
+
+def test_a_busy_instance_is_left_alone_until_it_rests_and_then_migrates(tmp_path: Path) -> None:
+    old, new = specs()
+    clock = ManualClock()
+    store = SQLiteStore(tmp_path / "r.db")
+    populate(store, clock)
+    run = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["paying"])
+    assert run.instances[0].outcome == "busy"
+    assert store.get("paying").status == "effect-pending"
+    clock.advance(5)  # the lease of the call the crash cut short expires: a worker resumes it
+    Engine(old, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(0), clock=clock).run_due()
+    assert store.get("paying").state == "paid"  # type: ignore[union-attr]
+    again = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["paying"])
+    assert again.instances[0].outcome == "finished"  # at rest now; `paid` is not in the state map
+    assert verify_store(store).ok
+
+
+# ---------------------------------------------------------------------- refusals
+
+
+def test_a_migration_whose_value_map_breaks_an_invariant_is_refused_with_a_counterexample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old, new = specs()
+    db = tmp_path / "r.db"
+    store = SQLiteStore(db)
+    populate(store)
+    records = len(store.audit())
+    doubled = load_migration(DOUBLED, old, new)
+    with pytest.raises(MigrationRefused) as refused:
+        migrate_instances(store, old, new, doubled, certificate=certificate(1))
+    check = refused.value.check
+    assert check is not None
+    assert check.outcome == "violated"
+    example = next(o.counterexample for o in check.obligations if o.rule == "RGM103" and o.counterexample is not None)
+    assert example.mapped_values["amount"] > 5000
+    assert example.values["amount"] <= 5000
+    store.close()
+    code = main(["migrate", "run", "--db", str(db), str(OLD_FILE), str(NEW_FILE), str(DOUBLED), "--all", "--certificate", write_certificate(tmp_path, 1)])
+    assert code == 1
+    assert "counterexample for RGM103" in capsys.readouterr().out
+    store = SQLiteStore(db)
+    assert len(store.audit()) == records  # nothing was touched
+    assert all(store.get(i).spec_hash == old.content_hash for i in store.instances())  # type: ignore[union-attr]
+
+
+def test_new_needs_its_own_certificate(tmp_path: Path) -> None:
+    old, new = specs()
+    store = SQLiteStore(tmp_path / "r.db")
+    populate(store)
+    with pytest.raises(CertificateRequired, match="does not admit NEW"):
+        migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(0))
+    with pytest.raises(CertificateRequired, match="has no certificate"):
+        migrate_instances(store, old, new, migration(), check=proof())
+    assert all(r.kind != "migrated" for r in store.audit())
+    opted = migrate_instances(store, old, new, migration(), check=proof(), allow_unverified="hotfix", instances=["small"])
+    assert opted.instances[0].outcome == "migrated"
+    assert store.audit("small")[-1].payload["certificate"] == {"verified": False, "opt_out": "hotfix"}
+
+
+def test_an_engine_of_new_runs_a_migrated_instance_and_still_refuses_one_of_old(tmp_path: Path) -> None:
+    old, new = specs()
+    store = SQLiteStore(tmp_path / "r.db")
+    populate(store)
+    migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["large"])
+    engine_new = Engine(new, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(1))
+    assert engine_new.fire("large", "approve", "max").accepted
+    with pytest.raises(ExecutionError, match="started under spec"):
+        engine_new.fire("small", "approve", "max")  # still on OLD: no migration, no run on NEW
+    engine_old = Engine(old, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(0))
+    with pytest.raises(ExecutionError):
+        engine_old.fire("large", "pay", "bot")  # and OLD no longer runs the migrated one
+    assert engine_old.fire("small", "approve", "max").accepted
+
+
+def test_a_migration_for_other_specs_is_refused(tmp_path: Path) -> None:
+    old, new = specs()
+    store = SQLiteStore(tmp_path / "r.db")
+    with pytest.raises(MigrationRefused, match="not from"):
+        migrate_instances(store, new, old, migration(), check=proof(), certificate=certificate(0))
+
+
+# ---------------------------------------------------------------------- replay and audit verify
+
+
+def test_replay_follows_a_migrated_record_only_with_new_among_its_specs(tmp_path: Path) -> None:
+    old, new = specs()
+    store = SQLiteStore(tmp_path / "r.db")
+    populate(store)
+    migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["large"])
+    records = store.audit("large")
+    alone = replay(old, records)
+    assert not alone.ok
+    assert alone.seq == 3
+    assert "was not given" in (alone.mismatch or "")
+    both = replay(old, records, specs=[new])
+    assert both.ok
+    assert (both.state, both.spec_hash, both.values["risk"]) == ("review", new.content_hash, "high")
+
+
+def test_a_forged_migrated_record_does_not_replay(tmp_path: Path) -> None:
+    from railguard.runtime.audit import chain
+
+    old, new = specs()
+    store = SQLiteStore(tmp_path / "r.db")
+    populate(store)
+    migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["large"])
+    records = store.audit("large")
+    forged = dict(records[-1].payload)
+    forged["after"] = {**forged["after"], "values": {**forged["after"]["values"], "risk": "low"}}
+    del forged["instance"], forged["seq"]
+    rechained = [*records[:-1], chain("large", records[-2].hash, 3, forged)]
+    report = replay(old, rechained, specs=[new])
+    assert not report.ok
+    assert report.seq == 3
+    assert "the migration gives" in (report.mismatch or "")
+
+
+def test_audit_verify_finds_a_spec_changed_behind_the_logs_back(tmp_path: Path) -> None:
+    old, new = specs()
+    db = tmp_path / "r.db"
+    store = SQLiteStore(db)
+    populate(store)
+    migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["large"])
+    assert verify_store(store).ok
+    store.close()
+    with sqlite3.connect(db) as conn:  # run `small` on NEW without migrating it
+        conn.execute("UPDATE instances SET spec_hash = ? WHERE id = 'small'", (new.content_hash,))
+    store = SQLiteStore(db)
+    tamper = verify_store(store).tamper
+    assert tamper is not None
+    assert tamper.instance == "small"
+    assert "behind the log's back" in tamper.reason
+    assert not replay_instance(store, new, "small", specs=[old]).ok
+
+
+# ---------------------------------------------------------------------- timers
+
+
+def with_timeouts() -> tuple[Spec, Spec, Migration]:
+    """OLD and NEW with a timeout on the waiting states, and the review migration between them."""
+    old_text = OLD_FILE.read_text().replace("  requested: {}", "  requested: {timeout: {after: 1h}}")
+    new_text = NEW_FILE.read_text().replace("  review:    {}", "  review:    {timeout: {after: 2h}}")
+    old, new = loads(old_text, "old.yaml"), loads(new_text, "new.yaml")
+    text = GOOD.read_text().replace(specs()[0].content_hash, old.content_hash).replace(specs()[1].content_hash, new.content_hash)
+    return old, new, loads_migration(text, old, new)
+
+
+def test_the_migration_cancels_the_timers_of_old_and_starts_the_timeout_of_new(tmp_path: Path) -> None:
+    old, new, moving = with_timeouts()
+    clock = ManualClock()
+    db = tmp_path / "t.db"
+    store = SQLiteStore(db)
+    engine = Engine(old, store, PEOPLE, effects=refund_effects({"pay": "ok"}), allow_unverified="test", clock=clock)
+    engine.start("r", "sue")
+    engine.fire("r", "request", "sue", {"amount": 4000})
+    clock.advance(1800)
+    start = clock.now().timestamp()
+    run = migrate_instances(store, old, new, moving, allow_unverified="test", clock=clock)
+    assert [i.outcome for i in run.instances] == ["migrated"]
+    with sqlite3.connect(db) as conn:
+        live = conn.execute("SELECT kind, due_at, payload FROM timers WHERE instance = 'r' AND done = 0").fetchall()
+    assert [(k, d - start, json.loads(p)) for k, d, p in live] == [("timeout", 7200.0, {"state": "review"})]
+    clock.advance(3600)  # OLD's deadline passes: nothing happens
+    engine_new = Engine(new, store, PEOPLE, effects=refund_effects({"pay": "ok"}), allow_unverified="test", clock=clock)
+    assert engine_new.run_due() == []
+    assert store.get("r").state == "review"
+    clock.advance(3601)  # NEW's deadline passes: the error exit
+    assert [r.state for r in engine_new.run_due()] == ["cancelled"]
+    assert replay_instance(store, new, "r", specs=[old]).ok
+    assert verify_store(store).ok
+
+
+# ---------------------------------------------------------------------- crash mid-migration
+
+
+KILLS = 60
+BATCH = 6
+WORKER = Path(__file__).resolve().parent / "migrate_worker.py"
+
+
+class Migrators:
+    """The warm parent of the migrators (``tests/migrate_worker.py``)."""
+
+    def __init__(self, errors: Path) -> None:
+        self.errors = errors
+        self.proc = subprocess.Popen([sys.executable, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            self.close()
+            raise AssertionError(f"the migrating process failed to start: {line!r}")
+
+    def spawn(self, store: dict[str, str]) -> int:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"store": store, "errors": str(self.errors)}) + "\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def failures(self) -> str:
+        return self.errors.read_text() if self.errors.exists() else ""
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+def whole_or_untouched(store: Store, old: Spec, new: Spec) -> list[str]:
+    """Every instance either on OLD with no ``migrated`` record, or on NEW with exactly one as
+    its last record and the row as that record says; every chain verifies."""
+    problems = []
+    report = verify_store(store)
+    if not report.ok:
+        problems.append(f"audit verify: {report.tamper}")
+    for instance in store.instances():
+        row = store.get(instance)
+        assert row is not None
+        records = store.audit(instance)
+        migrated = [r for r in records if r.kind == "migrated"]
+        if row.spec_hash == old.content_hash:
+            if migrated:
+                problems.append(f"{instance}: on OLD, but its log has a migrated record")
+        elif row.spec_hash == new.content_hash:
+            last = records[-1]
+            if len(migrated) != 1 or last is not migrated[0]:
+                problems.append(f"{instance}: on NEW, but its log has {len(migrated)} migrated records")
+            elif (row.state, row.values, row.status) != (last.payload["after"]["state"], last.payload["after"]["values"], last.payload["after"]["status"]):
+                problems.append(f"{instance}: on NEW, but the row is not what its migrated record says")
+        else:
+            problems.append(f"{instance}: runs neither OLD nor NEW")
+    return problems
+
+
+@pytest.mark.slow
+def test_sigkill_mid_migration_leaves_every_instance_migrated_or_not_and_every_chain_verifying(target: dict[str, str], tmp_path: Path) -> None:
+    old, new = specs()
+    rng = random.Random(20261201)
+    store = open_store(target)
+    engine = Engine(old, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(0))
+    migrators = Migrators(tmp_path / "migrator-errors.txt")
+    kills = halfway = 0
+    window = (0.0, 0.12) if target["kind"] == "sqlite" else (0.0, 0.25)
+    try:
+        for cycle in range(KILLS):
+            batch = [f"c{cycle:03d}-{n}" for n in range(BATCH)]
+            for n, instance in enumerate(batch):
+                engine.start(instance, "sue")
+                if n % 3:
+                    engine.fire(instance, "request", "sue", {"amount": rng.randint(1, 5000)})
+                if n % 3 == 2:
+                    engine.fire(instance, "approve", "max")
+            pid = migrators.spawn(target)
+            time.sleep(rng.uniform(*window))
+            try:
+                os.kill(pid, signal.SIGKILL)
+                kills += 1
+            except ProcessLookupError:
+                pass  # it finished before the kill came
+            time.sleep(0.02)  # the kernel reaps it; SQLite and PostgreSQL roll its open transaction back
+            moved = sum(1 for i in batch if store.get(i).spec_hash == new.content_hash)  # type: ignore[union-attr]
+            halfway += 0 < moved < BATCH
+            problems = whole_or_untouched(store, old, new)
+            assert problems == [], f"after kill {kills}: {problems}"
+        assert migrators.failures() == ""
+    finally:
+        migrators.close()
+    final = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1))
+    assert final.complete
+    assert whole_or_untouched(store, old, new) == []
+    assert all(store.get(i).spec_hash == new.content_hash for i in store.instances())  # type: ignore[union-attr]
+    assert all(replay_instance(store, new, i, specs=[old]).ok for i in store.instances())
+    store.close()
+    print(f"\n{target['kind']}: {kills} kills, {halfway} of them mid-batch, {KILLS * BATCH} instances, {final.count('migrated')} left for the final run")
+    assert kills >= 50
+    assert halfway > 0, "no kill landed in the middle of a migration run"
