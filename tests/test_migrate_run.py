@@ -33,8 +33,9 @@ from railguard.runtime import (
     StaticDirectory,
     Store,
 )
+from railguard.runtime.audit import verify_chain
 from railguard.runtime.integrity import verify_store
-from railguard.runtime.migrate import MigrationRefused, migrate_instances
+from railguard.runtime.migrate import MigrationRefused, migrate_instances, spec_lineage
 from railguard.runtime.replay import replay, replay_instance
 from railguard.spec import Spec, load, loads
 from railguard.verifier import verify
@@ -374,7 +375,7 @@ def test_the_migration_cancels_the_timers_of_old_and_starts_the_timeout_of_new(t
 
 
 KILLS = 60
-BATCH = 6
+BATCH = 8
 WORKER = Path(__file__).resolve().parent / "migrate_worker.py"
 
 
@@ -409,17 +410,23 @@ class Migrators:
                 pipe.close()
 
 
-def whole_or_untouched(store: Store, old: Spec, new: Spec) -> list[str]:
-    """Every instance either on OLD with no ``migrated`` record, or on NEW with exactly one as
-    its last record and the row as that record says; every chain verifies."""
+def whole_or_untouched(store: Store, old: Spec, new: Spec, instances: list[str] | None = None) -> list[str]:
+    """Every instance (of ``instances``, or else of the store) either on OLD with no
+    ``migrated`` record, or on NEW with exactly one as its last record and the row as that
+    record says; every chain verifies (of the whole store when ``instances`` is not given)."""
     problems = []
-    report = verify_store(store)
-    if not report.ok:
-        problems.append(f"audit verify: {report.tamper}")
-    for instance in store.instances():
+    if instances is None:
+        report = verify_store(store)
+        if not report.ok:
+            problems.append(f"audit verify: {report.tamper}")
+    for instance in store.instances() if instances is None else instances:
         row = store.get(instance)
         assert row is not None
         records = store.audit(instance)
+        if instances is not None:
+            broken = verify_chain(records) or spec_lineage(records, {instance: row})
+            if broken is not None or row.audit_head != records[-1].hash or row.version != len(records):
+                problems.append(f"{instance}: its chain does not verify or does not end at its head ({broken})")
         migrated = [r for r in records if r.kind == "migrated"]
         if row.spec_hash == old.content_hash:
             if migrated:
@@ -442,28 +449,42 @@ def test_sigkill_mid_migration_leaves_every_instance_migrated_or_not_and_every_c
     store = open_store(target)
     engine = Engine(old, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(0))
     migrators = Migrators(tmp_path / "migrator-errors.txt")
-    kills = halfway = 0
-    window = (0.0, 0.12) if target["kind"] == "sqlite" else (0.0, 0.25)
+    kills = interrupted = cycles = 0
+    per_instance = 0.0  # how long a migrator takes per instance, measured by a first run left alone
+    pending: list[str] = []  # the instances still on OLD
+
+    def on_old() -> list[str]:
+        return [i for i in pending if store.get(i).spec_hash == old.content_hash]  # type: ignore[union-attr]
+
     try:
-        for cycle in range(KILLS):
-            batch = [f"c{cycle:03d}-{n}" for n in range(BATCH)]
-            for n, instance in enumerate(batch):
+        while kills < KILLS and cycles < 3 * KILLS:
+            for n in range(BATCH):
+                instance = f"c{cycles:03d}-{n}"
                 engine.start(instance, "sue")
                 if n % 3:
                     engine.fire(instance, "request", "sue", {"amount": rng.randint(1, 5000)})
                 if n % 3 == 2:
                     engine.fire(instance, "approve", "max")
+                pending.append(instance)
+            waiting = pending = on_old()
+            born = time.monotonic()
             pid = migrators.spawn(target)
-            time.sleep(rng.uniform(*window))
-            try:
-                os.kill(pid, signal.SIGKILL)
-                kills += 1
-            except ProcessLookupError:
-                pass  # it finished before the kill came
-            time.sleep(0.02)  # the kernel reaps it; SQLite and PostgreSQL roll its open transaction back
-            moved = sum(1 for i in batch if store.get(i).spec_hash == new.content_hash)  # type: ignore[union-attr]
-            halfway += 0 < moved < BATCH
-            problems = whole_or_untouched(store, old, new)
+            if cycles == 0:  # calibrate: let the first migrator finish
+                while on_old() and time.monotonic() - born < 30:
+                    time.sleep(0.005)
+                per_instance = (time.monotonic() - born) / len(waiting)
+            else:
+                time.sleep(rng.uniform(0.0, per_instance * len(waiting) * 1.2))
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    kills += 1
+                except ProcessLookupError:
+                    pass  # it finished before the kill came
+                time.sleep(0.02)  # the store rolls the killed process's open transaction back
+                pending = on_old()
+                interrupted += 0 < len(pending) < len(waiting)
+            cycles += 1
+            problems = whole_or_untouched(store, old, new, waiting if cycles % 10 else None)
             assert problems == [], f"after kill {kills}: {problems}"
         assert migrators.failures() == ""
     finally:
@@ -471,9 +492,9 @@ def test_sigkill_mid_migration_leaves_every_instance_migrated_or_not_and_every_c
     final = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1))
     assert final.complete
     assert whole_or_untouched(store, old, new) == []
-    assert all(store.get(i).spec_hash == new.content_hash for i in store.instances())  # type: ignore[union-attr]
+    assert [i for i in store.instances() if store.get(i).spec_hash != new.content_hash] == []  # type: ignore[union-attr]
     assert all(replay_instance(store, new, i, specs=[old]).ok for i in store.instances())
     store.close()
-    print(f"\n{target['kind']}: {kills} kills, {halfway} of them mid-batch, {KILLS * BATCH} instances, {final.count('migrated')} left for the final run")
+    print(f"\n{target['kind']}: {kills} kills in {cycles} cycles, {interrupted} in the middle of a run, {cycles * BATCH} instances, {final.count('migrated')} left for the final run")
     assert kills >= 50
-    assert halfway > 0, "no kill landed in the middle of a migration run"
+    assert interrupted > 0, "no kill landed in the middle of a migration run"
