@@ -498,3 +498,18 @@ def test_sigkill_mid_migration_leaves_every_instance_migrated_or_not_and_every_c
     print(f"\n{target['kind']}: {kills} kills in {cycles} cycles, {interrupted} in the middle of a run, {cycles * BATCH} instances, {final.count('migrated')} left for the final run")
     assert kills >= 50
     assert interrupted > 0, "no kill landed in the middle of a migration run"
+
+
+def test_the_replay_and_audit_commands_follow_a_migration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old, new = specs()
+    db = tmp_path / "r.db"
+    store = SQLiteStore(db)
+    populate(store)
+    migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["large", "small"])
+    store.close()
+    assert main(["audit", "verify", str(db)]) == 0
+    assert main(["replay", str(NEW_FILE), "--db", str(db), "--instance", "large"]) == 1  # OLD is needed for the start
+    assert main(["replay", str(NEW_FILE), "--db", str(db), "--also", str(OLD_FILE)]) == 0
+    capsys.readouterr()
+    assert main(["audit", "show", str(db), "--instance", "large"]) == 0
+    assert "migrated" in capsys.readouterr().out.splitlines()[-1]
