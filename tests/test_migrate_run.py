@@ -513,3 +513,16 @@ def test_the_replay_and_audit_commands_follow_a_migration(tmp_path: Path, capsys
     capsys.readouterr()
     assert main(["audit", "show", str(db), "--instance", "large"]) == 0
     assert "migrated" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_the_readme_migrate_run_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    section = (ROOT / "README.md").read_text().split("### Moving them: `railguard migrate run`", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "evolution").symlink_to(EVOLUTION)
+    monkeypatch.chdir(tmp_path)
+    with SQLiteStore("railguard.db") as store:
+        populate(store)
+    exec(compile(code, "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(line.split()[0] for line in lines) == ["busy", "finished", "finished", "migrated", "migrated", "migrated", "migrated"]
