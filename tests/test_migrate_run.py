@@ -217,6 +217,20 @@ def test_a_busy_instance_is_left_alone_until_it_rests_and_then_migrates(tmp_path
     assert verify_store(store).ok
 
 
+def test_a_finished_instance_moves_only_when_the_state_map_lists_its_terminal(tmp_path: Path) -> None:
+    old, new = specs()
+    text = GOOD.read_text().replace("  requested: review", "  requested: review\n  paid: paid")
+    listing = loads_migration(text, old, new)
+    store = SQLiteStore(tmp_path / "r.db")
+    populate(store)
+    run = migrate_instances(store, old, new, listing, certificate=certificate(1), instances=["paid", "rejected"])
+    assert [i.outcome for i in run.instances] == ["migrated", "finished"]
+    row = store.get("paid")
+    assert row is not None
+    assert (row.spec_hash, row.state, row.status) == (new.content_hash, "paid", "done")
+    assert replay_instance(store, new, "paid", specs=[old]).ok
+
+
 # ---------------------------------------------------------------------- refusals
 
 
