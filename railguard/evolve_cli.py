@@ -141,7 +141,7 @@ def cmd_migrate_run(args: argparse.Namespace) -> int:
         return _fail(f"no database `{url}`: give an existing SQLite file or a postgresql:// URL")
     check = check_migration(old, new, migration, _budget(args, Budget()))
     if not check.passed:
-        sys.stdout.write(check.to_text())
+        sys.stdout.write(check.to_text().replace("railguard migrate check:", "railguard migrate run:"))
         print(f"railguard: migrate run: refused: `{args.migration}` is not proved safe ({check.outcome}); no instance was touched", file=sys.stderr)
         return 1
     try:

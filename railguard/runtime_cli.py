@@ -432,7 +432,8 @@ def _describe(record: AuditRecord) -> str:
     if kind == "migrated":
         before, after = p.get("before") or {}, p.get("after") or {}
         source = str((p.get("from") or {}).get("spec_hash"))[:19]
-        return f"migrated from {source} to {str(p.get('spec_hash'))[:19]}: `{before.get('state')}` → `{after.get('state')}`"
+        by = f" by {p['by']}" if p.get("by") else ""
+        return f"migrated{by} from {source} to {str(p.get('spec_hash'))[:19]}: `{before.get('state')}` → `{after.get('state')}`"
     return kind
 
 

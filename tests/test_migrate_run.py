@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -215,6 +216,27 @@ def test_a_busy_instance_is_left_alone_until_it_rests_and_then_migrates(tmp_path
     again = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["paying"])
     assert again.instances[0].outcome == "finished"  # at rest now; `paid` is not in the state map
     assert verify_store(store).ok
+
+
+def test_a_migration_that_loses_a_race_to_a_step_decides_again_on_the_fresh_instance(tmp_path: Path) -> None:
+    old, new = specs()
+    store = SQLiteStore(tmp_path / "r.db")
+    populate(store)
+    engine = Engine(old, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(0))
+    commit = store.commit
+    raced: list[str] = []
+
+    def racing_commit(row: Any, expected: int, records: Any, timers: Any = (), cancel: Any = ()) -> None:
+        if records and records[0].kind == "migrated" and not raced:
+            raced.append(engine.fire(row.id, "approve", "max").state)  # another writer gets there first
+        commit(row, expected, records, timers, cancel)
+
+    store.commit = racing_commit  # type: ignore[method-assign]
+    run = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["large"])
+    assert raced == ["approved"]
+    assert (run.instances[0].outcome, run.instances[0].before, run.instances[0].after) == ("migrated", "approved", "approved")
+    assert [r.kind for r in store.audit("large")] == ["start", "step", "step", "migrated"]
+    assert replay_instance(store, new, "large", specs=[old]).ok
 
 
 def test_a_finished_instance_moves_only_when_the_state_map_lists_its_terminal(tmp_path: Path) -> None:
