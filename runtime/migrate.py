@@ -41,7 +41,16 @@ from railguard.spec.types import Value
 from .audit import AuditRecord, Tamper, chain
 from .clock import Clock, SystemClock
 from .errors import CertificateRequired, ConflictError, ExecutionError
-from .lifecycle import EffectPending, Owed, Phase, RecordKind, Status, advance, decode_pending
+from .lifecycle import (
+    EffectPending,
+    LifecycleError,
+    Owed,
+    Phase,
+    RecordKind,
+    Status,
+    advance,
+    decode_pending,
+)
 from .store import InstanceRow, NewTimer, Store
 
 if TYPE_CHECKING:
@@ -236,7 +245,10 @@ class _Mover:
             target, after = self.migration.apply(new, row.state, values)
         except MigrationError as exc:
             return InstanceMigration(instance, "failed", f"instance `{instance}` cannot be migrated: {exc.message}", row.state)
-        phase = advance(new, _phase(row), RecordKind.MIGRATED, target=target)
+        try:
+            phase = advance(new, _phase(row), RecordKind.MIGRATED, target=target)
+        except LifecycleError as exc:
+            return InstanceMigration(instance, "failed", f"instance `{instance}` cannot be migrated: {exc}", row.state)
         encoded = encode_values(after)
         context = {v.name: encoded[v.name] for v in new.variables if v.context and v.name in encoded}
         now = self.clock.now()

@@ -36,6 +36,7 @@ from railguard.runtime import (
 )
 from railguard.runtime.audit import verify_chain
 from railguard.runtime.integrity import verify_store
+from railguard.runtime.lifecycle import LifecycleError, Owed, Phase, RecordKind, Status, advance
 from railguard.runtime.migrate import MigrationRefused, migrate_instances, spec_lineage
 from railguard.runtime.replay import replay, replay_instance
 from railguard.spec import Spec, load, loads
@@ -251,6 +252,23 @@ def test_a_finished_instance_moves_only_when_the_state_map_lists_its_terminal(tm
     assert row is not None
     assert (row.spec_hash, row.state, row.status) == (new.content_hash, "paid", "done")
     assert replay_instance(store, new, "paid", specs=[old]).ok
+
+
+def test_the_lifecycle_migrates_only_a_resting_instance_and_keeps_what_it_owes() -> None:
+    new = specs()[1]
+    owed = Owed("payments.undo", 2, "request", {}, {})
+    assert advance(new, Phase(Status.ACTIVE, "requested", (owed,)), RecordKind.MIGRATED, target="review") == Phase(Status.ACTIVE, "review", (owed,))
+    assert advance(new, Phase(Status.DONE, "paid"), RecordKind.MIGRATED, target="paid") == Phase(Status.DONE, "paid")
+    for phase, target in (
+        (Phase(Status.EFFECT_PENDING, "approved"), "approved"),
+        (Phase(Status.COMPENSATING, "cancelled", (owed,)), "cancelled"),
+        (Phase(Status.STUCK, "approved"), "approved"),
+        (Phase(Status.DONE, "paid"), "review"),  # a finished instance cannot start again
+        (Phase(Status.ACTIVE, "approved", (owed,)), "cancelled"),  # the compensation would never run
+        (Phase(Status.ACTIVE, "approved"), "nowhere"),
+    ):
+        with pytest.raises(LifecycleError):
+            advance(new, phase, RecordKind.MIGRATED, target=target)
 
 
 # ---------------------------------------------------------------------- refusals
