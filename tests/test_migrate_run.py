@@ -35,6 +35,7 @@ from railguard.runtime import (
     Store,
 )
 from railguard.runtime.audit import verify_chain
+from railguard.runtime.effects import effect_key
 from railguard.runtime.integrity import verify_store
 from railguard.runtime.lifecycle import LifecycleError, Owed, Phase, RecordKind, Status, advance
 from railguard.runtime.migrate import MigrationRefused, migrate_instances, spec_lineage
@@ -269,6 +270,40 @@ def test_the_lifecycle_migrates_only_a_resting_instance_and_keeps_what_it_owes()
     ):
         with pytest.raises(LifecycleError):
             advance(new, phase, RecordKind.MIGRATED, target=target)
+
+
+def test_an_order_that_owes_a_compensation_keeps_owing_it_on_new_and_new_runs_it(tmp_path: Path) -> None:
+    old = load(EVOLUTION / "order.yaml")
+    new_text = (EVOLUTION / "order.yaml").read_text().replace(
+        "  total: {type: int, min: 0, max: 100000, initial: 0}", "  total: {type: int, min: 0, max: 100000, initial: 0}\n  priority: {type: bool, initial: false}"
+    )
+    new = loads(new_text, "order_priority.yaml")
+    moving = loads_migration(f"from: {old.content_hash}\nto: {new.content_hash}\nvalues:\n  priority: 'total >= 1000'\n", old, new)
+    calls: list[tuple[str, str]] = []
+
+    def handler(call: EffectCall) -> dict[str, str]:
+        calls.append((call.effect, call.key))
+        if call.effect == "payments.charge":
+            raise RuntimeError("card declined")
+        return {"ok": call.key}
+
+    effects = Effects()
+    for name in ("inventory.reserve", "inventory.release", "payments.charge", "payments.refund", "shipping.dispatch"):
+        effects.register(name, handler, RetryPolicy(attempts=1))
+    people = StaticDirectory({"carol": ["customer"], "ops": ["system"]})
+    store = SQLiteStore(tmp_path / "o.db")
+    engine = Engine(old, store, people, effects=effects, allow_unverified="test")
+    engine.start("o1", "carol")
+    engine.fire("o1", "place", "carol", {"total": 4200})
+    engine.fire("o1", "reserve", "ops")
+    run = migrate_instances(store, old, new, moving, allow_unverified="test")
+    assert [i.outcome for i in run.instances] == ["migrated"]
+    assert [c["compensate"] for c in store.get("o1").compensations] == ["inventory.release"]  # type: ignore[union-attr]
+    result = Engine(new, store, people, effects=effects, allow_unverified="test").fire("o1", "charge", "ops")
+    assert (result.state, result.status, result.values["priority"]) == ("failed", "done", True)
+    assert calls[-1] == ("inventory.release", effect_key("o1", 3, "inventory.release"))  # the reservation called at record 3
+    assert replay_instance(store, new, "o1", specs=[old]).ok
+    assert verify_store(store).ok
 
 
 # ---------------------------------------------------------------------- refusals
