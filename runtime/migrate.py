@@ -176,7 +176,8 @@ def migrate_instances(
             f"migration `{migration.source}` is not proved safe ({check.outcome}): {first.rule} {first.name} [{first.state}]: {first.message}", check
         )
     proof = {"outcome": check.outcome, "obligations": len(check.obligations)}
-    mover = _Mover(store, old, new, migration, clock or SystemClock(), by, note, proof)
+    named: dict[str, Any] = {"hash": migration.content_hash, "data": migration.to_data(), "check": proof}
+    mover = _Mover(store, old, new, migration, clock or SystemClock(), by, note, named)
     ids = list(instances) if instances is not None else [i for i in store.instances() if _runs_on(store.get(i), old)]
     return MigrationRun(old.content_hash, new.content_hash, migration.content_hash, tuple(mover.migrate(i) for i in ids))
 
@@ -211,7 +212,7 @@ class _Mover:
     clock: Clock
     by: str
     certificate: dict[str, Any]
-    proof: dict[str, Any]
+    named: dict[str, Any]  # what each record says of the migration: hash, data and proof
 
     def migrate(self, instance: str) -> InstanceMigration:
         for _ in range(MAX_CONFLICT_RETRIES):
@@ -260,7 +261,7 @@ class _Mover:
             "by": self.by,
             "from": {"workflow": old.name, "spec_hash": old.content_hash},
             "to": {"workflow": new.name, "spec_hash": new.content_hash},
-            "migration": {"hash": self.migration.content_hash, "data": self.migration.to_data(), "check": self.proof},
+            "migration": self.named,
             "certificate": self.certificate,
             "before": {"state": row.state, "status": row.status, "values": row.values},
             "after": {"state": phase.state, "status": phase.status, "values": encoded},
