@@ -151,7 +151,7 @@ def cmd_migrate_run(args: argparse.Namespace) -> int:
     try:
         run = migrate_instances(
             store, old, new, migration, instances=None if args.all else args.instance, check=check,
-            certificate=certificate, allow_unverified=args.allow_unverified, by=args.actor or "",
+            certificate=certificate, allow_unverified=args.allow_unverified, by=args.actor or "", dry_run=args.dry_run,
         )
     except MigrationRefused as exc:
         print(f"railguard: migrate run: refused: {exc}", file=sys.stderr)
@@ -167,7 +167,8 @@ def cmd_migrate_run(args: argparse.Namespace) -> int:
         lines = [f"{marks.get(i.outcome, '✘')} {i.outcome}: {i.reason}" for i in run.instances]
         counts = ", ".join(f"{run.count(k)} {k}" for k in ("migrated", "already", "finished", "busy", "other", "missing", "failed") if run.count(k))
         tail = "" if run.complete else "; run it again for those left behind once they rest"
-        lines.append(f"railguard migrate run: {migration.source}: {counts or 'no instances of OLD'}{tail}")
+        dry = " (dry run: nothing was changed)" if args.dry_run else ""
+        lines.append(f"railguard migrate run: {migration.source}: {counts or 'no instances of OLD'}{tail}{dry}")
         _write(None, "\n".join(lines) + "\n")
     return 0 if run.complete else 1
 
@@ -220,6 +221,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     gate.add_argument("--certificate", metavar="NEW_CERT", help="NEW's certificate (from `railguard check --certificate`)")
     gate.add_argument("--allow-unverified", metavar="REASON", help="migrate to NEW without a certificate; the reason is audited")
     run.add_argument("--as", dest="actor", metavar="NAME", help="who runs the migration (recorded in each `migrated` record)")
+    run.add_argument("--dry-run", action="store_true", help="prove and decide every instance, but change nothing")
     run.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
     run.add_argument("--rlimit", type=_positive, metavar="N", help="deterministic solver budget per query, in Z3 resource units")
     run.add_argument("--depth", type=_positive, metavar="N", help="steps the bounded search unrolls before the unbounded proof")

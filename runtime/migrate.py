@@ -148,6 +148,7 @@ def migrate_instances(
     clock: Clock | None = None,
     by: str = "",
     budget: Budget | None = None,
+    dry_run: bool = False,
 ) -> MigrationRun:
     """Migrate ``instances`` (default: every instance running on OLD) of ``store`` from
     ``old`` to ``new`` with ``migration``, each in one transaction.
@@ -157,7 +158,9 @@ def migrate_instances(
     migration), else by running ``check_migration`` under ``budget``. NEW needs its own
     ``certificate`` (:class:`CertificateRequired` otherwise), unless ``allow_unverified``
     gives a reason, which is written into every ``migrated`` record. ``by`` names who ran
-    the migration (recorded). Returns what happened to each instance."""
+    the migration (recorded). ``dry_run`` decides every instance as a real run would (each
+    ``migrated`` outcome computed, record position left out) but commits nothing. Returns
+    what happened to each instance."""
     from railguard.verifier.migration import check_migration
 
     if migration.from_hash != old.content_hash or migration.to_hash != new.content_hash:
@@ -177,7 +180,7 @@ def migrate_instances(
         )
     proof = {"outcome": check.outcome, "obligations": len(check.obligations)}
     named: dict[str, Any] = {"hash": migration.content_hash, "data": migration.to_data(), "check": proof}
-    mover = _Mover(store, old, new, migration, clock or SystemClock(), by, note, named)
+    mover = _Mover(store, old, new, migration, clock or SystemClock(), by, note, named, dry_run)
     ids = list(instances) if instances is not None else [i for i in store.instances() if _runs_on(store.get(i), old)]
     return MigrationRun(old.content_hash, new.content_hash, migration.content_hash, tuple(mover.migrate(i) for i in ids))
 
@@ -213,6 +216,7 @@ class _Mover:
     by: str
     certificate: dict[str, Any]
     named: dict[str, Any]  # what each record says of the migration: hash, data and proof
+    dry_run: bool = False
 
     def migrate(self, instance: str) -> InstanceMigration:
         for _ in range(MAX_CONFLICT_RETRIES):
@@ -279,6 +283,8 @@ class _Mover:
         if timeout is not None and phase.status == Status.ACTIVE:
             due = min(now.timestamp() + float(timeout.seconds), MAX_DUE)
             timers.append(NewTimer(row.id, "timeout", due, version, {"state": phase.state}))
+        if self.dry_run:
+            return InstanceMigration(instance, "migrated", f"instance `{instance}` would move from `{row.state}` to `{phase.state}` of NEW (dry run)", row.state, phase.state)
         self.store.commit(moved, row.version, [record], timers, cancel=("timeout", "resume"))
         return InstanceMigration(instance, "migrated", f"instance `{instance}` moved from `{row.state}` to `{phase.state}` of NEW", row.state, phase.state, version)
 

@@ -193,6 +193,20 @@ def test_a_proved_migration_moves_live_refunds_into_the_new_review_state(target:
         store.close()
 
 
+def test_a_dry_run_decides_every_instance_and_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "r.db"
+    store = SQLiteStore(db)
+    populate(store)
+    records = [r.to_json() for r in store.audit()]
+    store.close()
+    code = main(["migrate", "run", "--db", str(db), str(OLD_FILE), str(NEW_FILE), str(GOOD), "--all", "--allow-unverified", "preview", "--dry-run", "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert [(i["outcome"], i["record"]) for i in out["instances"] if i["instance"] in ("small", "paid")] == [("migrated", None), ("finished", None)]
+    store = SQLiteStore(db)
+    assert [r.to_json() for r in store.audit()] == records
+
+
 def test_running_the_migration_again_leaves_migrated_instances_as_they_are(tmp_path: Path) -> None:
     old, new = specs()
     store = SQLiteStore(tmp_path / "r.db")
