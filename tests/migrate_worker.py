@@ -1,9 +1,9 @@
 """A migrating process for the crash test of ``railguard migrate run`` (a script, not collected).
 
 It loads OLD, NEW and the migration and proves the migration once, prints ``ready``, then
-forks one migrator per JSON line read from stdin (``{"store": {...}}``, as
-``crashkit.open_store`` takes it) and prints its pid. A migrator migrates every instance still
-on OLD, one transaction each, and exits; the test SIGKILLs it at a random moment. Forking from
+forks one migrator per JSON line read from stdin (``{"store": {...}, "instances": [...]}``,
+the store as ``crashkit.open_store`` takes it) and prints its pid. A migrator migrates those
+instances, one transaction each, and exits; the test SIGKILLs it at a random moment. Forking from
 a warm parent keeps each migrator's short life spent on migrating rather than on imports and
 the proof.
 """
@@ -42,7 +42,7 @@ def main() -> int:
             code = 0
             try:
                 store = open_store(config["store"])
-                migrate_instances(store, old, new, migration, check=check, allow_unverified="crash test", by=f"migrator {os.getpid()}")
+                migrate_instances(store, old, new, migration, instances=config["instances"], check=check, allow_unverified="crash test", by=f"migrator {os.getpid()}")
                 store.close()
             except BaseException:
                 with open(config["errors"], "a", encoding="utf-8") as out:

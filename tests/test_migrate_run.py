@@ -494,10 +494,10 @@ class Migrators:
             self.close()
             raise AssertionError(f"the migrating process failed to start: {line!r}")
 
-    def spawn(self, store: dict[str, str]) -> int:
+    def spawn(self, store: dict[str, str], instances: list[str]) -> int:
         assert self.proc.stdin is not None
         assert self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps({"store": store, "errors": str(self.errors)}) + "\n")
+        self.proc.stdin.write(json.dumps({"store": store, "instances": instances, "errors": str(self.errors)}) + "\n")
         self.proc.stdin.flush()
         return int(self.proc.stdout.readline())
 
@@ -555,6 +555,7 @@ def test_sigkill_mid_migration_leaves_every_instance_migrated_or_not_and_every_c
     kills = interrupted = cycles = 0
     per_instance = 0.0  # how long a migrator takes per instance, measured by a first run left alone
     pending: list[str] = []  # the instances still on OLD
+    scale = 1.2  # of the calibrated time a run takes: the kills aim at the middle of runs
 
     def on_old() -> list[str]:
         return [i for i in pending if store.get(i).spec_hash == old.content_hash]  # type: ignore[union-attr]
@@ -571,21 +572,23 @@ def test_sigkill_mid_migration_leaves_every_instance_migrated_or_not_and_every_c
                 pending.append(instance)
             waiting = pending = on_old()
             born = time.monotonic()
-            pid = migrators.spawn(target)
+            pid = migrators.spawn(target, waiting)
             if cycles == 0:  # calibrate: let the first migrator finish
                 while on_old() and time.monotonic() - born < 30:
                     time.sleep(0.005)
                 per_instance = (time.monotonic() - born) / len(waiting)
             else:
-                time.sleep(rng.uniform(0.0, per_instance * len(waiting) * 1.2))
+                time.sleep(rng.uniform(0.0, per_instance * len(waiting) * scale))
                 try:
                     os.kill(pid, signal.SIGKILL)
                     kills += 1
                 except ProcessLookupError:
-                    pass  # it finished before the kill came
+                    scale *= 0.8  # it finished before the kill came: aim earlier
                 time.sleep(0.02)  # the store rolls the killed process's open transaction back
                 pending = on_old()
                 interrupted += 0 < len(pending) < len(waiting)
+                if len(pending) == len(waiting):
+                    scale *= 1.1  # killed before it migrated anything: aim later
             cycles += 1
             problems = whole_or_untouched(store, old, new, waiting if cycles % 10 else None)
             assert problems == [], f"after kill {kills}: {problems}"
