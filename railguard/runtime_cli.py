@@ -429,6 +429,11 @@ def _describe(record: AuditRecord) -> str:
         return f"state `{p.get('state')}` timed out after {p.get('after_seconds')} s"
     if kind == "retry":
         return "an operator retries the compensations"
+    if kind == "migrated":
+        before, after = p.get("before") or {}, p.get("after") or {}
+        source = str((p.get("from") or {}).get("spec_hash"))[:19]
+        by = f" by {p['by']}" if p.get("by") else ""
+        return f"migrated{by} from {source} to {str(p.get('spec_hash'))[:19]}: `{before.get('state')}` → `{after.get('state')}`"
     return kind
 
 
@@ -468,6 +473,8 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 @_guarded
 def cmd_replay(args: argparse.Namespace) -> int:
     spec = _load_spec(args.spec)
+    others = [_load_spec(path) for path in args.also or ()]
+    names = {spec.name, *(other.name for other in others)}
     with _store(args, must_exist=True) as store:
         if args.instance:
             ids = [args.instance]
@@ -475,9 +482,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
             ids = []
             for instance in store.instances():
                 row = store.get(instance)
-                if row is not None and row.workflow == spec.name:
+                if row is not None and row.workflow in names:
                     ids.append(instance)
-        reports = [replay_instance(store, spec, i) for i in ids]
+        reports = [replay_instance(store, spec, i, specs=others) for i in ids]
     for report in reports:
         print(("✔ " if report.ok else "✘ ") + str(report))
     if not reports:
@@ -751,6 +758,7 @@ def add_commands(subparsers: Any) -> None:
     replay = subparsers.add_parser("replay", help="re-derive instances from their audit logs and compare (exit 1 on a mismatch)")
     replay.add_argument("spec", metavar="SPEC")
     replay.add_argument("--instance", metavar="ID", help="one instance (default: every instance of the spec)")
+    replay.add_argument("--also", action="append", metavar="SPEC", help="another version the logs may run on (before a `migrated` record); repeatable")
     _add_store(replay)
     replay.set_defaults(func=cmd_replay)
 

@@ -4,7 +4,8 @@
 (:func:`railguard.runtime.audit.verify_chain`), each instance's version and audit head must be
 its last record's position and hash (so a record added or removed behind the engine's back is
 found), no log may belong to an instance that does not exist, and every payload must be
-readable. The first problem found is named by instance and record position.
+readable, and an instance's records may change spec only through a ``migrated`` record (and
+its row names the spec of its last record). The first problem found is named by instance and record position.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from .audit import GENESIS, Tamper, verify_chain
 from .errors import UnreadableRecord
+from .migrate import spec_lineage
 from .store import Store
 
 __all__ = ["IntegrityReport", "verify_store"]
@@ -45,7 +47,11 @@ def verify_store(store: Store) -> IntegrityReport:
     last: dict[str, tuple[int, str]] = {}
     for record in records:
         last[record.instance] = (record.seq, record.hash)
-    return IntegrityReport(_head_mismatch(store, instances, last), len(records), len(instances))
+    problem = _head_mismatch(store, instances, last)
+    if problem is None:  # each instance changes spec only by a `migrated` record
+        rows = {i: row for i in instances if (row := store.get(i)) is not None}
+        problem = spec_lineage(records, rows)
+    return IntegrityReport(problem, len(records), len(instances))
 
 
 def _head_mismatch(store: Store, instances: list[str], last: dict[str, tuple[int, str]]) -> Tamper | None:
