@@ -28,7 +28,7 @@ from typing import Any, cast
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from railguard.spec import Spec, load_data
+from railguard.spec import EvaluationError, Spec, load_data
 from railguard.spec.expr import (
     Actor,
     Binary,
@@ -1142,42 +1142,130 @@ def params(spec: Spec, event: str, *, valid: bool = True) -> st.SearchStrategy[d
     return build()
 
 
+class _ActionSpace:
+    """The action strategies of one spec and directory, built once per state."""
+
+    def __init__(self, spec: Spec, directory: Mapping[str, frozenset[str]], errors: bool) -> None:
+        self.spec = spec
+        self.errors = errors
+        self.names = sorted(directory)
+        self.events = list(spec.events)
+        self.valid = {event: params(spec, event) for event in self.events}
+        self.any_params = {event: params(spec, event) | params(spec, event, valid=False) for event in self.events}
+        self.granted: dict[int, list[str]] = {}
+        self.denied: dict[int, list[str]] = {}
+        for t in spec.transitions:
+            ok = [n for n in self.names if t.permission == "public" or any(t.permission in spec.role_map[r].permissions for r in directory[n] if r in spec.role_map)]
+            self.granted[t.index] = ok
+            self.denied[t.index] = [n for n in self.names if n not in ok]
+        self.cache: dict[tuple[str | None, Any], st.SearchStrategy[Action]] = {}
+
+    def split(self, state: str, values: Mapping[str, Value], avoid: frozenset[int]) -> tuple[tuple[tuple[int, tuple[str, ...]], ...], tuple[tuple[int, tuple[str, ...]], ...]]:
+        """The transitions from ``state`` whose guard holds on ``values``, each with the
+        principals holding its permission for whom it holds, and those with principals for whom
+        it is false. A guard that reads ``params`` counts as both (some params decide); the
+        transitions in ``avoid`` are left out of the first."""
+        holding: list[tuple[int, tuple[str, ...]]] = []
+        failing: list[tuple[int, tuple[str, ...]]] = []
+        for t in self.spec.transitions_from(state):
+            granted = tuple(self.granted[t.index] or self.names)
+            if t.guard is None:
+                yes: tuple[str, ...] = granted
+                no: tuple[str, ...] = ()
+            else:
+                guard = self.spec.compiled(t.guard)
+                try:
+                    yes = tuple(n for n in granted if guard(values, {}, n, state))
+                    no = tuple(n for n in granted if n not in yes)
+                except (EvaluationError, KeyError):  # it reads params: let the step find out
+                    yes = no = granted
+            if yes and t.index not in avoid:
+                holding.append((t.index, yes))
+            if no:
+                failing.append((t.index, no))
+        return tuple(holding), tuple(failing)
+
+    def at(self, state: str | None, values: Mapping[str, Value] | None = None, avoid: frozenset[int] = frozenset()) -> st.SearchStrategy[Action]:
+        split = self.split(state, values, avoid) if state is not None and values is not None else None
+        key = (state, split)
+        found = self.cache.get(key)
+        if found is None:
+            found = self.cache[key] = self._build(state, split)
+        return found
+
+    def _build(self, state: str | None, split: Any) -> st.SearchStrategy[Action]:
+        spec, names = self.spec, self.names
+        here = spec.transitions_from(state) if state is not None else ()
+        options: list[st.SearchStrategy[Action]] = []
+        weights: list[int] = []
+
+        def by(transition: Any, actors: Any) -> st.SearchStrategy[Action]:
+            return st.builds(Action, st.just(transition.event), st.sampled_from(list(actors)), self.valid[transition.event])
+
+        def deep(pairs: Any) -> list[st.SearchStrategy[Action]]:
+            # Steps that stay out of the terminals count thrice, so that runs go deep.
+            return [
+                by(spec.transitions[index - 1], actors)
+                for index, actors in pairs
+                for _ in range(1 if spec.state_map[spec.transitions[index - 1].target].is_terminal else 3)
+            ]
+
+        if split is not None:
+            holding, failing = split
+            if holding:
+                options.append(st.one_of(deep(holding)))
+                weights.append(10)
+            if failing:
+                # the guard's other outcome: off-by-one bugs and four-eyes rules live here
+                options.append(st.one_of([by(spec.transitions[i - 1], actors) for i, actors in failing]))
+                weights.append(2)
+        if here:
+            options.append(st.one_of(deep((t.index, self.granted[t.index] or names) for t in here)))
+            weights.append(2 if split is not None else 10)
+        denied = [by(t, self.denied[t.index]) for t in here if self.denied[t.index]]
+        if denied:
+            options.append(st.one_of(denied))
+            weights.append(2)
+        if self.events:
+            options.append(st.one_of([st.builds(Action, st.just(e), st.sampled_from(names), self.any_params[e]) for e in self.events]))
+            weights.append(1)
+        if self.errors and state is not None and spec.error_target(state) is not None:
+            options.append(st.builds(Action, st.just("error"), st.sampled_from(names), st.just({}), st.just("error")))
+            weights.append(1)
+        if not options:
+            return st.just(Action("no-event", names[0] if names else "nobody"))
+        # A weighted choice: the enabled steps come first, where shrinking heads.
+        return st.one_of([option for option, weight in zip(options, weights, strict=True) for _ in range(weight)])
+
+
+_SPACES: dict[tuple[int, tuple[tuple[str, frozenset[str]], ...], bool], tuple[Spec, _ActionSpace]] = {}
+
+
 def actions(
     spec: Spec,
     state: str | None = None,
     principals: Mapping[str, frozenset[str]] | None = None,
     *,
     errors: bool = False,
+    values: Mapping[str, Value] | None = None,
+    avoid: frozenset[int] = frozenset(),
 ) -> st.SearchStrategy[Action]:
-    """One action, mostly one that the spec could allow from ``state`` (a transition from it,
-    fired by a principal that holds its permission, with valid params) and sometimes any event
-    of the spec by any principal, with params that may be invalid; with ``errors``, now and
-    then the error exit. Without ``state`` every event is drawn alike."""
+    """One action, mostly one that the spec allows from ``state`` (a transition from it, fired
+    by a principal that holds its permission, with valid params; int params favour the spec's
+    boundaries), often the same transitions by a principal that lacks the permission, and
+    sometimes any event of the spec by anyone with params that may be invalid; with
+    ``errors``, now and then the error exit. Given the current ``values`` too, transitions whose
+    guard holds are favoured (except those in ``avoid``: swarm testing leaves some out of a run so
+    that others are taken more often), and each guard's false outcome is tried too. Without
+    ``state`` every event is drawn alike."""
     directory = dict(principals) if principals is not None else default_principals(spec)
-    names = sorted(directory)
-    events = list(spec.events)
-    granting = {
-        t.index: [n for n in names if t.permission == "public" or any(t.permission in spec.role_map[r].permissions for r in directory[n] if r in spec.role_map)]
-        for t in spec.transitions
-    }
-
-    @st.composite
-    def build(draw: st.DrawFn) -> Action:
-        choice = draw(st.integers(0, 9))
-        here = spec.transitions_from(state) if state is not None else ()
-        if errors and choice == 9 and state is not None and spec.error_target(state) is not None:
-            return Action("error", draw(st.sampled_from(names)), {}, "error")
-        if here and choice < 8:
-            transition = draw(st.sampled_from(here))
-            allowed = granting[transition.index] or names
-            actor = draw(st.sampled_from(allowed))
-            return Action(transition.event, actor, draw(params(spec, transition.event)))
-        event = draw(st.sampled_from(events)) if events else "no-event"
-        actor = draw(st.sampled_from(names))
-        valid: bool = draw(st.booleans())
-        return Action(event, actor, draw(params(spec, event, valid=valid)))
-
-    return build()
+    key = (id(spec), tuple(sorted(directory.items())), errors)
+    cached = _SPACES.get(key)
+    if cached is None or cached[0] is not spec:
+        if len(_SPACES) > 256:
+            _SPACES.clear()
+        cached = _SPACES[key] = (spec, _ActionSpace(spec, directory, errors))
+    return cached[1].at(state, values, avoid)
 
 
 def runs(
@@ -1199,7 +1287,7 @@ def runs(
         values_now = spec.initial_values()
         out: list[Action] = []
         for _ in range(draw(st.integers(0, max_steps))):
-            action = draw(actions(spec, state, directory))
+            action = draw(actions(spec, state, directory, values=values_now))
             out.append(action)
             outcome = fire(spec, state, values_now, action.event, action.actor, directory.get(action.actor, frozenset()), dict(action.params))
             if isinstance(outcome, Fired):
@@ -1255,7 +1343,7 @@ def plans(
         for _ in range(wanted * 4):
             if len(steps) >= wanted:
                 break
-            action = draw(actions(spec, state, one))
+            action = draw(actions(spec, state, one, values=values_now))
             outcome = fire(spec, state, values_now, action.event, actor, roles, dict(action.params))
             last = len(steps) == wanted - 1
             if isinstance(outcome, Fired):
