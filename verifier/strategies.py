@@ -1218,7 +1218,7 @@ class _ActionSpace:
             if failing:
                 # the guard's other outcome: off-by-one bugs and four-eyes rules live here
                 options.append(st.one_of([by(spec.transitions[i - 1], actors) for i, actors in failing]))
-                weights.append(2)
+                weights.append(4)
         if here:
             options.append(st.one_of(deep((t.index, self.granted[t.index] or names) for t in here)))
             weights.append(2 if split is not None else 10)

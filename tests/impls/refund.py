@@ -114,3 +114,12 @@ BUGS: dict[str, Callable[[], RefundAdapter]] = {
     "forgotten-assignment": with_forgotten_assignment,
     "no-four-eyes": with_no_four_eyes,
 }
+
+
+def emitted(spec: object, principals: object) -> RefundAdapter:
+    """The factory that tests emitted by ``railguard check --emit-tests`` call (``RAILGUARD_ADAPTER``)."""
+    return RefundAdapter()
+
+
+def emitted_with_forgotten_assignment(spec: object, principals: object) -> RefundAdapter:
+    return with_forgotten_assignment()
