@@ -22,9 +22,12 @@ from typing import Any
 __all__ = ["EXPORTERS", "IMPORTERS", "add_commands"]
 
 # format -> "module:function"
-IMPORTERS: dict[str, str] = {}
+IMPORTERS: dict[str, str] = {
+    "python-statemachine": "railguard.spec.interop.pystatemachine:import_python_statemachine",
+}
 EXPORTERS: dict[str, str] = {
     "promela": "railguard.verifier.promela:to_promela",
+    "python-statemachine": "railguard.spec.interop.pystatemachine:to_python_statemachine",
 }
 
 
