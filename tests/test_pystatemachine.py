@@ -101,3 +101,110 @@ def test_the_export_command_writes_a_module_that_defines_the_class(tmp_path: Pat
         machine.send("approve", actor="sam", roles={"support"})
     assert refused.value.code == "permission-denied"
     assert module.SPEC.content_hash == load(EXAMPLES / "refund.yaml").content_hash
+
+
+# --------------------------------------------------------------------------- import
+
+MACHINES = Path(__file__).parent / "psm_machines"
+#: The library's documented examples, as classes and as documents its own readers load.
+IMPORTS: dict[str, str] = {
+    "traffic light": "tests.psm_machines.traffic_light_machine:TrafficLightMachine",
+    "order control": "tests.psm_machines.order_control_machine:OrderControl",
+    "guess the number": "tests.psm_machines.guess_the_number_machine:GuessTheNumberMachine",
+    "campaign": "tests.psm_machines.campaign_machine:CampaignMachine",
+    "campaign with validators": "tests.psm_machines.campaign_validators_machine:CampaignValidatorsMachine",
+    "air conditioner": "tests.psm_machines.air_conditioner_machine:AirConditioner",
+    "all actions": "tests.psm_machines.all_actions_machine:AllActionsMachine",
+    "reusing transitions": "tests.psm_machines.reusing_transitions_machine:TrafficLightIsolatedTransitions",
+    "compound statechart": "tests.psm_machines.shire_statechart:QuestStatechart",
+    "yaml document": str(MACHINES / "traffic_light.yaml"),
+    "json document": str(MACHINES / "door.json"),
+    "scxml document": str(MACHINES / "microwave.scxml"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMPORTS))
+def test_each_library_example_imports_verifies_and_renders_with_every_over_approximation_reported(name: str) -> None:
+    from railguard.spec import dumps, loads
+    from railguard.spec.diagram import render
+    from railguard.spec.interop import FindingKind
+    from railguard.spec.interop.pystatemachine import import_python_statemachine
+    from railguard.verifier import verify
+
+    result = import_python_statemachine(IMPORTS[name])
+    spec = result.spec
+    assert loads(dumps(spec)) == spec
+    report = verify(spec)
+    assert {r.outcome for r in report.results} <= {"proved", "violated"}
+    assert render(spec, "dot")
+    over = result.of_kind(FindingKind.OVER_APPROXIMATED)
+    # every guard of the spec stands for a condition that a finding names
+    for transition in spec.transitions:
+        for param in transition.params:
+            assert any(f"params.{param.name}" in f.message for f in over), (transition.label, param.name)
+    assert not [f for f in result.of_kind(FindingKind.REFUSED) if "eventless" in f.message]
+
+
+def test_conditions_keep_their_polarity_and_boolean_structure() -> None:
+    from railguard.spec.interop.pystatemachine import import_python_statemachine
+
+    order_spec = import_python_statemachine(IMPORTS["order control"]).spec
+    guards = {(t.event, t.target): t.guard.text for t in order_spec.transitions if t.guard is not None}
+    assert guards[("receive_payment", "processing")] == "params.cond_payments_enough"
+    assert guards[("receive_payment", "waiting_for_payment")] == "not params.cond_payments_enough"
+    air = import_python_statemachine(IMPORTS["air conditioner"]).spec
+    texts = {t.guard.text for t in air.transitions if t.guard is not None}
+    assert "params.cond_is_good and not params.cond_is_hot" in texts
+
+
+def test_compound_states_are_flattened_into_their_leaves() -> None:
+    from railguard.spec.interop import FindingKind
+    from railguard.spec.interop.pystatemachine import import_python_statemachine
+
+    result = import_python_statemachine(IMPORTS["compound statechart"])
+    spec = result.spec
+    assert spec.initial_state.name == "shire__bag_end"
+    depart = next(t for t in spec.transitions if t.event == "depart")
+    assert (set(depart.sources), depart.target) == ({"shire__bag_end", "shire__green_dragon"}, "road__trollshaws")
+    flattened = [f for f in result.of_kind(FindingKind.OVER_APPROXIMATED) if "flattened" in f.message]
+    assert len(flattened) == 2
+
+
+def test_actions_are_reported_as_not_analysed() -> None:
+    from railguard.spec.interop import FindingKind
+    from railguard.spec.interop.pystatemachine import import_python_statemachine
+
+    result = import_python_statemachine(IMPORTS["all actions"])
+    named = {f.construct for f in result.of_kind(FindingKind.OVER_APPROXIMATED)}
+    assert {"action `on_inline`", "action `before_inline`", "action `after_inline`", "action `on_enter_final`",
+            "action `on_exit_initial`", "condition `validation_1`", "condition `condition_1`", "condition `unless_1`"} <= named
+
+
+def test_the_import_command_writes_a_spec_and_reports_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    out = tmp_path / "order.yaml"
+    assert main(["import", IMPORTS["order control"], "--from", "python-statemachine", "-o", str(out), "--report-format", "json"]) == 0
+    report = json.loads(capsys.readouterr().err)
+    assert {f["kind"] for f in report} >= {"mapped", "over-approximated"}
+    assert load(out).name == "OrderControl"
+    assert main(["check", str(out), "--format", "json"]) in (0, 1)
+
+
+def test_an_exported_class_imports_back_with_the_same_graph(tmp_path: Path) -> None:
+    from railguard.spec.interop.pystatemachine import (
+        import_python_statemachine,
+        to_python_statemachine,
+    )
+
+    spec = load(EXAMPLES / "refund.yaml")
+    module = tmp_path / "refund_machine.py"
+    module.write_text(to_python_statemachine(spec), encoding="utf-8")
+    back = import_python_statemachine(f"{module}:Refund").spec
+
+    def edges(s: Spec) -> set[tuple[str, str, str]]:
+        return {(t.event, source, t.target) for t in s.transitions for source in t.sources}
+
+    errors = {("rg_error", s.name, "cancelled") for s in spec.states if not s.is_terminal}
+    assert edges(back) == edges(spec) | errors
+    assert {s.name for s in back.states} == {s.name for s in spec.states} | {"rg_failed"}

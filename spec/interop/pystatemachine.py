@@ -355,8 +355,17 @@ def import_python_statemachine(source: str, *, roles: Mapping[str, Sequence[str]
 
     transitions: list[dict[str, Any]] = []
     params_of: dict[str, dict[str, str]] = {}
+    noted: set[str] = set()
+
+    def note(kind: FindingKind, construct: str, message: str) -> None:
+        if message not in noted:
+            noted.add(message)
+            findings.append(Finding(kind, construct, message, where))
+
     for state in _all_states(top):
         for t in getattr(state, "transitions", []):
+            if getattr(t, "initial", False):
+                continue  # a compound state's initial transition: the flattening rule's entry
             events = [str(e) for e in getattr(t, "events", [])] or []
             if not events:
                 findings.append(Finding(FindingKind.REFUSED, f"transition from `{state.id}`", f"an eventless transition from `{state.id}` is not imported: railguard steps are events", where))
@@ -373,18 +382,16 @@ def import_python_statemachine(source: str, *, roles: Mapping[str, Sequence[str]
                 raise InteropError(f"transition from `{state.id}` goes to `{target.id}`, which cannot be flattened")
             guard_parts: list[str] = []
             for kind in ("validators", "cond", "unless"):
-                specs = getattr(t, kind, None)
-                for item in list(specs or []):
+                for item in _callbacks(cls, getattr(t, kind, None)):
                     text = _condition_text(item)
-                    for event in events:
-                        names = params_of.setdefault(event, {})
-                        guard = _guard_from(text, event, names)
-                        guard_parts.append(f"not ({guard})" if kind == "unless" else guard)
-                        findings.append(Finding(FindingKind.OVER_APPROXIMATED, f"condition `{text}`", f"{kind} `{text}` of `{event}` from `{state.id}` is not analysed: it is the unconstrained boolean {guard}", where))
-                        break
+                    names = params_of.setdefault(events[0], {})
+                    guard = _guard_from(text, events[0], names)
+                    negated = kind == "unless" or getattr(item, "expected_value", True) is False
+                    guard_parts.append(f"not ({guard})" if negated else guard)
+                    note(FindingKind.OVER_APPROXIMATED, f"condition `{text}`", f"{'validator' if kind == 'validators' else 'condition'} `{text}` of `{events[0]}` from `{state.id}` is not analysed: it is the unconstrained boolean {guard}")
             for kind in ("on", "before", "after"):
-                for item in list(getattr(t, kind, None) or []):
-                    findings.append(Finding(FindingKind.OVER_APPROXIMATED, f"action `{_condition_text(item)}`", f"{kind} action `{_condition_text(item)}` of `{events[0]}` is not analysed: its effects on data are not modelled", where))
+                for item in _callbacks(cls, getattr(t, kind, None)):
+                    note(FindingKind.OVER_APPROXIMATED, f"action `{_condition_text(item)}`", f"{kind} action `{_condition_text(item)}` of `{events[0]}` is not analysed: its effects on data are not modelled")
             sources = [leaf_name[id(x)] for x in _leaves(state)]
             for event in events:
                 body = {"event": event, "from": sources if len(sources) > 1 else sources[0], "to": target_name, "permission": event}
@@ -393,8 +400,8 @@ def import_python_statemachine(source: str, *, roles: Mapping[str, Sequence[str]
                 transitions.append(body)
     for state in _all_states(top):
         for kind in ("enter", "exit"):
-            for item in list(getattr(state, kind, None) or []):
-                findings.append(Finding(FindingKind.OVER_APPROXIMATED, f"action `{_condition_text(item)}`", f"{kind} action `{_condition_text(item)}` of state `{state.id}` is not analysed: its effects on data are not modelled", where))
+            for item in _callbacks(cls, getattr(state, kind, None)):
+                note(FindingKind.OVER_APPROXIMATED, f"action `{_condition_text(item)}`", f"{kind} action `{_condition_text(item)}` of state `{state.id}` is not analysed: its effects on data are not modelled")
     for transition in transitions:
         names = params_of.get(transition["event"], {})
         if names:
@@ -413,6 +420,17 @@ def import_python_statemachine(source: str, *, roles: Mapping[str, Sequence[str]
         "transitions": transitions,
     }
     return ImportResult(load_data(document, source), tuple(findings))
+
+
+def _callbacks(cls: type[Any], specs: Any) -> list[Any]:
+    """The callbacks of a group that exist: a naming-convention callback (``on_enter_red``)
+    counts only when the class defines it; an explicit one always does."""
+    out = []
+    for item in list(specs or []):
+        if getattr(item, "is_convention", False) and not hasattr(cls, getattr(item, "attr_name", "") or ""):
+            continue
+        out.append(item)
+    return out
 
 
 def _all_states(top: Iterable[Any]) -> list[Any]:
