@@ -79,9 +79,21 @@ def test_each_deliberate_bug_is_caught_with_a_shrunk_run_that_replays(example: s
     assert len(outcomes) == error.step
 
 
+def test_a_run_of_an_implementation_without_an_importable_factory_prints_a_test_taking_a_fixture() -> None:
+    spec = load(EXAMPLES / "refund.yaml")
+    with pytest.raises(ConformanceError) as caught:
+        check_conformance(spec, lambda: refund.RefundAdapter(frozenset({"off-by-one"})), max_examples=100, derandomize=True)
+    namespace: dict[str, Any] = {}
+    exec(compile(caught.value.test, "<emitted>", "exec"), namespace)
+    with pytest.raises(ConformanceError):
+        namespace["test_replays_the_minimal_run"](make_adapter=refund.with_off_by_one)
+    namespace["test_replays_the_minimal_run"](make_adapter=refund.correct)
+
+
 def test_the_printed_pytest_function_replays_the_minimal_run_and_fails_on_the_bug() -> None:
     error = _caught("refund", "no-four-eyes")
-    source = error.test.replace("'refund.yaml'", repr(str(EXAMPLES / "refund.yaml")))
+    source = error.test
+    assert repr(str(EXAMPLES / "refund.yaml")) in source
     assert "from tests.impls.refund import with_no_four_eyes as make_adapter" in source
     namespace: dict[str, Any] = {}
     exec(compile(source, "<emitted>", "exec"), namespace)
@@ -125,3 +137,14 @@ def test_the_oracle_records_each_guard_it_evaluates_and_its_value() -> None:
     assert (fine.accepted, [(g.transition, g.value) for g in fine.guards]) == (True, [(1, True)])
     denied = oracle.apply(Action("approve", "s"), frozenset({"support"}))
     assert (denied.code, denied.guards) == ("permission-denied", ())
+
+
+def test_the_readme_snippet_runs_and_catches_the_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    from .conftest import ROOT
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Property-based testing", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(ROOT)
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["caught"].step == 2

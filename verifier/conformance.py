@@ -208,26 +208,22 @@ def _actions_of(spec: Spec, plan: Mapping[str, Any]) -> list[Action]:
 def pytest_source(plan: Mapping[str, Any], *, spec_path: str | None = None, factory: str | None = None, name: str = "test_replays_the_minimal_run") -> str:
     """A pytest function that replays ``plan`` with :func:`replay_plan`. ``spec_path`` is the
     file the spec loads from; ``factory`` (``"module:name"``) makes the implementation's
-    adapter; without it the runtime itself is the implementation under test."""
+    adapter; without it (a lambda, say) the function takes a ``make_adapter`` fixture."""
     rendered = pprint.pformat(dict(plan), indent=4, width=96, sort_dicts=False)
     lines = ["from railguard.spec import load", "from railguard.verifier.conformance import replay_plan"]
     if factory is not None:
         module, _, attribute = factory.partition(":")
         lines.append(f"from {module} import {attribute} as make_adapter")
-    else:
-        lines.append("from railguard.pytest_plugin import RuntimeAdapter")
     source = spec_path if spec_path is not None else f"{plan['workflow']}.yaml"
-    maker = "make_adapter" if factory is not None else "lambda: RuntimeAdapter(spec, PLAN['principals'])"
-    lines += [
-        "",
-        f"PLAN = {rendered}",
-        "",
-        "",
-        f"def {name}() -> None:",
-        f"    spec = load({source!r})",
-        f"    replay_plan(spec, {maker}, PLAN)",
-        "",
-    ]
+    lines += ["", f"PLAN = {rendered}", "", ""]
+    if factory is not None:
+        lines += [f"def {name}() -> None:"]
+    else:
+        lines += [
+            "# `make_adapter` is a fixture you define (in conftest.py) returning your adapter factory.",
+            f"def {name}(make_adapter) -> None:",
+        ]
+    lines += [f"    spec = load({source!r})", "    replay_plan(spec, make_adapter, PLAN)", ""]
     return "\n".join(lines)
 
 
@@ -332,6 +328,8 @@ def conformance_machine(
     directory = dict(principals) if principals is not None else default_principals(spec)
     start = dict(context or {})
     reference = _reference(factory)
+    if spec_path is None and not spec.source.startswith("<"):
+        spec_path = spec.source
     watched = tuple(observe) if observe is not None else None
 
     class Conformance(RuleBasedStateMachine):
