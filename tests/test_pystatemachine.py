@@ -82,6 +82,20 @@ def test_random_event_sequences_give_the_same_states_and_variables_in_the_runtim
     check()
 
 
+def test_a_spec_whose_names_cannot_be_class_attributes_is_refused_in_one_sentence() -> None:
+    from railguard.spec import load_data
+    from railguard.spec.interop import InteropError
+    from railguard.spec.interop.pystatemachine import to_python_statemachine
+
+    base = load(EXAMPLES / "refund.yaml").to_dict()
+    clash = {**base, "transitions": [*base["transitions"], {"event": "paid", "from": "approved", "to": "paid", "permission": "refund.pay"}]}
+    with pytest.raises(InteropError, match="event `paid` has the name of a state"):
+        to_python_statemachine(load_data(clash))
+    reserved = {**base, "states": {**base["states"], "values": {}}, "transitions": [*base["transitions"], {"event": "park", "from": "draft", "to": "values", "permission": "refund.cancel"}]}
+    with pytest.raises(InteropError, match="state `values` cannot be a python-statemachine attribute"):
+        to_python_statemachine(load_data(reserved))
+
+
 def test_the_export_command_writes_a_module_that_defines_the_class(tmp_path: Path) -> None:
     out = tmp_path / "refund_machine.py"
     assert main(["export", str(EXAMPLES / "refund.yaml"), "--format", "python-statemachine", "-o", str(out)]) == 0
