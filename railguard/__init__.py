@@ -2,31 +2,37 @@
 
 The layers live in ``railguard.spec`` (the language), ``railguard.verifier`` (proofs) and
 ``railguard.runtime`` (execution). This module re-exports the handful of names most
-programs need.
+programs need; they are imported on first use, so that ``import railguard`` (and
+``railguard --version``) costs next to nothing.
 """
 
 from __future__ import annotations
 
-from pathlib import Path as _Path
+import os as _os
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 # Imported straight from a source checkout (the repo root on sys.path), the layer folders are
 # siblings of this package rather than children; let the import system find them there.
-_here = _Path(__file__).parent
-if not (_here / "spec").is_dir() and (_here.parent / "spec" / "__init__.py").is_file():
-    __path__.append(str(_here.parent))
+_here = _os.path.dirname(__file__)
+_parent = _os.path.dirname(_here)
+if not _os.path.isdir(_os.path.join(_here, "spec")) and _os.path.isfile(
+    _os.path.join(_parent, "spec", "__init__.py")
+):
+    __path__.append(_parent)
 
-from railguard.spec import (  # noqa: E402
-    LoadError,
-    RailguardError,
-    Spec,
-    SpecBuilder,
-    SpecError,
-    dumps,
-    load,
-    loads,
-)
+if TYPE_CHECKING:
+    from railguard.spec import (
+        LoadError,
+        RailguardError,
+        Spec,
+        SpecBuilder,
+        SpecError,
+        dumps,
+        load,
+        loads,
+    )
 
 __all__ = [
     "LoadError",
@@ -39,3 +45,17 @@ __all__ = [
     "load",
     "loads",
 ]
+
+_FROM_SPEC = frozenset(__all__) - {"__version__"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_SPEC:
+        import importlib
+
+        return getattr(importlib.import_module("railguard.spec"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

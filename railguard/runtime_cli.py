@@ -14,7 +14,6 @@ import importlib
 import json
 import os
 import signal
-import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,16 +36,13 @@ from railguard.runtime import (
     StaticDirectory,
     StepResult,
     Store,
-    StoreError,
-    Tamper,
-    verify_chain,
 )
-from railguard.runtime.audit import GENESIS
 from railguard.runtime.codec import encode_values
+from railguard.runtime.engine import handler_names
 from railguard.runtime.replay import ReplayReport, replay_instance
 from railguard.spec import LoadError, Spec, SpecError, load
 
-__all__ = ["DEMO_DB", "add_commands", "certificate_gate", "verify_store"]
+__all__ = ["DEMO_DB", "add_commands", "certificate_gate"]
 
 DEFAULT_DB = "railguard.db"
 DEMO_DB = "railguard-demo.db"
@@ -107,9 +103,8 @@ def _json_object(text: str | None, what: str) -> dict[str, Any]:
 def _add_store(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:
     where = parser.add_mutually_exclusive_group()
     if positional:
-        parser.add_argument("db", nargs="?", metavar="DB", help=f"SQLite database file (default: {DEFAULT_DB})")
-    else:
-        where.add_argument("--db", metavar="FILE", help=f"SQLite database file (default: {DEFAULT_DB})")
+        parser.add_argument("db_file", nargs="?", metavar="DB", help=f"SQLite database file (default: {DEFAULT_DB}); or --db FILE")
+    where.add_argument("--db", metavar="FILE", help=f"SQLite database file (default: {DEFAULT_DB})")
     where.add_argument("--dsn", metavar="URL", help="PostgreSQL database, e.g. postgresql://user@host/db")
 
 
@@ -120,6 +115,13 @@ def _add_engine(parser: argparse.ArgumentParser, *, directory_required: bool = F
         required=directory_required,
         help="YAML file mapping principal ids to their roles",
     )
+    if directory_required:
+        parser.add_argument(
+            "--authenticator",
+            metavar="MODULE:NAME",
+            help="who the caller is: an Authenticator (or a class taking the directory) to import; "
+            "by default `--as` is trusted for any principal the directory lists",
+        )
     parser.add_argument(
         "--effects",
         metavar="MODULE:NAME",
@@ -134,6 +136,11 @@ def _add_engine(parser: argparse.ArgumentParser, *, directory_required: bool = F
 def _store(args: argparse.Namespace, *, must_exist: bool) -> Iterator[Store]:
     dsn = getattr(args, "dsn", None)
     store: Store
+    given = getattr(args, "db_file", None)
+    if given is not None:
+        if getattr(args, "db", None) not in (None, given):
+            raise UsageError(f"give the SQLite file once: `{given}` or --db `{args.db}`, not both")
+        args.db = given
     if dsn and getattr(args, "db", None):
         raise UsageError("give a SQLite file or --dsn URL, not both")
     if dsn:
@@ -157,41 +164,48 @@ def _load_spec(path: str) -> Spec:
     return load(path)
 
 
-def _effects(reference: str | None, spec: Spec, *, stub: bool = False) -> Effects:
-    """Import the handlers named ``module:attribute``; ``stub`` binds placeholders for commands
-    that never call an effect (starting an instance)."""
+def _import(reference: str, what: str) -> Any:
+    """The object ``module:attribute`` names, imported from the current folder or the path."""
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute:
+        raise UsageError(f"{what} must be `module:name`, not `{reference}`")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"cannot import {what} `{reference}`: {exc}") from None
+
+
+def _effects(reference: str | None, spec: Spec, needed: set[str] | None) -> Effects:
+    """Import the handlers named ``module:attribute``. ``needed`` are the handlers this command
+    can call (``None``: every handler of the spec); the others are bound to placeholders that
+    refuse to run, so a command is not asked for handlers it never calls."""
     if reference is None:
         effects = Effects()
     else:
-        module_name, _, attribute = reference.partition(":")
-        if not module_name or not attribute:
-            raise UsageError(f"--effects must be `module:name`, not `{reference}`")
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        try:
-            found: Any = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise UsageError(f"cannot import the effects `{reference}`: {exc}") from None
+        found = _import(reference, "the effects")
         if callable(found) and not isinstance(found, Effects):
             found = found()
         if not isinstance(found, Effects):
             raise UsageError(f"`{reference}` is not an Effects registry (nor a function returning one)")
         effects = found
-    needed = sorted({n for t in spec.transitions for n in (t.effect, t.compensate) if n is not None} - set(effects.handlers))
-    if needed and stub:
-        for name in needed:
-            effects.register(name, _not_bound)
-    elif needed:
-        raise UsageError(f"spec `{spec.name}` uses effect `{needed[0]}`, which has no handler: give --effects MODULE:NAME")
+    unbound = handler_names(spec) - set(effects.handlers)
+    missing = sorted(unbound if needed is None else unbound & needed)
+    if missing:
+        raise UsageError(f"spec `{spec.name}` uses effect `{missing[0]}`, which has no handler: give --effects MODULE:NAME")
+    for name in sorted(unbound):
+        effects.register(name, _not_bound)
     return effects
 
 
-def _not_bound(call: EffectCall) -> Any:  # pragma: no cover - `run start` never calls effects
+def _not_bound(call: EffectCall) -> Any:  # pragma: no cover - never called: see `_effects`
     raise ExecutionError(f"effect `{call.effect}` is not bound in this command")
 
 
-def _engine(args: argparse.Namespace, spec: Spec, store: Store, *, stub_effects: bool = False) -> Engine:
+def _engine(args: argparse.Namespace, spec: Spec, store: Store, *, needed: set[str] | None = None) -> Engine:
     from railguard.runtime import load_directory
+    from railguard.runtime.auth import KnownPrincipals
 
     directory = load_directory(args.directory) if getattr(args, "directory", None) else StaticDirectory({})
     certificate = None
@@ -199,8 +213,19 @@ def _engine(args: argparse.Namespace, spec: Spec, store: Store, *, stub_effects:
         from railguard.verifier.certificate import load_certificate
 
         certificate = load_certificate(args.certificate)
-    effects = _effects(getattr(args, "effects", None), spec, stub=stub_effects)
-    return Engine(spec, store, directory, effects=effects, certificate=certificate, allow_unverified=getattr(args, "allow_unverified", None))
+    effects = _effects(getattr(args, "effects", None), spec, needed)
+    authenticator: Any = KnownPrincipals(directory)
+    reference = getattr(args, "authenticator", None)
+    if reference:
+        authenticator = _import(reference, "the authenticator")
+        if isinstance(authenticator, type):  # a class: built with the directory
+            authenticator = authenticator(directory)
+        if not callable(getattr(authenticator, "authenticate", None)):
+            raise UsageError(f"`{reference}` is not an Authenticator (an object with `authenticate(credential)`)")
+    return Engine(
+        spec, store, directory, effects=effects, certificate=certificate,
+        allow_unverified=getattr(args, "allow_unverified", None), authenticator=authenticator,
+    )
 
 
 # ---------------------------------------------------------------------- run
@@ -245,7 +270,7 @@ def cmd_run_start(args: argparse.Namespace) -> int:
     spec = _load_spec(args.spec)
     context = _json_object(args.context, "--context")
     with _store(args, must_exist=False) as store:
-        engine = _engine(args, spec, store, stub_effects=True)
+        engine = _engine(args, spec, store, needed=set())
         result = engine.start(args.instance, args.actor, context)
     _print_result(result, args.format)
     return 0
@@ -256,7 +281,11 @@ def cmd_run_fire(args: argparse.Namespace) -> int:
     spec = _load_spec(args.spec)
     params = _json_object(args.params, "--params")
     with _store(args, must_exist=True) as store:
-        engine = _engine(args, spec, store)
+        # the handlers this event can call, and the compensations the instance owes (its
+        # error path runs them)
+        row = store.get(args.instance)
+        owed = {str(c.get("compensate")) for c in row.compensations} if row is not None else set()
+        engine = _engine(args, spec, store, needed=handler_names(spec, [args.event]) | owed)
         result = engine.fire(args.instance, args.event, args.actor, params)
     _print_result(result, args.format)
     return 0 if result.accepted else 1
@@ -339,17 +368,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         except ValueError:  # not the main thread: rely on --once or the caller
             pass
         try:
+            from railguard.runtime.worker import work
+
             print(f"worker: running due work of `{spec.name}` every {args.interval:g} s", flush=True)
-            done = 0
-            while not stop.is_set():
-                results = engine.run_due(args.limit)
-                for result in results:
-                    print(_result_text(result), flush=True)
-                done += len(results)
-                if args.once:
-                    break
-                if not results:
-                    stop.wait(args.interval)
+            done = work(engine, interval=args.interval, limit=args.limit, once=args.once, stop=stop, report=lambda r: print(_result_text(r), flush=True))
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)
@@ -360,63 +382,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- audit
 
 
-def verify_store(store: Store) -> tuple[Tamper | None, int, int]:
-    """Verify every audit chain in ``store`` and each instance's head against its last record:
-    the first broken record (or ``None``), the number of records and of instances."""
-    records = store.audit()
-    found = verify_chain(records)
-    instances = store.instances()
-    if found is not None:
-        return found, len(records), len(instances)
-    last: dict[str, tuple[int, str]] = {}
-    for record in records:
-        last[record.instance] = (record.seq, record.hash)
-    known = set(instances)
-    for instance in instances:
-        row = store.get(instance)
-        if row is None:  # pragma: no cover - removed while we read
-            continue
-        seq, head = last.get(instance, (0, GENESIS))
-        if row.version > seq:
-            return Tamper(instance, seq + 1, f"it is missing: the instance is at version {row.version} but its log ends at record {seq}"), len(records), len(instances)
-        if row.version < seq:
-            return Tamper(instance, row.version + 1, f"the instance ends at version {row.version}, so this record was added behind its back"), len(records), len(instances)
-        if row.audit_head != head:
-            return Tamper(instance, seq, "it is not the record the instance's audit head points to (the log was rewritten)"), len(records), len(instances)
-    for instance, (seq, _) in last.items():
-        if instance not in known:
-            return Tamper(instance, 1, f"its instance does not exist (an orphaned log of {seq} records)"), len(records), len(instances)
-    return None, len(records), len(instances)
-
-
-def _unreadable_record(path: str) -> Tamper | None:
-    """The first record of a SQLite store whose payload is not JSON (the store cannot read it)."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        for instance, seq, payload in db.execute("SELECT instance, seq, payload FROM audit ORDER BY instance, seq"):
-            try:
-                json.loads(payload)
-            except (TypeError, ValueError):
-                return Tamper(instance, seq, "its payload is not valid JSON")
-    finally:
-        db.close()
-    return None
-
-
 @_guarded
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from railguard.runtime.integrity import verify_store
+
     with _store(args, must_exist=True) as store:
-        try:
-            found, records, instances = verify_store(store)
-        except (ValueError, StoreError):
-            path = getattr(args, "db", None) or DEFAULT_DB
-            found = None if args.dsn else _unreadable_record(path)
-            if found is None:
-                raise
-            records = instances = 0
-    if found is not None:
-        print(f"audit: TAMPERED: {found}")
+        report = verify_store(store)
+    if report.tamper is not None:
+        print(f"audit: TAMPERED: {report.tamper}")
         return 1
+    records, instances = report.records, report.instances
     print(f"audit: OK: {records} record{'s' if records != 1 else ''} of {instances} instance{'s' if instances != 1 else ''}; every hash chain verifies and ends at its instance's head")
     return 0
 
@@ -562,11 +537,20 @@ DEMO_PEOPLE = {
 
 
 def _find_examples() -> Path:
-    package = Path(railguard.__file__).resolve().parent
-    for folder in (Path.cwd() / "examples", package.parent / "examples", package / "examples"):
+    """The canonical example specs: those shipped in the package (``railguard.examples``),
+    else the checkout's ``examples/`` beside the package."""
+    folders: list[Path] = []
+    try:
+        import railguard.examples as shipped
+
+        folders += [Path(p) for p in shipped.__path__]
+    except ImportError:  # pragma: no cover - an install without the examples
+        pass
+    folders.append(Path(railguard.__file__).resolve().parent.parent / "examples")
+    for folder in folders:
         if all((folder / f"{name}.yaml").is_file() for name in DEMO_EXAMPLES):
             return folder
-    raise UsageError("cannot find the example specs (refund, order, deploy): run the demo from the repository root")
+    raise UsageError("cannot find the example specs (refund, order, deploy) that ship with railguard: reinstall it")
 
 
 class _Narrator:
@@ -596,6 +580,7 @@ class _Narrator:
 
 @_guarded
 def cmd_demo(args: argparse.Namespace) -> int:
+    from railguard.runtime.integrity import verify_store
     from railguard.verifier import verify
 
     folder = Path(args.dir) if args.dir else Path.cwd()
@@ -687,11 +672,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             say.line(("✔ " if replayed.ok else "✘ ") + str(replayed))
 
         say.title(f"Audit: `railguard audit verify {db.name}`")
-        found, records, instances = verify_store(store)
-    if found is not None:
-        say.line(f"✘ TAMPERED: {found}")
+        integrity = verify_store(store)
+    if integrity.tamper is not None:
+        say.line(f"✘ TAMPERED: {integrity.tamper}")
         return 1
-    say.line(f"✔ OK: {records} records of {instances} instances; every hash chain verifies")
+    say.line(f"✔ OK: {integrity.records} records of {integrity.instances} instances; every hash chain verifies")
     print(f"\nlook closer: railguard audit show {_relative(db)}   ·   railguard run show --db {_relative(db)} --instance order-2")
     return 0 if all(r.ok for r in replays) else 1
 
@@ -715,10 +700,10 @@ def add_commands(subparsers: Any) -> None:
     start = run_sub.add_parser("start", help="start an instance of a spec")
     start.add_argument("spec", metavar="SPEC")
     start.add_argument("--instance", required=True, metavar="ID")
-    start.add_argument("--as", dest="actor", required=True, metavar="PRINCIPAL", help="the authenticated caller")
+    start.add_argument("--as", dest="actor", required=True, metavar="PRINCIPAL", help="the caller, trusted as authenticated (see --authenticator)")
     start.add_argument("--context", metavar="JSON", help="the context variables, as a JSON object")
     _add_store(start)
-    _add_engine(start)
+    _add_engine(start, directory_required=True)
     start.add_argument("--format", choices=("text", "json"), default="text")
     start.set_defaults(func=cmd_run_start)
 
@@ -726,7 +711,7 @@ def add_commands(subparsers: Any) -> None:
     fire.add_argument("spec", metavar="SPEC")
     fire.add_argument("event", metavar="EVENT")
     fire.add_argument("--instance", required=True, metavar="ID")
-    fire.add_argument("--as", dest="actor", required=True, metavar="PRINCIPAL", help="the authenticated caller")
+    fire.add_argument("--as", dest="actor", required=True, metavar="PRINCIPAL", help="the caller, trusted as authenticated (see --authenticator)")
     fire.add_argument("--params", metavar="JSON", help="the event's params, as a JSON object")
     _add_store(fire)
     _add_engine(fire, directory_required=True)

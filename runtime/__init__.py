@@ -19,6 +19,7 @@ from .errors import (
     StoreError,
     UnknownInstance,
 )
+from .lifecycle import RecordKind, Status
 from .memory import MemoryMachine
 from .replay import ReplayReport, replay, replay_instance
 from .sqlite import SQLiteStore
@@ -40,10 +41,12 @@ __all__ = [
     "InstanceRow",
     "ManualClock",
     "MemoryMachine",
+    "RecordKind",
     "ReplayReport",
     "RetryPolicy",
     "SQLiteStore",
     "StaticDirectory",
+    "Status",
     "StepResult",
     "Store",
     "StoreError",

@@ -11,12 +11,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .codec import canonical_json
 
-__all__ = ["GENESIS", "WALL_CLOCK_FIELDS", "AuditRecord", "Tamper", "chain", "verify_chain"]
+__all__ = [
+    "GENESIS",
+    "WALL_CLOCK_FIELDS",
+    "AuditRecord",
+    "Tamper",
+    "chain",
+    "recordable",
+    "recordable_mapping",
+    "verify_chain",
+]
 
 GENESIS = "0" * 64
 #: Payload fields that carry wall-clock time; everything else is deterministic.
@@ -32,12 +41,20 @@ class AuditRecord:
     payload: Mapping[str, Any]
     prev_hash: str
     hash: str
+    #: The canonical text :func:`chain` hashed, with the payload object it was made from; used
+    #: only while ``payload`` is still that very object (a copy made with another payload, by
+    #: ``dataclasses.replace`` say, is encoded afresh).
+    encoded: tuple[Mapping[str, Any], str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def kind(self) -> str:
         return str(self.payload.get("kind", ""))
 
     def payload_json(self) -> str:
+        """The payload's canonical JSON (what its hash covers)."""
+        encoded = self.encoded
+        if encoded is not None and encoded[0] is self.payload:
+            return encoded[1]
         return canonical_json(dict(self.payload))
 
     def to_json(self) -> dict[str, Any]:
@@ -56,7 +73,31 @@ def chain(instance: str, prev_hash: str, seq: int, payload: Mapping[str, Any]) -
     body["seq"] = seq
     text = canonical_json(body)
     # Round-trip through JSON so the stored payload equals what was hashed.
-    return AuditRecord(instance, seq, json.loads(text), prev_hash, digest(prev_hash, text))
+    stored = json.loads(text)
+    return AuditRecord(instance, seq, stored, prev_hash, digest(prev_hash, text), (stored, text))
+
+
+def recordable(value: Any) -> Any:
+    """``value`` as the JSON data an audit record holds, encoded by the one value codec
+    (:func:`railguard.spec.codec.canonical_json`); a value the codec cannot encode (an
+    arbitrary object, a lone surrogate, a cycle, an integer too long to print) is recorded as
+    ``{"unrecordable": <its type>}`` so that the record still says something was given."""
+    try:
+        text = canonical_json(value)
+        text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        return {"unrecordable": type(value).__name__}
+    return json.loads(text)
+
+
+def recordable_mapping(values: Mapping[Any, Any]) -> dict[str, Any]:
+    """Each entry of ``values`` as :func:`recordable` makes it, so that one value the codec
+    cannot encode does not hide the others; keys become their recordable text."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = key if isinstance(key, str) and recordable(key) == key else f"<{type(key).__name__} {ascii(key)[:40]}>"
+        out[name] = recordable(value)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +124,8 @@ def verify_chain(records: Iterable[AuditRecord]) -> Tamper | None:
             return Tamper(record.instance, record.seq, "its previous-hash does not match the record before it")
         if record.payload.get("instance") != record.instance or record.payload.get("seq") != record.seq:
             return Tamper(record.instance, record.seq, "its payload names a different instance or position")
-        if digest(record.prev_hash, record.payload_json()) != record.hash:
+        # always encoded afresh: a record's own cache must not vouch for it
+        if digest(record.prev_hash, canonical_json(dict(record.payload))) != record.hash:
             return Tamper(record.instance, record.seq, "its contents do not match its hash")
         heads[record.instance] = (record.seq, record.hash)
     return None

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Protocol
 
 import yaml
 
 from .errors import ExecutionError
 
-__all__ = ["CallableDirectory", "Directory", "StaticDirectory", "load_directory"]
+__all__ = ["CallableDirectory", "Directory", "StaticDirectory", "knows", "load_directory"]
 
 
 class Directory(Protocol):
@@ -33,6 +32,10 @@ class StaticDirectory:
     def members(self) -> Mapping[str, frozenset[str]]:
         return dict(self._members)
 
+    def knows(self, principal: str) -> bool:
+        """Whether ``principal`` is listed (even with no roles)."""
+        return principal in self._members
+
 
 class CallableDirectory:
     """A directory backed by a function (an identity provider, an LDAP lookup, ...)."""
@@ -44,12 +47,61 @@ class CallableDirectory:
         return frozenset(self._lookup(principal))
 
 
+def knows(directory: Directory, principal: str) -> bool:
+    """Whether ``directory`` knows ``principal``: listed, for a directory that can say so
+    (a ``knows`` method), else holding at least one role."""
+    check = getattr(directory, "knows", None)
+    if callable(check):
+        return bool(check(principal))
+    return bool(directory.roles_of(principal))
+
+
+#: The largest directory file read.
+MAX_DIRECTORY_BYTES = 16_000_000
+
+
 def load_directory(path: str | os.PathLike[str]) -> StaticDirectory:
-    """Read a YAML file mapping principal ids to lists of roles."""
+    """Read a YAML (or ``.json``) file mapping principal ids to lists of roles.
+
+    The file is read by the spec's own hardened reader (size, nesting and alias bounds; YAML
+    1.2 core schema, so ``no`` is the text "no"), and a principal id is the key exactly as
+    written (``007`` stays "007"). Any problem is one :class:`ExecutionError` sentence.
+    """
+    from railguard.spec.errors import LoadError
+    from railguard.spec.source import read_text
+
+    name = os.fspath(path)
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ExecutionError(f"cannot read the directory `{os.fspath(path)}`: {exc}".splitlines()[0]) from None
-    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
-        raise ExecutionError(f"the directory `{os.fspath(path)}` must map principal ids to lists of roles")
-    return StaticDirectory(data)
+        with open(name, "rb") as handle:
+            raw = handle.read(MAX_DIRECTORY_BYTES + 1)
+    except OSError as exc:
+        raise ExecutionError(f"cannot read the directory `{name}`: {(exc.strerror or str(exc)).lower()}") from None
+    if len(raw) > MAX_DIRECTORY_BYTES:
+        raise ExecutionError(f"the directory `{name}` is larger than {MAX_DIRECTORY_BYTES:,} bytes")
+    try:
+        text = raw.decode("utf-8")
+        data = read_text(text, name).data
+    except UnicodeDecodeError:
+        raise ExecutionError(f"the directory `{name}` is not UTF-8 text") from None
+    except LoadError as exc:
+        first = exc.problems[0]
+        raise ExecutionError(f"cannot read the directory `{name}` ({first.location}): {first.message}") from None
+    if not isinstance(data, dict):
+        raise ExecutionError(f"the directory `{name}` must map principal ids to lists of roles")
+    principals = list(data) if name.lower().endswith(".json") else _written_keys(text)
+    members: dict[str, list[str]] = {}
+    for principal, roles in zip(principals, data.values(), strict=True):
+        if not isinstance(roles, list) or not all(isinstance(r, str) and r for r in roles):
+            raise ExecutionError(f"the directory `{name}`: principal `{principal}` must have a list of role names")
+        if not principal:
+            raise ExecutionError(f"the directory `{name}` lists an empty principal id")
+        members[principal] = roles
+    return StaticDirectory(members)
+
+
+def _written_keys(text: str) -> list[str]:
+    """The top-level keys of a YAML mapping as written (already checked by the hardened reader,
+    so composing it again is bounded)."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    assert isinstance(root, yaml.MappingNode)
+    return [str(key.value) for key, _ in root.value]

@@ -4,37 +4,60 @@ Every call returns a frozen :class:`StepResult` saying what happened or why it w
 A refused step leaves state and variables exactly as they were and is audited all the same.
 State, variables, version and the step's audit records are committed in one transaction.
 
-Effects run through registered handlers with an idempotency key. The intent is committed
-first (status ``effect-pending``, with a ``resume`` timer one lease away); the outcome is
-committed after the handler returns. If the process dies in between, :meth:`Engine.run_due`
-(the ``railguard worker``) resumes the call with the same key. A failed effect, an expired
-timeout without an event, or an operator's abort takes the error exit: the compensations owed
-run in reverse order (each committed on its own, so none runs twice after a crash), then the
-instance rests in the failure terminal. A compensation that cannot complete leaves the
-instance ``stuck`` — visible, never silently terminal.
+The engine works in three parts: it *decides* a step (the reference semantics of
+:mod:`railguard.spec.semantics`, plus the refusals the lifecycle makes: a finished or busy
+instance, the reserved ``system`` id), *commits* the records the decision calls for — moving
+the instance's lifecycle by :func:`railguard.runtime.lifecycle.advance`, the one function
+replay and the crash harness use as well — and *runs effects* through registered handlers.
+
+Effects run with an idempotency key. The intent is committed first (status
+``effect-pending``, with a ``resume`` timer one lease away); the outcome is committed after
+the handler returns. If the process dies in between, :meth:`Engine.run_due` (the
+``railguard worker``) resumes the call with the same key. A failed effect, an expired timeout
+without an event, or an operator's abort takes the error exit: the compensations owed run in
+reverse order (each committed on its own, so none runs twice after a crash), then the instance
+rests in the failure terminal. A compensation that cannot complete leaves the instance
+``stuck`` — visible, never silently terminal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from railguard.spec import Spec
-from railguard.spec.semantics import SYSTEM, Fired, Refusal, fire
+from railguard.spec.semantics import SYSTEM, Fired, Refusal, admit, fire
 
-from .audit import GENESIS, AuditRecord, chain
+from .audit import GENESIS, AuditRecord, chain, recordable, recordable_mapping
+from .auth import Authenticator, NotAuthenticated
 from .clock import Clock, SystemClock
-from .codec import decode_values, encode_value, encode_values
+from .codec import decode_params, decode_values, encode_values
 from .directory import Directory
 from .effects import EffectCall, Effects, RetryPolicy, effect_key
 from .errors import CertificateRequired, ConflictError, ExecutionError, UnknownInstance
-from .store import InstanceRow, NewTimer, Store, row_with
+from .lifecycle import (
+    CompensatePending,
+    EffectPending,
+    Owed,
+    Phase,
+    RecordKind,
+    Status,
+    advance,
+    decode_pending,
+    exit_kind,
+)
+from .store import InstanceRow, NewTimer, Store, Timer
 
 __all__ = ["Engine", "Instance", "StepResult"]
 
 MAX_CONFLICT_RETRIES = 50
+#: The latest a timer may be due (epoch seconds, about the year 33658): later deadlines wait
+#: until then, which is to say forever.
+MAX_DUE = 1e12
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +75,7 @@ class Instance:
 
     @property
     def terminal(self) -> bool:
-        return self.status == "done"
+        return self.status == Status.DONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +102,9 @@ class Engine:
     :mod:`railguard.verifier.certificate`); otherwise the engine refuses to run unless
     ``allow_unverified`` gives a reason, which is written into every instance's first record.
     ``operators`` are the directory roles allowed to abort an instance or retry a stuck one.
+    ``authenticator``, when given, turns the ``actor`` every command is called with (then a
+    credential) into the principal that acts (see :mod:`railguard.runtime.auth`); without
+    one, ``actor`` is trusted as the authenticated caller.
     """
 
     def __init__(
@@ -95,6 +121,7 @@ class Engine:
         lease: float = 30.0,
         operators: frozenset[str] = frozenset({"operator"}),
         worker: str = "",
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.spec = spec
         self.store = store
@@ -105,12 +132,11 @@ class Engine:
         self.lease = lease
         self.operators = operators
         self.worker = worker
+        self.authenticator = authenticator
         self.certificate_note = self._check_certificate(certificate, allow_unverified)
-        self._recent: dict[str, InstanceRow] = {}
-        missing = sorted(
-            {name for t in spec.transitions for name in (t.effect, t.compensate) if name is not None}
-            - set(self.effects.handlers)
-        )
+        # the rows this engine last committed, with their phase (see `fire`)
+        self._recent: dict[str, tuple[InstanceRow, Phase, Mapping[str, Any] | None]] = {}
+        missing = sorted(handler_names(spec) - set(self.effects.handlers))
         if missing:
             raise ExecutionError(f"spec `{spec.name}` uses effect `{missing[0]}`, which has no registered handler")
 
@@ -129,16 +155,475 @@ class Engine:
             raise CertificateRequired(f"the certificate does not admit spec `{self.spec.name}`: {reason}")
         return {"verified": True, "certificate": getattr(certificate, "fingerprint", None)}
 
+    # ------------------------------------------------------------------ queries
+
+    def get(self, instance: str) -> Instance:
+        """The instance's current state, variables, version and status."""
+        return self.snapshot(self._row(instance))
+
+    def history(self, instance: str) -> list[AuditRecord]:
+        """The instance's audit records, oldest first."""
+        self._row(instance)
+        return self.store.audit(instance)
+
+    def snapshot(self, row: InstanceRow) -> Instance:
+        """The :class:`Instance` a stored row describes, values decoded by the spec's types."""
+        return Instance(
+            id=row.id,
+            workflow=row.workflow,
+            state=row.state,
+            values=decode_values(self.spec, row.values),
+            version=row.version,
+            status=row.status,
+            context=decode_values(self.spec, row.context),
+            owed=tuple(c["compensate"] for c in row.compensations),
+        )
+
+    # ------------------------------------------------------------------ commands
+
+    def start(self, instance: str, actor: str, context: Mapping[str, Any] | None = None) -> StepResult:
+        """Create an instance in the initial state. ``context`` supplies the ``context: true``
+        variables; each must be given and lie in its domain."""
+        if not actor or actor == SYSTEM:
+            raise ExecutionError("an instance is started by an authenticated principal")
+        if self.authenticator is not None:
+            actor = self.authenticator.authenticate(actor)
+        spec = self.spec
+        values = spec.initial_values()
+        values.update(self._context(dict(context or {})))
+        context_values = {v.name: values[v.name] for v in spec.variables if v.context}
+        state = spec.initial_state.name
+        now = self._ts()
+        blank = InstanceRow(
+            id=instance, workflow=spec.name, spec_hash=spec.content_hash, state=state, values={}, version=0,
+            status=Status.ACTIVE, audit_head=GENESIS, created_at=now, updated_at=now,
+        )
+        payload = {
+            "kind": RecordKind.START,
+            "actor": actor,
+            "roles": sorted(self.directory.roles_of(actor)),
+            "after": {"state": state, "values": encode_values(values)},
+            "context": encode_values(context_values),
+            "certificate": self.certificate_note,
+        }
+        advance(spec, None, RecordKind.START, target=state)
+        records, head, version = self._chain(blank, [payload])
+        row = replace(blank, values=encode_values(values), context=encode_values(context_values), version=version, audit_head=head)
+        self.store.create(row, records, self._timeout_timer(instance, state, version))
+        return self._result(row, records, accepted=True, event=None)
+
+    def fire(self, instance: str, event: str, actor: str, params: Mapping[str, Any] | None = None) -> StepResult:
+        """Fire ``event`` as the authenticated ``actor``. Refusals are audited and change nothing."""
+        given = dict(params or {})
+        if self.authenticator is not None:
+            try:
+                actor = self.authenticator.authenticate(actor)
+            except NotAuthenticated as exc:
+                why = str(exc)
+                return self._retrying(instance, f"`{event}` was not refused", lambda row: self._refuse(row, event, "", frozenset(), given, "permission-denied", why))
+        # The row this engine last committed is used optimistically: if another writer moved
+        # the instance on, the commit's version check fails and the step is re-decided on a
+        # fresh read.
+        return self._retrying(instance, f"`{event}` was not applied", lambda row: self._fire_row(row, event, actor, given, system=False), self._recent.get(instance, (None,))[0])
+
+    def abort(self, instance: str, actor: str, reason: str) -> StepResult:
+        """An operator takes the error exit: owed compensations run, the instance rests in the
+        failure terminal. Refused (and audited) unless ``actor`` holds an operator role."""
+
+        def act(row: InstanceRow, operator: str, roles: frozenset[str]) -> StepResult:
+            payload = {"kind": RecordKind.ABORT, "actor": operator, "roles": sorted(roles), "reason": reason, "state": row.state}
+            return self._error_exit(row, f"aborted by `{operator}`: {reason}", payload)
+
+        return self._as_operator(instance, actor, RecordKind.ABORT, Status.ACTIVE, act)
+
+    def retry_stuck(self, instance: str, actor: str) -> StepResult:
+        """An operator retries the compensations of a stuck instance."""
+
+        def act(row: InstanceRow, operator: str, roles: frozenset[str]) -> StepResult:
+            payload = {"kind": RecordKind.RETRY, "actor": operator, "roles": sorted(roles), "state": row.state}
+            phase = advance(self.spec, self._phase(row), RecordKind.RETRY, reason="operator retry")
+            new, records = self._commit(row, [payload], phase, timers=[self._resume_timer(row)])
+            result = self._settle(new)
+            return self._joined(records, result, accepted=result.status == Status.DONE)
+
+        return self._as_operator(instance, actor, RecordKind.RETRY, Status.STUCK, act)
+
+    def run_due(self, limit: int = 10) -> list[StepResult]:
+        """Do the work that is due: expired timeouts, and effects or compensations whose process
+        died (their lease expired). Returns what each piece of work did."""
+        results = []
+        for timer in self.store.claim_due(self._ts(), self.lease, limit, self.worker):
+            owner = self.store.get(timer.instance)
+            if owner is not None and (owner.workflow != self.spec.name or owner.spec_hash != self.spec.content_hash):
+                continue  # another spec's work in a shared store: its claim lapses for that engine
+            try:
+                outcome = self._run_timer(timer)
+            except ConflictError:
+                continue  # the instance moved under us, its work maybe unfinished: look again after the lease
+            except Exception as exc:  # one instance's failure must not stop the work of the others
+                results.append(self._worker_failure(timer, exc))
+                continue  # its claim lapses after the lease and the work is tried again
+            self.store.finish_timer(timer.id)
+            if outcome is not None:
+                results.append(outcome)
+        return results
+
+    # ------------------------------------------------------------------ deciding a step
+
+    def _context(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The ``context: true`` variables from what the caller gave, each admitted into its
+        domain like a param; ExecutionError for a missing, unknown or out-of-domain one."""
+        spec = self.spec
+        found: dict[str, Any] = {}
+        for variable in spec.variables:
+            if not variable.context:
+                continue
+            if variable.name in given:
+                value, problem = admit(variable.type, given.pop(variable.name))
+                if problem is not None:
+                    raise ExecutionError(f"context variable `{variable.name}` {problem}")
+                found[variable.name] = value
+            elif variable.initial is None and variable.type.kind != "principal":
+                raise ExecutionError(f"context variable `{variable.name}` must be supplied when an instance starts")
+        if given:
+            raise ExecutionError(f"`{sorted(map(str, given))[0]}` is not a context variable of `{spec.name}`")
+        return found
+
+    def _decide(self, row: InstanceRow, event: str, actor: str, roles: frozenset[str], params: Mapping[str, Any], *, system: bool) -> Fired | Refusal:
+        """What the step would do, without doing it: the lifecycle's own refusals first, then
+        the reference semantics."""
+        if not system and (not actor or actor == SYSTEM):
+            return Refusal("permission-denied", f"`{actor}` is not an authenticated principal", event, row.state)
+        if row.status != Status.ACTIVE:
+            if row.status == Status.DONE:
+                return Refusal("not-enabled", f"instance `{row.id}` has finished in state `{row.state}`", event, row.state)
+            why = f"instance `{row.id}` is stuck and needs an operator" if row.status == Status.STUCK else f"instance `{row.id}` is busy ({row.status})"
+            return Refusal("busy", why, event, row.state)  # type: ignore[arg-type]
+        return fire(self.spec, row.state, self._values(row), event, actor, roles, params, system=system)
+
+    def _fire_row(self, row: InstanceRow, event: str, actor: str, params: dict[str, Any], *, system: bool) -> StepResult:
+        roles = frozenset() if system else self.directory.roles_of(actor)
+        outcome = self._decide(row, event, actor, roles, params, system=system)
+        if isinstance(outcome, Refusal):
+            return self._refuse(row, event, actor, roles, params, outcome.code, outcome.message)
+        transition = outcome.transition
+        base = {
+            "event": event,
+            "actor": actor,
+            "roles": sorted(roles),
+            "params": encode_values(outcome.params) if outcome.params else {},
+            "transition": transition.index,
+            "decision": {"allowed": True, "permission": "system" if system else transition.permission},
+            "before": {"state": row.state, "values": row.values},
+        }
+        after = encode_values(outcome.values)
+        if transition.effect is None:
+            return self._complete(row, base, outcome.target, after, effect=None, owed=None, decoded=outcome.values)
+        step = row.version + 1
+        pending = EffectPending(step=step, key=effect_key(row.id, step, transition.effect), effect=transition.effect, base=base, target=outcome.target, after=after)
+        return self._call_effect(row, pending)
+
+    # ------------------------------------------------------------------ committing
+
+    def _refuse(self, row: InstanceRow, event: str, actor: str, roles: frozenset[str], params: Mapping[str, Any], code: str, reason: str) -> StepResult:
+        event, reason = _text(event), _text(reason)
+        payload = {
+            "kind": RecordKind.REFUSAL,
+            "event": event,
+            "actor": _text(actor),
+            "roles": sorted(roles),
+            "params": recordable_mapping(params),
+            "decision": {"allowed": False, "code": code, "reason": reason},
+            "state": row.state,
+        }
+        new, records = self._commit(row, [payload], self._phase(row))
+        return self._result(new, records, accepted=False, event=event, code=code, reason=reason)
+
+    def _as_operator(
+        self, instance: str, actor: str, command: RecordKind, needed: Status, act: Callable[[InstanceRow, str, frozenset[str]], StepResult]
+    ) -> StepResult:
+        """Run an operator command: refused (and audited) for a caller without an operator role
+        or an instance that is not ``needed``; else ``act(row, operator, roles)``."""
+        operator = actor
+        if self.authenticator is not None:
+            try:
+                operator = self.authenticator.authenticate(actor)
+            except NotAuthenticated:
+                operator = ""
+
+        def attempt(row: InstanceRow) -> StepResult:
+            roles = self.directory.roles_of(operator)
+            if not roles & self.operators:
+                return self._refuse(row, command, operator, roles, {}, "permission-denied", f"`{operator}` is not an operator")
+            if row.status != needed:
+                busy = f"instance `{row.id}` is not stuck" if needed == Status.STUCK else f"instance `{row.id}` is {row.status}"
+                return self._refuse(row, command, operator, roles, {}, "busy", busy)
+            return act(row, operator, roles)
+
+        return self._retrying(instance, f"the {command} was not applied", attempt)
+
+    def _complete(
+        self, row: InstanceRow, base: dict[str, Any], target: str, after: dict[str, Any], *,
+        effect: dict[str, Any] | None, owed: Owed | None, decoded: Mapping[str, Any] | None = None,
+    ) -> StepResult:
+        """Commit an accepted step into ``target`` (with the outcome of its effect, if any)."""
+        transition = self.spec.transitions[base["transition"] - 1]
+        payload = {**base, "kind": RecordKind.STEP, "after": {"state": target, "values": after}, "effect": effect}
+        phase = advance(self.spec, self._phase(row), RecordKind.STEP, target=target, owed=owed, reason=f"{transition.label} entered failure terminal `{target}`")
+        # Only touch timers the instance can have: a timeout of the state it leaves, or the
+        # resume timer of an effect or compensation in flight.
+        cancel = []
+        if self.spec.state_map[row.state].timeout is not None:
+            cancel.append("timeout")
+        if effect is not None or row.status != Status.ACTIVE:
+            cancel.append("resume")
+        timers: list[NewTimer] = []
+        if phase.status == Status.COMPENSATING:
+            timers = [self._resume_timer(row)]
+        elif phase.status == Status.ACTIVE:
+            if target == row.state:  # a step that keeps the state (a tool-like self-loop) keeps its deadline
+                cancel = ["resume"]
+            else:
+                timers = self._timeout_timer(row.id, target, row.version + 1)
+        new, records = self._commit(row, [payload], phase, values=after, decoded=decoded, timers=timers, cancel=tuple(cancel))
+        if phase.status == Status.COMPENSATING:
+            return self._joined(records, self._settle(new), accepted=True, event=transition.event, code=None, reason="")
+        return self._result(new, records, accepted=True, event=transition.event)
+
+    def _error_exit(self, row: InstanceRow, reason: str, payload: dict[str, Any]) -> StepResult:
+        """Commit the record that begins the error exit (an effect failed, a timeout, an abort),
+        then run the compensations owed. In a state without an error exit the instance is
+        stuck at once, and the record says so."""
+        phase = advance(self.spec, self._phase(row), payload["kind"], reason=reason)
+        if phase.status == Status.STUCK:
+            why = f"{reason}; state `{row.state}` has no error exit"
+            new, records = self._commit(row, [{**payload, "stuck": why}], phase, cancel=("timeout", "resume"))
+            return self._result(new, records, accepted=False, event=None, code="stuck", reason=why)
+        new, records = self._commit(row, [payload], phase, timers=[self._resume_timer(row)], cancel=("timeout",))
+        result = self._settle(new)
+        code, why = (result.code, f"{reason}; then {result.reason}") if result.status == Status.STUCK else ("error-exit", reason)
+        return self._joined(records, result, accepted=False, event=None, code=code, reason=why)
+
+    def _commit(
+        self,
+        row: InstanceRow,
+        payloads: list[dict[str, Any]],
+        phase: Phase,
+        *,
+        values: dict[str, Any] | None = None,
+        decoded: Mapping[str, Any] | None = None,
+        timers: Sequence[NewTimer] = (),
+        cancel: tuple[str, ...] = (),
+    ) -> tuple[InstanceRow, list[AuditRecord]]:
+        """Write ``payloads`` as the next audit records and the row as ``phase`` leaves it, in one
+        transaction; ConflictError if another writer moved the instance first."""
+        now = self._now()
+        records, head, version = self._chain(row, payloads, now)
+        new = InstanceRow(
+            id=row.id,
+            workflow=row.workflow,
+            spec_hash=row.spec_hash,
+            state=phase.state,
+            values=row.values if values is None else values,
+            version=version,
+            status=phase.status,
+            audit_head=head,
+            context=row.context,
+            pending=None if phase.pending is None else phase.pending.to_json(),
+            compensations=[o.to_json() for o in phase.owed],
+            created_at=row.created_at,
+            updated_at=now.timestamp(),
+        )
+        known = self._recent.pop(row.id, None)
+        if values is None and known is not None and known[0] is row:
+            decoded = known[2]  # the values did not change
+        self.store.commit(new, row.version, records, timers, cancel)
+        if len(self._recent) > 1024:
+            self._recent.clear()
+        self._recent[new.id] = (new, phase, decoded)
+        return new, records
+
+    def _chain(self, row: InstanceRow, payloads: list[dict[str, Any]], now: datetime | None = None) -> tuple[list[AuditRecord], str, int]:
+        records = []
+        head, seq = row.audit_head, row.version
+        at = (now or self._now()).astimezone(UTC).isoformat()
+        common = {"workflow": self.spec.name, "spec_hash": self.spec.content_hash, "at": at}
+        for payload in payloads:
+            seq += 1
+            record = chain(row.id, head, seq, {**common, **payload})
+            records.append(record)
+            head = record.hash
+        return records, head, seq
+
+    def _values(self, row: InstanceRow) -> Mapping[str, Any]:
+        """The row's variables decoded by the spec's types (remembered for the row this engine
+        last committed; never handed out without a copy)."""
+        known = self._recent.get(row.id)
+        if known is not None and known[0] is row and known[2] is not None:
+            return known[2]
+        return decode_values(self.spec, row.values)
+
+    def _phase(self, row: InstanceRow) -> Phase:
+        """The lifecycle position a stored row is in."""
+        known = self._recent.get(row.id)
+        if known is not None and known[0] is row:
+            return known[1]
+        return Phase(
+            status=Status(row.status),
+            state=row.state,
+            owed=tuple(Owed.from_json(c) for c in row.compensations),
+            pending=decode_pending(row.pending),
+        )
+
+    # ------------------------------------------------------------------ running effects
+
+    def _call_effect(self, row: InstanceRow, pending: EffectPending) -> StepResult:
+        """Commit the intent of an effect, then call it and commit its outcome."""
+        base = pending.base
+        payload = {
+            **base,
+            "kind": RecordKind.EFFECT_CALL,
+            "effect": {"name": pending.effect, "key": pending.key},
+            "intended": {"state": pending.target, "values": pending.after},
+        }
+        phase = advance(self.spec, self._phase(row), RecordKind.EFFECT_CALL, pending=pending)
+        resume = NewTimer(row.id, "resume", self._ts() + self.lease, pending.step, {})
+        new, records = self._commit(row, [payload], phase, timers=[resume])
+        return self._joined(records, self._settle(new), event=base["event"])
+
+    def _settle(self, row: InstanceRow) -> StepResult:
+        """Finish ``row``'s pending work (an effect's outcome, owed compensations). A commit that
+        loses to another writer — a refusal appended meanwhile, or a worker that resumed the same
+        call — is retried on the fresh row (the handler sees the same key again), never by firing
+        the event again: the event was accepted when its intent was committed. If someone else
+        finished the work, the result is the instance as they left it."""
+
+        def attempt(current: InstanceRow) -> StepResult:
+            pending = decode_pending(current.pending)
+            if current.status == Status.EFFECT_PENDING and isinstance(pending, EffectPending):
+                return self._run_pending(current, pending)
+            if current.status == Status.COMPENSATING and isinstance(pending, CompensatePending):
+                return self._compensate(current, pending)
+            return self._result(current, [], accepted=current.status != Status.STUCK, event=None)
+
+        return self._retrying(row.id, "its pending work is left to `run_due`", attempt, row)
+
+    def _run_pending(self, row: InstanceRow, pending: EffectPending) -> StepResult:
+        base = pending.base
+        call = EffectCall(
+            key=pending.key, instance=row.id, workflow=self.spec.name, step=pending.step, effect=pending.effect,
+            event=base["event"], params=decode_params(self.spec, base["event"], base["params"]), values=decode_values(self.spec, pending.after),
+        )
+        ok, result, attempts = self._call(pending.effect, call)
+        effect = {"name": pending.effect, "key": pending.key, "step": pending.step, "ok": ok, "attempts": attempts}
+        if ok:
+            effect["result"] = result
+            transition = self.spec.transitions[pending.transition - 1]
+            owed = None
+            if transition.compensate is not None:
+                owed = Owed(compensate=transition.compensate, step=pending.step, event=transition.event, params=base["params"], after=pending.after)
+            return self._complete(row, dict(base), pending.target, dict(pending.after), effect=effect, owed=owed)
+        effect["error"] = result
+        reason = f"effect `{pending.effect}` failed after {attempts} attempt{'s' if attempts != 1 else ''}: {result}"
+        payload = {"kind": RecordKind.EFFECT_FAILED, "event": base["event"], "actor": base["actor"], "effect": effect, "state": row.state}
+        return self._error_exit(row, reason, payload)
+
+    def _compensate(self, row: InstanceRow, pending: CompensatePending) -> StepResult:
+        """Run the owed compensations in reverse order, each committed on its own; then rest
+        in the failure terminal, or become ``stuck`` if one cannot complete."""
+        written: list[AuditRecord] = []
+        phase = self._phase(row)
+        while phase.owed:
+            owed = phase.owed[-1]
+            key = effect_key(row.id, owed.step, owed.compensate)
+            call = EffectCall(
+                key=key, instance=row.id, workflow=self.spec.name, step=owed.step, effect=owed.compensate,
+                event=owed.event, params=decode_params(self.spec, owed.event, owed.params), values=decode_values(self.spec, owed.after), compensation=True,
+            )
+            ok, result, attempts = self._call(owed.compensate, call)
+            info = {"name": owed.compensate, "key": key, "step": owed.step, "ok": ok, "attempts": attempts, ("result" if ok else "error"): result}
+            if not ok:
+                why = f"compensation `{owed.compensate}` failed after {attempts} attempts: {result}"
+                payload: dict[str, Any] = {"kind": RecordKind.STUCK, "reason": why, "compensation": info, "state": row.state}
+                phase = advance(self.spec, phase, RecordKind.STUCK)
+                row, records = self._commit(row, [payload], phase, cancel=("resume",))
+                written.extend(records)
+                return self._result(row, written, accepted=False, event=None, code="stuck", reason=why)
+            payload = {"kind": RecordKind.COMPENSATION, "compensation": info, "state": row.state}
+            phase = advance(self.spec, phase, RecordKind.COMPENSATION)
+            row, records = self._commit(row, [payload], phase)
+            written.extend(records)
+        kind = exit_kind(phase)
+        payload = {"kind": kind, "reason": pending.reason, "before": {"state": row.state}, "after": {"state": pending.target}}
+        phase = advance(self.spec, phase, kind)
+        row, records = self._commit(row, [payload], phase, cancel=("resume", "timeout"))
+        written.extend(records)
+        return self._result(row, written, accepted=False, event=None, code="error-exit", reason=pending.reason)
+
+    def _call(self, name: str, call: EffectCall) -> tuple[bool, Any, int]:
+        """Call a handler under its retry policy: (succeeded, result or error text, attempts)."""
+        policy = self.effects.policy(name, self.retry)
+        handler = self.effects.handler(name)
+        error = ""
+        for attempt in range(1, max(policy.attempts, 1) + 1):
+            try:
+                result = handler(replace(call, attempt=attempt))
+            except Exception as exc:  # a handler's failure is data, not a crash of the engine
+                error = f"{type(exc).__name__}: {exc}".strip()
+                if attempt < policy.attempts:
+                    self.clock.sleep(policy.delay(attempt))
+                continue
+            return True, recordable(result), attempt
+        return False, error or "the handler failed", policy.attempts
+
+    # ------------------------------------------------------------------ due work
+
+    def _worker_failure(self, timer: Timer, exc: Exception) -> StepResult:
+        """What :meth:`run_due` reports for work that raised: the instance as it is, refused
+        with code ``worker-error`` and the error in one sentence."""
+        first = (str(exc).splitlines() or [""])[0][:300]
+        reason = f"the {timer.kind} work of instance `{timer.instance}` failed ({type(exc).__name__}: {first}); it is tried again after the lease"
+        row = self.store.get(timer.instance)
+        if row is None:
+            return StepResult(instance=timer.instance, accepted=False, event=None, code="worker-error", reason=reason, state="", values={}, version=0, status="missing")
+        return self._result(row, [], accepted=False, event=None, code="worker-error", reason=reason)
+
+    def _run_timer(self, timer: Timer) -> StepResult | None:
+        row = self.store.get(timer.instance)
+        if row is None or row.workflow != self.spec.name:
+            return None
+        if timer.kind == "resume":
+            if row.status in (Status.EFFECT_PENDING, Status.COMPENSATING) and row.pending is not None:
+                return self._settle(row)
+            return None
+        if timer.kind == "timeout":
+            # Not the version: a refusal bumps it but changes nothing. Every step that leaves the
+            # state cancels its timer, so an active instance still in the timer's state is live.
+            if row.status != Status.ACTIVE or row.state != timer.payload.get("state"):
+                return None
+            timeout = self.spec.state_map[row.state].timeout
+            if timeout is None:
+                return None
+            if timeout.event is not None:
+                return self._fire_row(row, timeout.event, SYSTEM, {}, system=True)
+            payload = {"kind": RecordKind.TIMEOUT, "state": row.state, "after_seconds": timeout.seconds}
+            return self._error_exit(row, f"state `{row.state}` timed out after {timeout.seconds} s", payload)
+        return None
+
     # ------------------------------------------------------------------ helpers
 
-    def _now(self) -> datetime:
-        return self.clock.now()
-
-    def _ts(self) -> float:
-        return self._now().timestamp()
-
-    def _at(self) -> str:
-        return self._now().astimezone(UTC).isoformat()
+    def _retrying(self, instance: str, what: str, attempt: Callable[[InstanceRow], _T], row: InstanceRow | None = None) -> _T:
+        """Run ``attempt`` on the instance's row, again on a fresh read each time another
+        writer commits first (optimistic versioning); ConflictError after
+        :data:`MAX_CONFLICT_RETRIES` losses."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            if row is None:
+                row = self._row(instance)
+            try:
+                return attempt(row)
+            except ConflictError:
+                row = None
+        raise ConflictError(f"instance `{instance}` kept changing; {what}")
 
     def _row(self, instance: str) -> InstanceRow:
         row = self.store.get(instance)
@@ -153,406 +638,56 @@ class Engine:
             )
         return row
 
-    def _record(self, row: InstanceRow, seq: int, payload: dict[str, Any]) -> AuditRecord:
-        body = {"workflow": self.spec.name, "spec_hash": self.spec.content_hash, "at": self._at(), **payload}
-        return chain(row.id, row.audit_head, seq, body)
+    def _result(
+        self, row: InstanceRow, records: Sequence[AuditRecord], *, accepted: bool, event: str | None, code: str | None = None, reason: str = ""
+    ) -> StepResult:
+        return StepResult(
+            instance=row.id, accepted=accepted, event=event, code=code, reason=reason, state=row.state,
+            values=dict(self._values(row)), version=row.version, status=row.status, records=tuple(records),
+        )
 
-    def _records(self, row: InstanceRow, payloads: list[dict[str, Any]]) -> tuple[list[AuditRecord], str, int]:
-        records = []
-        head, seq = row.audit_head, row.version
-        for payload in payloads:
-            seq += 1
-            record = chain(row.id, head, seq, {"workflow": self.spec.name, "spec_hash": self.spec.content_hash, "at": self._at(), **payload})
-            records.append(record)
-            head = record.hash
-        return records, head, seq
+    @staticmethod
+    def _joined(records: Sequence[AuditRecord], result: StepResult, **changes: Any) -> StepResult:
+        """``result`` preceded by the ``records`` committed before it, with fields replaced."""
+        return replace(result, records=(*records, *result.records), **changes)
 
-    def _commit(
-        self,
-        row: InstanceRow,
-        payloads: list[dict[str, Any]],
-        *,
-        timers: list[NewTimer] | None = None,
-        cancel: tuple[str, ...] = (),
-        **changes: Any,
-    ) -> tuple[InstanceRow, list[AuditRecord]]:
-        records, head, version = self._records(row, payloads)
-        new = row_with(row, version=version, audit_head=head, updated_at=self._ts(), **changes)
-        self._recent.pop(row.id, None)
-        self.store.commit(new, row.version, records, timers or [], cancel)
-        if len(self._recent) > 1024:
-            self._recent.clear()
-        self._recent[new.id] = new
-        return new, records
-
-    def _result(self, row: InstanceRow, records: list[AuditRecord], *, accepted: bool, event: str | None, code: str | None = None, reason: str = "") -> StepResult:
-        return StepResult(row.id, accepted, event, code, reason, row.state, dict(row.values), row.version, row.status, tuple(records))
+    def _resume_timer(self, row: InstanceRow) -> NewTimer:
+        return NewTimer(row.id, "resume", self._ts() + self.lease, row.version + 1, {})
 
     def _timeout_timer(self, row_id: str, state: str, version: int) -> list[NewTimer]:
         timeout = self.spec.state_map[state].timeout
         if timeout is None:
             return []
-        due = (self._now() + timedelta(seconds=timeout.seconds)).timestamp()
+        # Epoch seconds as a float, never a datetime: a deadline thousands of years away
+        # (`3000000d`) is far, not an overflow.
+        due = min(self._ts() + float(timeout.seconds), MAX_DUE)
         return [NewTimer(row_id, "timeout", due, version, {"state": state})]
 
-    def snapshot(self, row: InstanceRow) -> Instance:
-        owed = tuple(c["compensate"] for c in row.compensations)
-        return Instance(row.id, row.workflow, row.state, decode_values(self.spec, row.values), row.version, row.status, decode_values(self.spec, row.context), owed)
+    def _now(self) -> datetime:
+        return self.clock.now()
 
-    # ------------------------------------------------------------------ queries
-
-    def get(self, instance: str) -> Instance:
-        """The instance's current state, variables, version and status."""
-        return self.snapshot(self._row(instance))
-
-    def history(self, instance: str) -> list[AuditRecord]:
-        """The instance's audit records, oldest first."""
-        self._row(instance)
-        return self.store.audit(instance)
-
-    # ------------------------------------------------------------------ start
-
-    def start(self, instance: str, actor: str, context: Mapping[str, Any] | None = None) -> StepResult:
-        """Create an instance in the initial state. ``context`` supplies the ``context: true``
-        variables; each must be given and lie in its domain."""
-        if not actor or actor == SYSTEM:
-            raise ExecutionError("an instance is started by an authenticated principal")
-        spec = self.spec
-        values = spec.initial_values()
-        given = dict(context or {})
-        for variable in spec.variables:
-            if not variable.context:
-                continue
-            if variable.name in given:
-                raw = given.pop(variable.name)
-                value = decode_values(spec, {variable.name: encode_value(raw) if not isinstance(raw, list | set | tuple) else sorted(raw, key=str)})[variable.name]
-                if not variable.type.contains(value):
-                    raise ExecutionError(f"context variable `{variable.name}` must be {variable.type.describe()}, not {raw!r}")
-                values[variable.name] = value
-            elif variable.initial is None and variable.type.kind != "principal":
-                raise ExecutionError(f"context variable `{variable.name}` must be supplied when an instance starts")
-        if given:
-            raise ExecutionError(f"`{sorted(given)[0]}` is not a context variable of `{spec.name}`")
-        state = spec.initial_state.name
-        now = self._ts()
-        blank = InstanceRow(instance, spec.name, spec.content_hash, state, {}, 0, "active", GENESIS, created_at=now, updated_at=now)
-        context_values = {v.name: values[v.name] for v in spec.variables if v.context}
-        payload = {
-            "kind": "start",
-            "actor": actor,
-            "roles": sorted(self.directory.roles_of(actor)),
-            "after": {"state": state, "values": encode_values(values)},
-            "context": encode_values(context_values),
-            "certificate": self.certificate_note,
-        }
-        records, head, version = self._records(blank, [payload])
-        row = row_with(blank, values=encode_values(values), context=encode_values(context_values), version=version, audit_head=head)
-        self.store.create(row, records, self._timeout_timer(instance, state, version))
-        return self._result(row, records, accepted=True, event=None)
-
-    # ------------------------------------------------------------------ fire
-
-    def fire(self, instance: str, event: str, actor: str, params: Mapping[str, Any] | None = None) -> StepResult:
-        """Fire ``event`` as the authenticated ``actor``. Refusals are audited and change nothing."""
-        # The row this engine last committed is used optimistically: if another writer moved
-        # the instance on, the commit's version check fails and the step is re-decided on a
-        # fresh read.
-        row = self._recent.pop(instance, None)
-        for _ in range(MAX_CONFLICT_RETRIES):
-            if row is None:
-                row = self._row(instance)
-            try:
-                return self._fire_once(row, event, actor, dict(params or {}), system=False)
-            except ConflictError:
-                row = None
-                continue
-        raise ConflictError(f"instance `{instance}` kept changing; `{event}` was not applied")
-
-    def _refuse(self, row: InstanceRow, event: str, actor: str, roles: frozenset[str], params: Mapping[str, Any], code: str, reason: str) -> StepResult:
-        payload = {
-            "kind": "refusal",
-            "event": event,
-            "actor": actor,
-            "roles": sorted(roles),
-            "params": _safe(params),
-            "decision": {"allowed": False, "code": code, "reason": reason},
-            "state": row.state,
-        }
-        new, records = self._commit(row, [payload])
-        return self._result(new, records, accepted=False, event=event, code=code, reason=reason)
-
-    def _fire_once(self, row: InstanceRow, event: str, actor: str, params: dict[str, Any], *, system: bool) -> StepResult:
-        roles = frozenset() if system else self.directory.roles_of(actor)
-        if not system and (not actor or actor == SYSTEM):
-            return self._refuse(row, event, actor, roles, params, "permission-denied", f"`{actor}` is not an authenticated principal")
-        if row.status != "active":
-            code = "not-enabled" if row.status == "done" else "busy"
-            why = {
-                "done": f"instance `{row.id}` has finished in state `{row.state}`",
-                "stuck": f"instance `{row.id}` is stuck and needs an operator",
-            }.get(row.status, f"instance `{row.id}` is busy ({row.status})")
-            return self._refuse(row, event, actor, roles, params, code, why)
-        values = decode_values(self.spec, row.values)
-        outcome = fire(self.spec, row.state, values, event, actor, roles, params, system=system)
-        if isinstance(outcome, Refusal):
-            return self._refuse(row, event, actor, roles, params, outcome.code, outcome.message)
-        transition = outcome.transition
-        base = {
-            "event": event,
-            "actor": actor,
-            "roles": sorted(roles),
-            "params": encode_values(outcome.params),
-            "transition": transition.index,
-            "decision": {"allowed": True, "permission": "system" if system else transition.permission},
-            "before": {"state": row.state, "values": row.values},
-        }
-        if transition.effect is None:
-            return self._complete(row, outcome, base, effect=None)
-        step = row.version + 1
-        key = effect_key(row.id, step, transition.effect)
-        pending = {
-            "kind": "effect",
-            "step": step,
-            "key": key,
-            "effect": transition.effect,
-            "base": base,
-            "target": outcome.target,
-            "after": encode_values(outcome.values),
-        }
-        payload = {**base, "kind": "effect-call", "effect": {"name": transition.effect, "key": key}, "intended": {"state": outcome.target, "values": encode_values(outcome.values)}}
-        resume = NewTimer(row.id, "resume", self._ts() + self.lease, step, {})
-        row, records = self._commit(row, [payload], timers=[resume], status="effect-pending", pending=pending)
-        result = self._settle(row)
-        return StepResult(result.instance, result.accepted, event, result.code, result.reason, result.state, result.values, result.version, result.status, tuple(records) + result.records)
-
-    def _complete(self, row: InstanceRow, outcome: Fired, base: dict[str, Any], effect: dict[str, Any] | None) -> StepResult:
-        transition = outcome.transition
-        target = outcome.target
-        terminal = self.spec.state_map[target].terminal
-        compensations = list(row.compensations)
-        if effect is not None and transition.compensate is not None:
-            compensations.append({"compensate": transition.compensate, "step": effect["step"], "event": transition.event, "params": base["params"], "after": encode_values(outcome.values)})
-        after = encode_values(outcome.values)
-        payload = {**base, "kind": "step", "after": {"state": target, "values": after}, "effect": effect}
-        # Only touch timers the instance can have: a timeout of the state it leaves, or the
-        # resume timer of an effect or compensation in flight.
-        cancel_kinds = []
-        if self.spec.state_map[row.state].timeout is not None:
-            cancel_kinds.append("timeout")
-        if effect is not None or row.status != "active":
-            cancel_kinds.append("resume")
-        cancel = tuple(cancel_kinds)
-        if terminal == "success":
-            new, records = self._commit(row, [payload], cancel=cancel, state=target, values=after, status="done", pending=None, compensations=[])
-        elif terminal == "failure" and compensations:
-            pending = {"kind": "compensate", "target": target, "reason": f"{transition.label} entered failure terminal `{target}`"}
-            resume = NewTimer(row.id, "resume", self._ts() + self.lease, row.version + 1, {})
-            new, records = self._commit(row, [payload], timers=[resume], cancel=cancel, state=target, values=after, status="compensating", pending=pending, compensations=compensations)
-            result = self._settle(new)
-            return StepResult(row.id, True, transition.event, None, "", result.state, result.values, result.version, result.status, tuple(records) + result.records)
-        elif terminal == "failure":
-            new, records = self._commit(row, [payload], cancel=cancel, state=target, values=after, status="done", pending=None, compensations=[])
-        else:
-            # A step that keeps the state (a tool-like self-loop) keeps the state's deadline.
-            stays = target == row.state
-            timers = [] if stays else self._timeout_timer(row.id, target, row.version + 1)
-            new, records = self._commit(row, [payload], timers=timers, cancel=("resume",) if stays else cancel, state=target, values=after, status="active", pending=None, compensations=compensations)
-        return self._result(new, records, accepted=True, event=transition.event)
-
-    # ------------------------------------------------------------------ effects
-
-    def _call(self, name: str, call: EffectCall) -> tuple[bool, Any, int]:
-        """Call a handler under its retry policy: (succeeded, result or error text, attempts)."""
-        policy = self.effects.policy(name, self.retry)
-        handler = self.effects.handler(name)
-        error = ""
-        for attempt in range(1, max(policy.attempts, 1) + 1):
-            try:
-                result = handler(EffectCall(**{**_call_fields(call), "attempt": attempt}))
-            except Exception as exc:  # a handler's failure is data, not a crash of the engine
-                error = f"{type(exc).__name__}: {exc}".strip()
-                if attempt < policy.attempts:
-                    self.clock.sleep(policy.delay(attempt))
-                continue
-            return True, _safe(result), attempt
-        return False, error or "the handler failed", policy.attempts
-
-    def _settle(self, row: InstanceRow) -> StepResult:
-        """Finish ``row``'s pending work (an effect's outcome, owed compensations). A commit that
-        loses to another writer — a refusal appended meanwhile, or a worker that resumed the same
-        call — is retried on the fresh row (the handler sees the same key again), never by firing
-        the event again: the event was accepted when its intent was committed. If someone else
-        finished the work, the result is the instance as they left it."""
-        for _ in range(MAX_CONFLICT_RETRIES):
-            try:
-                if row.status == "effect-pending" and row.pending is not None:
-                    return self._run_pending(row)
-                if row.status == "compensating" and row.pending is not None:
-                    return self._compensate(row)
-                return self._result(row, [], accepted=row.status != "stuck", event=None)
-            except ConflictError:
-                row = self._row(row.id)
-        raise ExecutionError(f"instance `{row.id}` kept changing; its pending work is left to `run_due`")
-
-    def _run_pending(self, row: InstanceRow) -> StepResult:
-        pending = row.pending
-        assert pending is not None and pending["kind"] == "effect"
-        base = pending["base"]
-        call = EffectCall(
-            key=pending["key"], instance=row.id, workflow=self.spec.name, step=pending["step"], effect=pending["effect"],
-            event=base["event"], params=base["params"], values=pending["after"],
-        )
-        ok, result, attempts = self._call(pending["effect"], call)
-        effect = {"name": pending["effect"], "key": pending["key"], "step": pending["step"], "ok": ok, "attempts": attempts}
-        if ok:
-            effect["result"] = result
-            values = decode_values(self.spec, pending["after"])
-            transition = self.spec.transitions[base["transition"] - 1]
-            outcome = Fired(transition, row.state, pending["target"], {}, values)
-            return self._complete(row, outcome, base, effect)
-        effect["error"] = result
-        reason = f"effect `{pending['effect']}` failed after {attempts} attempt{'s' if attempts != 1 else ''}: {result}"
-        payload = {"kind": "effect-failed", "event": base["event"], "actor": base["actor"], "effect": effect, "state": row.state}
-        return self._error_exit(row, reason, [payload])
-
-    def _error_exit(self, row: InstanceRow, reason: str, payloads: list[dict[str, Any]]) -> StepResult:
-        target = self.spec.error_target(row.state)
-        if target is None:
-            payloads = [*payloads, {"kind": "stuck", "reason": f"{reason}; state `{row.state}` has no error exit"}]
-            new, records = self._commit(row, payloads, cancel=("timeout", "resume"), status="stuck", pending=None)
-            return self._result(new, records, accepted=False, event=None, code="stuck", reason=reason)
-        pending = {"kind": "compensate", "target": target, "reason": reason}
-        resume = NewTimer(row.id, "resume", self._ts() + self.lease, row.version + 1, {})
-        new, records = self._commit(row, payloads, timers=[resume], cancel=("timeout",), status="compensating", pending=pending)
-        result = self._settle(new)
-        code, why = (result.code, f"{reason}; then {result.reason}") if result.status == "stuck" else ("error-exit", reason)
-        return StepResult(row.id, False, None, code, why, result.state, result.values, result.version, result.status, tuple(records) + result.records)
-
-    def _compensate(self, row: InstanceRow) -> StepResult:
-        """Run the owed compensations in reverse order, each committed on its own; then rest
-        in the failure terminal, or become ``stuck`` if one cannot complete."""
-        pending = row.pending
-        assert pending is not None and pending["kind"] == "compensate"
-        all_records: list[AuditRecord] = []
-        while row.compensations:
-            owed = row.compensations[-1]
-            key = effect_key(row.id, owed["step"], owed["compensate"])
-            call = EffectCall(
-                key=key, instance=row.id, workflow=self.spec.name, step=owed["step"], effect=owed["compensate"],
-                event=owed["event"], params=owed["params"], values=owed["after"], compensation=True,
-            )
-            ok, result, attempts = self._call(owed["compensate"], call)
-            info = {"name": owed["compensate"], "key": key, "step": owed["step"], "ok": ok, "attempts": attempts, ("result" if ok else "error"): result}
-            if not ok:
-                why = f"compensation `{owed['compensate']}` failed after {attempts} attempts: {result}"
-                payload: dict[str, Any] = {"kind": "stuck", "reason": why, "compensation": info, "state": row.state}
-                row, records = self._commit(row, [payload], cancel=("resume",), status="stuck")
-                all_records.extend(records)
-                return self._result(row, all_records, accepted=False, event=None, code="stuck", reason=why)
-            payload = {"kind": "compensation", "compensation": info, "state": row.state}
-            row, records = self._commit(row, [payload], compensations=row.compensations[:-1])
-            all_records.extend(records)
-        target = pending["target"]
-        payload = {"kind": "error-exit" if row.state != target else "rest", "reason": pending["reason"], "before": {"state": row.state}, "after": {"state": target}}
-        row, records = self._commit(row, [payload], cancel=("resume", "timeout"), state=target, status="done", pending=None)
-        all_records.extend(records)
-        return self._result(row, all_records, accepted=False, event=None, code="error-exit", reason=pending["reason"])
-
-    # ------------------------------------------------------------------ operators
-
-    def abort(self, instance: str, actor: str, reason: str) -> StepResult:
-        """An operator takes the error exit: owed compensations run, the instance rests in the
-        failure terminal. Refused (and audited) unless ``actor`` holds an operator role."""
-        for _ in range(MAX_CONFLICT_RETRIES):
-            row = self._row(instance)
-            roles = self.directory.roles_of(actor)
-            try:
-                if not roles & self.operators:
-                    return self._refuse(row, "abort", actor, roles, {}, "permission-denied", f"`{actor}` is not an operator")
-                if row.status != "active":
-                    return self._refuse(row, "abort", actor, roles, {}, "busy", f"instance `{row.id}` is {row.status}")
-                payload = {"kind": "abort", "actor": actor, "roles": sorted(roles), "reason": reason, "state": row.state}
-                return self._error_exit(row, f"aborted by `{actor}`: {reason}", [payload])
-            except ConflictError:
-                continue
-        raise ConflictError(f"instance `{instance}` kept changing; the abort was not applied")
-
-    def retry_stuck(self, instance: str, actor: str) -> StepResult:
-        """An operator retries the compensations of a stuck instance."""
-        row = self._row(instance)
-        roles = self.directory.roles_of(actor)
-        if not roles & self.operators:
-            return self._refuse(row, "retry", actor, roles, {}, "permission-denied", f"`{actor}` is not an operator")
-        if row.status != "stuck":
-            return self._refuse(row, "retry", actor, roles, {}, "busy", f"instance `{row.id}` is not stuck")
-        target = self.spec.error_target(row.state) or row.state
-        pending = row.pending if row.pending and row.pending.get("kind") == "compensate" else {"kind": "compensate", "target": target, "reason": "operator retry"}
-        payload = {"kind": "retry", "actor": actor, "roles": sorted(roles), "state": row.state}
-        resume = NewTimer(row.id, "resume", self._ts() + self.lease, row.version + 1, {})
-        row, records = self._commit(row, [payload], timers=[resume], status="compensating", pending=pending)
-        result = self._settle(row)
-        return StepResult(row.id, result.status == "done", None, result.code, result.reason, result.state, result.values, result.version, result.status, tuple(records) + result.records)
-
-    # ------------------------------------------------------------------ due work
-
-    def run_due(self, limit: int = 10) -> list[StepResult]:
-        """Do the work that is due: expired timeouts, and effects or compensations whose process
-        died (their lease expired). Returns what each piece of work did."""
-        results = []
-        for timer in self.store.claim_due(self._ts(), self.lease, limit, self.worker):
-            owner = self.store.get(timer.instance)
-            if owner is not None and (owner.workflow != self.spec.name or owner.spec_hash != self.spec.content_hash):
-                continue  # another spec's work in a shared store: its claim lapses for that engine
-            try:
-                outcome = self._run_timer(timer)
-            except ConflictError:
-                continue  # the instance moved under us, its work maybe unfinished: look again after the lease
-            self.store.finish_timer(timer.id)
-            if outcome is not None:
-                results.append(outcome)
-        return results
-
-    def _run_timer(self, timer: Any) -> StepResult | None:
-        row = self.store.get(timer.instance)
-        if row is None or row.workflow != self.spec.name:
-            return None
-        if timer.kind == "resume":
-            if row.status in ("effect-pending", "compensating") and row.pending is not None:
-                return self._settle(row)
-            return None
-        if timer.kind == "timeout":
-            # Not the version: a refusal bumps it but changes nothing. Every step that leaves the
-            # state cancels its timer, so an active instance still in the timer's state is live.
-            if row.status != "active" or row.state != timer.payload.get("state"):
-                return None
-            timeout = self.spec.state_map[row.state].timeout
-            if timeout is None:
-                return None
-            if timeout.event is not None:
-                return self._fire_once(row, timeout.event, SYSTEM, {}, system=True)
-            payload = {"kind": "timeout", "state": row.state, "after_seconds": timeout.seconds}
-            return self._error_exit(row, f"state `{row.state}` timed out after {timeout.seconds} s", [payload])
-        return None
+    def _ts(self) -> float:
+        return self._now().timestamp()
 
 
-def _call_fields(call: EffectCall) -> dict[str, Any]:
-    return {name: getattr(call, name) for name in EffectCall.__slots__}
 
-
-def _safe(value: Any) -> Any:
-    """Make ``value`` JSON-ready for an audit record without losing what it was."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, Mapping):
-        return {str(k): _safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_safe(v) for v in value]
-    if isinstance(value, frozenset | set):
-        return sorted((_safe(v) for v in value), key=str)
+def _text(value: object) -> str:
+    """``value`` as text an audit record can hold (a lone surrogate shown as its escape)."""
+    text = value if isinstance(value, str) else str(value)
     try:
-        return encode_value(value)
-    except Exception:
-        return repr(value)
+        text.encode("utf-8")
+    except UnicodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
+
+def handler_names(spec: Spec, events: Sequence[str] | None = None) -> set[str]:
+    """The effect and compensation handlers ``spec`` calls (those of ``events`` only, if given)."""
+    wanted = None if events is None else set(events)
+    return {
+        name
+        for t in spec.transitions
+        if wanted is None or t.event in wanted
+        for name in (t.effect, t.compensate)
+        if name is not None
+    }

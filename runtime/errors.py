@@ -11,6 +11,7 @@ __all__ = [
     "InstanceExists",
     "StoreError",
     "UnknownInstance",
+    "UnreadableRecord",
 ]
 
 
@@ -36,3 +37,13 @@ class UnknownInstance(ExecutionError):
 
 class InstanceExists(ExecutionError):
     """An instance with the given id already exists."""
+
+
+class UnreadableRecord(StoreError):
+    """An audit record whose payload the store cannot read (not JSON): named by instance and
+    position."""
+
+    def __init__(self, instance: str, seq: int) -> None:
+        super().__init__(f"audit record {seq} of instance `{instance}` is not valid JSON")
+        self.instance = instance
+        self.seq = seq

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from railguard.spec import Spec
-from railguard.spec.semantics import Fired, Refusal, fire
+from railguard.spec.semantics import Fired, Refusal, Stepper, stepper
 from railguard.spec.types import Value
 
 from .directory import Directory
@@ -20,7 +20,7 @@ class MemoryMachine:
     """One instance of ``spec`` held in memory. :meth:`fire` returns the :class:`Fired` or
     :class:`Refusal` record and applies only what was fired."""
 
-    __slots__ = ("directory", "spec", "state", "values")
+    __slots__ = ("_steps", "directory", "spec", "state", "values")
 
     def __init__(self, spec: Spec, directory: Directory, context: Mapping[str, Value] | None = None) -> None:
         self.spec = spec
@@ -28,11 +28,18 @@ class MemoryMachine:
         self.state = spec.initial_state.name
         self.values: dict[str, Value] = spec.initial_values()
         self.values.update(context or {})
+        self._steps: dict[tuple[str, str], Stepper] = {}
 
     def fire(self, event: str, actor: str, params: Mapping[str, Any] | None = None) -> Fired | Refusal:
         """Fire ``event`` as ``actor`` (roles from the directory)."""
-        outcome = fire(self.spec, self.state, self.values, event, actor, self.directory.roles_of(actor), params)
-        if isinstance(outcome, Fired):
+        key = (self.state, event)
+        step = self._steps.get(key)
+        if step is None:
+            step = stepper(self.spec, self.state, event)
+            if len(self._steps) < 4096:
+                self._steps[key] = step
+        outcome = step(self.values, actor, self.directory.roles_of(actor), params, False)
+        if outcome.__class__ is Fired:
             self.state = outcome.target
-            self.values = dict(outcome.values)
+            self.values = outcome.values  # type: ignore[assignment]  # a fresh dict of this step
         return outcome

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .audit import AuditRecord
+from .codec import canonical_json
 from .errors import ConflictError, InstanceExists, StoreError
 from .store import InstanceRow, NewTimer, Timer, decode_row, encode_row
 
@@ -270,7 +271,7 @@ class PostgresStore:
         if timers:
             cur.executemany(
                 self._q["add_timer"],
-                [(t.instance, t.kind, t.due_at, t.version, json.dumps(t.payload, sort_keys=True)) for t in timers],
+                [(t.instance, t.kind, t.due_at, t.version, canonical_json(t.payload)) for t in timers],
             )
 
     def audit(self, instance: str | None = None) -> list[AuditRecord]:

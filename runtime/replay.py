@@ -18,13 +18,13 @@ leads to, and the first record that does not follow, named by its position, in o
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from railguard.spec import Spec
-from railguard.spec.semantics import SYSTEM, Fired, Refusal, fire
+from railguard.spec.semantics import SYSTEM, Fired, Refusal, fire, signature
 from railguard.spec.types import Type, Value
 
 from .audit import AuditRecord
@@ -32,6 +32,7 @@ from .codec import decode_values, encode_values
 from .effects import effect_key
 from .engine import Engine
 from .errors import UnknownInstance
+from .lifecycle import EffectPending, LifecycleError, Owed, Phase, RecordKind, Status, advance
 from .store import Store
 
 __all__ = ["ReplayReport", "replay", "replay_instance"]
@@ -69,36 +70,31 @@ class ReplayReport:
         return self.mismatch or f"instance `{self.instance}` does not replay"
 
 
-@dataclass(frozen=True, slots=True)
-class _Intended:
-    """An effect called but not yet answered: where the step goes when it succeeds."""
-
-    step: int
-    effect: str
-    transition: int
-    before: dict[str, Any]
-    target: str
-    values: dict[str, Any]
-
-
 class _Mismatch(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
+#: The fields of a step's record that its effect's pending work keeps (the step's ``base``).
+_BASE_FIELDS = ("event", "actor", "roles", "params", "transition", "decision", "before")
+
+
 @dataclass
 class _Replayer:
     spec: Spec
     instance: str
-    state: str | None = None
+    phase: Phase | None = None
     values: dict[str, Value] = field(default_factory=dict)
-    status: str = "missing"
     version: int = 0
-    # what the engine holds while an effect runs or compensations are owed
-    intended: _Intended | None = None
-    owed: list[tuple[str, int]] = field(default_factory=list)  # (compensate, step)
-    target: str | None = None  # where the compensation run ends
+
+    @property
+    def state(self) -> str | None:
+        return None if self.phase is None else self.phase.state
+
+    @property
+    def status(self) -> str:
+        return "missing" if self.phase is None else self.phase.status
 
     # ------------------------------------------------------------------ dispatch
 
@@ -113,15 +109,21 @@ class _Replayer:
             raise _Mismatch(f"it was written by workflow `{payload.get('workflow')}`, not `{self.spec.name}`")
         if payload.get("spec_hash") != self.spec.content_hash:
             raise _Mismatch(f"it was written by another version of `{self.spec.name}` ({str(payload.get('spec_hash'))[:19]}, not {self.spec.content_hash[:19]})")
-        if kind != "start" and self.state is None:
+        if kind != RecordKind.START and self.phase is None:
             raise _Mismatch("the log does not begin with a `start` record")
         handler = _HANDLERS.get(kind)
         if handler is None:
             raise _Mismatch(f"`{kind}` is not a kind of record the engine writes")
-        handler(self, payload, record.seq)
+        try:
+            handler(self, payload, record.seq)
+        except LifecycleError as exc:
+            raise _Mismatch(str(exc)) from None
         self.version = record.seq
 
     # ------------------------------------------------------------------ helpers
+
+    def _advance(self, kind: RecordKind, **facts: Any) -> None:
+        self.phase = advance(self.spec, self.phase, kind, **facts)
 
     def _expect_state(self, payload: Mapping[str, Any], key: str = "state") -> None:
         if key in payload and payload[key] != self.state:
@@ -141,7 +143,7 @@ class _Replayer:
         return fire(self.spec, self.state, self.values, event, None if actor is None else str(actor), roles, params, system=system)
 
     def _fired(self, payload: Mapping[str, Any]) -> Fired:
-        self._expect_status("active")
+        self._expect_status(Status.ACTIVE)
         before = payload.get("before") or {}
         if before.get("state") != self.state or before.get("values") != encode_values(self.values):
             raise _Mismatch(f"its `before` ({_show(before)}) is not where the log leads ({_show(self._encoded())})")
@@ -157,39 +159,10 @@ class _Replayer:
     def _encoded(self) -> dict[str, Any]:
         return {"state": self.state, "values": encode_values(self.values)}
 
-    def _enter(self, target: str, values: Mapping[str, Value], *, compensate: tuple[str, int] | None) -> None:
-        """Move as :meth:`Engine._complete` does after a step into ``target``."""
-        self.state = target
-        self.values = dict(values)
-        self.intended = None
-        if compensate is not None:
-            self.owed.append(compensate)
-        terminal = self.spec.state_map[target].terminal
-        if terminal == "success" or (terminal == "failure" and not self.owed):
-            self.status = "done"
-            self.owed = []
-        elif terminal == "failure":
-            self.status = "compensating"
-            self.target = target
-        else:
-            self.status = "active"
-
-    def _error_exit(self) -> None:
-        """Begin the error exit: compensations owed run, then the failure terminal."""
-        assert self.state is not None
-        self.intended = None
-        target = self.spec.error_target(self.state)
-        if target is None:
-            self.status = "error-exit-without-target"  # the engine writes `stuck` next
-            self.target = None
-        else:
-            self.status = "compensating"
-            self.target = target
-
     # ------------------------------------------------------------------ kinds
 
     def start(self, payload: Mapping[str, Any], seq: int) -> None:
-        if self.state is not None:
+        if self.phase is not None:
             raise _Mismatch("the instance had already started")
         values = self.spec.initial_values()
         context = payload.get("context") or {}
@@ -202,31 +175,35 @@ class _Replayer:
             if not self.spec.variable_map[name].type.contains(value):
                 raise _Mismatch(f"context variable `{name}` is outside {self.spec.variable_map[name].type.describe()}")
         values.update(decoded)
-        self.state = self.spec.initial_state.name
+        self._advance(RecordKind.START, target=self.spec.initial_state.name)
         self.values = values
-        self.status = "active"
         if payload.get("after") != self._encoded():
             raise _Mismatch(f"it says the instance started at {_show(payload.get('after'))}, but the spec starts it at {_show(self._encoded())}")
 
     def step(self, payload: Mapping[str, Any], seq: int) -> None:
         after = payload.get("after") or {}
         effect = payload.get("effect")
-        pending = self.intended
+        assert self.phase is not None
+        pending = self.phase.effect
         if pending is not None:
-            self._expect_status("effect-pending")
+            self._expect_status(Status.EFFECT_PENDING)
             step, name = pending.step, pending.effect
             if not isinstance(effect, Mapping) or effect.get("name") != name or effect.get("step") != step or effect.get("ok") is not True:
                 raise _Mismatch(f"it does not record the successful outcome of effect `{name}` called at record {step}")
             if effect.get("key") != effect_key(self.instance, step, name):
                 raise _Mismatch(f"its idempotency key for `{name}` is not the one derived from record {step}")
-            if payload.get("transition") != pending.transition or payload.get("before") != pending.before:
-                raise _Mismatch(f"it does not complete the step called at record {step} (transition {pending.transition} from {_show(pending.before)})")
-            expected = {"state": pending.target, "values": pending.values}
+            before = pending.base.get("before")
+            if payload.get("transition") != pending.transition or payload.get("before") != before:
+                raise _Mismatch(f"it does not complete the step called at record {step} (transition {pending.transition} from {_show(before)})")
+            expected = {"state": pending.target, "values": pending.after}
             if after != expected:
                 raise _Mismatch(f"it says the step ended at {_show(after)}, but the effect was called to reach {_show(expected)}")
             transition = self.spec.transitions[pending.transition - 1]
-            decoded = decode_values(self.spec, pending.values)
-            self._enter(pending.target, decoded, compensate=None if transition.compensate is None else (transition.compensate, step))
+            owed = None
+            if transition.compensate is not None:
+                owed = Owed(transition.compensate, step, transition.event, pending.base.get("params") or {}, pending.after)
+            self._advance(RecordKind.STEP, target=pending.target, owed=owed)
+            self.values = decode_values(self.spec, pending.after)
             return
         if effect is not None:
             raise _Mismatch("it records an effect that was never called")
@@ -236,7 +213,8 @@ class _Replayer:
         expected = {"state": outcome.target, "values": encode_values(outcome.values)}
         if after != expected:
             raise _Mismatch(f"it says the step ended at {_show(after)}, but the semantics gives {_show(expected)}")
-        self._enter(outcome.target, outcome.values, compensate=None)
+        self._advance(RecordKind.STEP, target=outcome.target)
+        self.values = dict(outcome.values)
 
     def effect_call(self, payload: Mapping[str, Any], seq: int) -> None:
         outcome = self._fired(payload)
@@ -250,18 +228,25 @@ class _Replayer:
         expected = {"state": outcome.target, "values": values}
         if payload.get("intended") != expected:
             raise _Mismatch(f"it intends {_show(payload.get('intended'))}, but the semantics gives {_show(expected)}")
-        self.status = "effect-pending"
-        self.intended = _Intended(seq, name, outcome.transition.index, self._encoded(), outcome.target, values)
+        base = {key: payload.get(key) for key in _BASE_FIELDS}
+        self._advance(RecordKind.EFFECT_CALL, pending=EffectPending(seq, str(effect.get("key")), name, base, outcome.target, values))
 
     def effect_failed(self, payload: Mapping[str, Any], seq: int) -> None:
-        self._expect_status("effect-pending")
+        self._expect_status(Status.EFFECT_PENDING)
         self._expect_state(payload)
-        assert self.intended is not None
-        step, name = self.intended.step, self.intended.effect
+        assert self.phase is not None and self.phase.effect is not None
+        step, name = self.phase.effect.step, self.phase.effect.effect
         effect = payload.get("effect") or {}
         if effect.get("name") != name or effect.get("step") != step or effect.get("ok") is not False:
             raise _Mismatch(f"it does not record a failure of effect `{name}` called at record {step}")
-        self._error_exit()
+        self._error_start(RecordKind.EFFECT_FAILED, payload)
+
+    def _error_start(self, kind: RecordKind, payload: Mapping[str, Any]) -> None:
+        self._advance(kind)
+        stuck = self.status == Status.STUCK
+        if stuck != ("stuck" in payload):
+            where = f"state `{self.state}`"
+            raise _Mismatch(f"it says the instance is stuck, but {where} has an error exit" if not stuck else f"{where} has no error exit, but the record does not say the instance is stuck")
 
     def refusal(self, payload: Mapping[str, Any], seq: int) -> None:
         self._expect_state(payload)
@@ -272,99 +257,90 @@ class _Replayer:
         if decision.get("allowed") is not False:
             raise _Mismatch("it is a refusal that records an allowed decision")
         # refusals the engine makes before the semantics is consulted
-        if code == "busy" and self.status != "active":
+        if code == "busy" and self.status != Status.ACTIVE:
             return
-        if code == "not-enabled" and self.status == "done":
+        if code == "not-enabled" and self.status == Status.DONE:
             return
         if code == "permission-denied" and (not actor or actor == SYSTEM):
             return
         if event in OPERATOR_COMMANDS and code in ("permission-denied", "busy") and str(event) not in self.spec.events:
             return
-        if self.status != "active":
-            raise _Mismatch(f"the instance was {self.status}, so the engine refuses with `{'not-enabled' if self.status == 'done' else 'busy'}`, not `{code}`")
+        if self.status != Status.ACTIVE:
+            raise _Mismatch(f"the instance was {self.status}, so the engine refuses with `{'not-enabled' if self.status == Status.DONE else 'busy'}`, not `{code}`")
         outcome = self._fire(payload, refusal=True)
-        if isinstance(outcome, Fired) and code == "bad-params" and _float_like(self.spec, str(event), payload.get("params") or {}):
-            return  # the engine records a float as its text, which a decimal param would accept
         if isinstance(outcome, Fired):
             raise _Mismatch(f"it says `{event}` was refused ({code}), but the semantics allows it ({outcome.transition.label})")
         if outcome.code != code:
             raise _Mismatch(f"it says `{event}` was refused with `{code}`, but the semantics refuses it with `{outcome.code}`")
 
     def compensation(self, payload: Mapping[str, Any], seq: int) -> None:
-        self._expect_status("compensating")
+        self._expect_status(Status.COMPENSATING)
         self._expect_state(payload)
+        assert self.phase is not None
         info = payload.get("compensation") or {}
-        if not self.owed:
+        if not self.phase.owed:
             raise _Mismatch(f"it runs compensation `{info.get('name')}`, but none was owed")
-        name, step = self.owed[-1]
+        owed = self.phase.owed[-1]
+        name, step = owed.compensate, owed.step
         if info.get("name") != name or info.get("step") != step or info.get("ok") is not True:
             raise _Mismatch(f"it runs compensation `{info.get('name')}` for record {info.get('step')}, but `{name}` for record {step} was owed next")
         if info.get("key") != effect_key(self.instance, step, name):
             raise _Mismatch(f"its idempotency key for `{name}` is not the one derived from record {step}")
-        self.owed.pop()
+        self._advance(RecordKind.COMPENSATION)
 
     def exit(self, payload: Mapping[str, Any], seq: int) -> None:
-        self._expect_status("compensating")
-        if self.owed:
-            raise _Mismatch(f"the instance rests although compensation `{self.owed[-1][0]}` is still owed")
+        self._expect_status(Status.COMPENSATING)
+        assert self.phase is not None
         before = (payload.get("before") or {}).get("state")
         after = (payload.get("after") or {}).get("state")
+        if self.phase.owed:
+            raise _Mismatch(f"the instance rests although compensation `{self.phase.owed[-1].compensate}` is still owed")
         if before != self.state:
             raise _Mismatch(f"it says the instance left state `{before}`, but the log leads to `{self.state}`")
-        if after != self.target:
-            raise _Mismatch(f"it ends in state `{after}`, but the error exit from `{self.state}` goes to `{self.target}`")
-        expected_kind = "rest" if after == self.state else "error-exit"
-        if payload.get("kind") != expected_kind:
-            raise _Mismatch(f"it is a `{payload.get('kind')}` record where the engine writes `{expected_kind}`")
-        self.state = after
-        self.status = "done"
-        self.target = None
+        if after != self.phase.heading:
+            raise _Mismatch(f"it ends in state `{after}`, but the error exit from `{self.state}` goes to `{self.phase.heading}`")
+        self._advance(RecordKind(str(payload.get("kind"))))
 
     def stuck(self, payload: Mapping[str, Any], seq: int) -> None:
-        self._expect_status("compensating", "error-exit-without-target")
+        self._expect_status(Status.COMPENSATING)
         self._expect_state(payload)
-        if self.status == "compensating":
-            info = payload.get("compensation") or {}
-            if not self.owed or info.get("name") != self.owed[-1][0] or info.get("ok") is not False:
-                raise _Mismatch("it does not record the failure of the compensation owed next")
-        self.status = "stuck"
+        assert self.phase is not None
+        info = payload.get("compensation") or {}
+        if not self.phase.owed or info.get("name") != self.phase.owed[-1].compensate or info.get("ok") is not False:
+            raise _Mismatch("it does not record the failure of the compensation owed next")
+        self._advance(RecordKind.STUCK)
 
     def retry(self, payload: Mapping[str, Any], seq: int) -> None:
-        self._expect_status("stuck")
         self._expect_state(payload)
-        assert self.state is not None
-        if self.target is None:
-            self.target = self.spec.error_target(self.state) or self.state
-        self.status = "compensating"
+        self._advance(RecordKind.RETRY, reason="operator retry")
 
     def abort(self, payload: Mapping[str, Any], seq: int) -> None:
-        self._expect_status("active")
         self._expect_state(payload)
-        self._error_exit()
+        self._error_start(RecordKind.ABORT, payload)
 
     def timeout(self, payload: Mapping[str, Any], seq: int) -> None:
-        self._expect_status("active")
+        self._expect_status(Status.ACTIVE)
         self._expect_state(payload)
         assert self.state is not None
         declared = self.spec.state_map[self.state].timeout
         if declared is None or declared.event is not None or payload.get("after_seconds") != declared.seconds:
             raise _Mismatch(f"state `{self.state}` has no timeout that takes the error exit after {payload.get('after_seconds')} s")
-        self._error_exit()
+        self._error_start(RecordKind.TIMEOUT, payload)
 
 
-_HANDLERS = {
-    "start": _Replayer.start,
-    "step": _Replayer.step,
-    "effect-call": _Replayer.effect_call,
-    "effect-failed": _Replayer.effect_failed,
-    "refusal": _Replayer.refusal,
-    "compensation": _Replayer.compensation,
-    "error-exit": _Replayer.exit,
-    "rest": _Replayer.exit,
-    "stuck": _Replayer.stuck,
-    "retry": _Replayer.retry,
-    "abort": _Replayer.abort,
-    "timeout": _Replayer.timeout,
+_HANDLERS: dict[str, Callable[[_Replayer, Mapping[str, Any], int], None]] = {
+    RecordKind.START: _Replayer.start,
+    RecordKind.STEP: _Replayer.step,
+    RecordKind.EFFECT_CALL: _Replayer.effect_call,
+    RecordKind.EFFECT_FAILED: _Replayer.effect_failed,
+    RecordKind.REFUSAL: _Replayer.refusal,
+    RecordKind.COMPENSATION: _Replayer.compensation,
+    RecordKind.ERROR_EXIT: _Replayer.exit,
+    RecordKind.REST: _Replayer.exit,
+    RecordKind.STUCK: _Replayer.stuck,
+    RecordKind.RETRY: _Replayer.retry,
+    RecordKind.ABORT: _Replayer.abort,
+    RecordKind.TIMEOUT: _Replayer.timeout,
 }
 
 
@@ -419,38 +395,22 @@ def replay_instance(engine_or_store: Engine | Store, spec: Spec, instance: str) 
         return report
     wanted = f"state `{report.state}` with {encode_values(report.values)}, version {report.version}, {report.status}, owing {list(report.owed)}"
     message = f"instance `{instance}`: the stored instance {_join(differences)}, but its log leads to {wanted}"
-    return ReplayReport(instance, False, report.state, report.values, report.status, report.version, report.owed, report.records, message, None)
+    return replace(report, ok=False, mismatch=message, seq=None)
 
 
 def _report(replayer: _Replayer, count: int, mismatch: str | None, seq: int | None) -> ReplayReport:
-    status = "stuck" if replayer.status == "error-exit-without-target" else replayer.status
-    owed = tuple(name for name, _ in replayer.owed)
-    return ReplayReport(replayer.instance, mismatch is None, replayer.state, dict(replayer.values), status, replayer.version, owed, count, mismatch, seq)
+    owed = () if replayer.phase is None else tuple(o.compensate for o in replayer.phase.owed)
+    return ReplayReport(
+        instance=replayer.instance, ok=mismatch is None, state=replayer.state, values=dict(replayer.values),
+        status=str(replayer.status), version=replayer.version, owed=owed, records=count, mismatch=mismatch, seq=seq,
+    )
 
 
 def _params(spec: Spec, event: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     """Recorded params back to values, decoding only what has the recorded shape of its type
     (a malformed param stays as it was, so a ``bad-params`` refusal replays as one)."""
-    signature: dict[str, Type] = {}
-    for transition in spec.transitions:
-        if transition.event == event:
-            signature = {p.name: p.type for p in transition.params}
-            break
-    return {name: _decode(signature[name], value) if name in signature else value for name, value in raw.items()}
-
-
-def _float_like(spec: Spec, event: str, raw: Mapping[str, Any]) -> bool:
-    """Whether a recorded decimal param is text that may have been a float when it was given."""
-    for transition in spec.transitions:
-        if transition.event == event:
-            for param in transition.params:
-                kind = param.type.kind if param.type.kind != "set" or param.type.of is None else param.type.of.kind
-                value = raw.get(param.name)
-                texts = value if isinstance(value, list) else [value]
-                if kind == "decimal" and any(isinstance(v, str) for v in texts):
-                    return True
-            return False
-    return False
+    declared = signature(spec, event)
+    return {name: _decode(declared[name].type, value) if name in declared else value for name, value in raw.items()}
 
 
 def _decode(declared: Type, raw: Any) -> Any:

@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from typing import Literal
 
 from .audit import AuditRecord
-from .errors import ConflictError, InstanceExists, StoreError
-from .store import InstanceRow, NewTimer, Timer, decode_row, encode_row
+from .codec import canonical_json
+from .errors import ConflictError, InstanceExists, StoreError, UnreadableRecord
+from .store import InstanceRow, NewTimer, Timer, decode_row, encode_changes, encode_row
 
 __all__ = ["SQLiteStore"]
 
@@ -132,12 +133,11 @@ class SQLiteStore:
         cancel: Sequence[str] = (),
     ) -> None:
         with self._write() as db:
-            params = encode_row(row)
             changed = db.execute(
                 # Identity, workflow, spec hash, context and creation time never change.
                 "UPDATE instances SET state=?, vals=?, version=?, status=?, audit_head=?, "
                 "pending=?, compensations=?, updated_at=? WHERE id=? AND version=?",
-                (*params[3:8], *params[9:11], params[12], row.id, expected_version),
+                (*encode_changes(row), row.id, expected_version),
             ).rowcount
             if changed != 1:
                 raise ConflictError(f"instance `{row.id}` changed since version {expected_version}")
@@ -148,6 +148,10 @@ class SQLiteStore:
             self._add_timers(db, timers)
 
     def _append(self, db: sqlite3.Connection, records: Sequence[AuditRecord]) -> None:
+        if len(records) == 1:  # the common case, without executemany's setup
+            (r,) = records
+            db.execute("INSERT INTO audit VALUES (?,?,?,?,?)", (r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash))
+            return
         db.executemany(
             "INSERT INTO audit VALUES (?,?,?,?,?)",
             [(r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash) for r in records],
@@ -158,7 +162,7 @@ class SQLiteStore:
             return
         db.executemany(
             "INSERT INTO timers (instance, kind, due_at, version, payload) VALUES (?,?,?,?,?)",
-            [(t.instance, t.kind, t.due_at, t.version, json.dumps(t.payload, sort_keys=True)) for t in timers],
+            [(t.instance, t.kind, t.due_at, t.version, canonical_json(t.payload)) for t in timers],
         )
 
     def audit(self, instance: str | None = None) -> list[AuditRecord]:
@@ -174,7 +178,9 @@ class SQLiteStore:
             try:
                 payload = json.loads(r[2])
             except ValueError:
-                raise StoreError(f"audit record {r[1]} of instance `{r[0]}` is not valid JSON") from None
+                payload = None
+            if not isinstance(payload, dict):
+                raise UnreadableRecord(r[0], r[1])
             records.append(AuditRecord(r[0], r[1], payload, r[3], r[4]))
         return records
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .audit import AuditRecord
+from .codec import canonical_json
 
-__all__ = ["InstanceRow", "NewTimer", "Store", "Timer", "decode_row", "encode_row"]
+__all__ = ["InstanceRow", "NewTimer", "Store", "Timer", "decode_row", "encode_changes", "encode_row"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,31 +111,47 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def row_with(row: InstanceRow, **changes: Any) -> InstanceRow:
-    """A copy of ``row`` with fields replaced."""
-    from dataclasses import replace
-
-    return replace(row, **changes)
-
-
 def encode_row(row: InstanceRow) -> tuple[Any, ...]:
-    """The row as column values, in table order (JSON fields as canonical text): what both
-    stores write."""
+    """The row as column values, in table order (JSON fields as the codec's canonical text):
+    what both stores write."""
     return (
         row.id,
         row.workflow,
         row.spec_hash,
         row.state,
-        json.dumps(row.values, sort_keys=True),
+        _json(row.values),
         row.version,
         row.status,
         row.audit_head,
-        json.dumps(row.context, sort_keys=True),
-        None if row.pending is None else json.dumps(row.pending, sort_keys=True),
-        json.dumps(row.compensations),
+        _json(row.context),
+        None if row.pending is None else _json(row.pending),
+        _json(row.compensations),
         row.created_at,
         row.updated_at,
     )
+
+
+def encode_changes(row: InstanceRow) -> tuple[Any, ...]:
+    """The columns a commit may change — state, values, version, status, audit head, pending,
+    compensations, updated_at — encoded as :func:`encode_row` encodes them (identity,
+    workflow, spec hash, context and creation time never change)."""
+    return (
+        row.state,
+        _json(row.values),
+        row.version,
+        row.status,
+        row.audit_head,
+        None if row.pending is None else _json(row.pending),
+        _json(row.compensations),
+        row.updated_at,
+    )
+
+
+def _json(value: Any) -> str:
+    # empty containers are the common case of pending work, owed compensations and context
+    if not value:
+        return "[]" if isinstance(value, list) else "{}"
+    return canonical_json(value)
 
 
 def decode_row(r: Sequence[Any]) -> InstanceRow:

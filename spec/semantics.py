@@ -18,25 +18,33 @@ leaving state and variables exactly as they were — unless, in this order:
 
 from __future__ import annotations
 
+import decimal
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, TypeAlias, get_args
 
 from .errors import EvaluationError
-from .evaluate import Compiled
+from .evaluate import FAULTS, Compiled, compile_unguarded, fault
 from .model import Parameter, Spec, Transition
 from .types import Type, Value
 
 __all__ = [
+    "MAX_PARAM_DIGITS",
     "REFUSAL_CODES",
     "SYSTEM",
     "Fired",
     "Refusal",
     "RefusalCode",
+    "Stepper",
+    "admit",
     "check_params",
     "fire",
     "permitted",
+    "signature",
+    "stepper",
 ]
 
 #: The actor id of steps the system fires itself (timeouts).
@@ -52,16 +60,7 @@ RefusalCode = Literal[
     "assign-error",
     "domain",
 ]
-REFUSAL_CODES: tuple[RefusalCode, ...] = (
-    "unknown-event",
-    "not-enabled",
-    "permission-denied",
-    "bad-params",
-    "guard-false",
-    "guard-error",
-    "assign-error",
-    "domain",
-)
+REFUSAL_CODES: tuple[RefusalCode, ...] = get_args(RefusalCode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +84,24 @@ class Fired:
     values: Mapping[str, Value] = field(default_factory=dict)
 
 
+_new = object.__new__
+_SET_FIRED = tuple(Fired.__dict__[name].__set__ for name in ("transition", "source", "target", "params", "values"))
+
+
+def _fired(transition: Transition, source: str, target: str, params: Mapping[str, Value], values: Mapping[str, Value]) -> Fired:
+    """A :class:`Fired`, made through its slots: the same frozen value as ``Fired(...)`` at half
+    the cost of the dataclass ``__init__`` (which sets each field through ``object.__setattr__``),
+    on the runtime's hottest path."""
+    fired: Fired = _new(Fired)
+    st, so, ta, pa, va = _SET_FIRED
+    st(fired, transition)
+    so(fired, source)
+    ta(fired, target)
+    pa(fired, params)
+    va(fired, values)
+    return fired
+
+
 def permitted(spec: Spec, transition: Transition, roles: frozenset[str]) -> bool:
     """Whether an actor holding ``roles`` may fire ``transition`` (deny by default)."""
     if transition.permission == "public":
@@ -93,30 +110,120 @@ def permitted(spec: Spec, transition: Transition, roles: frozenset[str]) -> bool
     return any(transition.permission in role_map[r].permissions for r in roles if r in role_map)
 
 
+#: The most digits a number given as a param may have, and the largest power of ten (either
+#: way) a decimal param may carry: the step is refused beyond them, so one huge number cannot
+#: cost the runtime gigabytes in exact arithmetic.
+MAX_PARAM_DIGITS = 100
+#: The longest text that is read as a decimal number.
+_MAX_NUMBER_TEXT = 1_000
+
+
 def check_params(spec: Spec, event: str, params: Mapping[str, Any]) -> dict[str, Value] | Refusal:
-    """Validate ``params`` against the event's signature; return them with defaults filled."""
-    signature = _signature(spec, event)
+    """Validate ``params`` against the event's signature; return them with defaults filled.
+
+    Numbers are bounded (:data:`MAX_PARAM_DIGITS`), text must be valid Unicode (no lone
+    surrogates), and a value outside its domain is refused saying how (out of range, too many
+    decimal places, not of the type).
+    """
+    expected = signature(spec, event)
     state = ""
     for name in params:
-        if name not in signature:
-            known = ", ".join(f"`{p}`" for p in signature) or "none"
-            return Refusal("bad-params", f"event `{event}` has no param `{name}` (params: {known})", event, state)
+        if name not in expected:
+            known = ", ".join(f"`{p}`" for p in expected) or "none"
+            shown = f"`{name}`" if isinstance(name, str) and _is_text(name) else "that is not a name"
+            return Refusal("bad-params", f"event `{event}` has no param {shown} (params: {known})", event, state)
     result: dict[str, Value] = {}
-    for name, param in signature.items():
+    for name, param in expected.items():
         if name in params:
-            value = params[name]
-            if param.type.kind == "decimal" and isinstance(value, int | str) and not isinstance(value, bool):
-                value = _decimal(value)
-            if param.type.kind == "set" and isinstance(value, list | tuple | set):
-                value = frozenset(value)
-            if not param.type.contains(value):
-                return Refusal("bad-params", f"param `{name}` of `{event}` must be {param.type.describe()}, not {value!r}", event, state)
+            value, problem = admit(param.type, params[name])
+            if problem is not None:
+                return Refusal("bad-params", f"param `{name}` of `{event}` {problem}", event, state)
             result[name] = value
         elif param.required:
             return Refusal("bad-params", f"event `{event}` needs param `{name}`", event, state)
         else:
             result[name] = param.default
     return result
+
+
+def admit(declared: Type, value: Any) -> tuple[Any, str | None]:
+    """``value``, given from outside (a param, a context variable), as a value of
+    ``declared`` — a decimal from an int or its text, a set from a list — and ``None``; or, if
+    it is not a member of the domain, how it misses, as the end of a sentence about it
+    (``"has too many decimal places: ..."``). Never raises."""
+    kind = declared.kind
+    if kind == "decimal":
+        value = _decimal(value)
+    elif kind == "set":
+        if not isinstance(value, list | tuple | set | frozenset):
+            return value, f"must be {declared.describe()} given as a list, not {_show(value)}"
+        of = declared.of
+        try:
+            value = frozenset(_decimal(v) if of is not None and of.kind == "decimal" else v for v in value)
+        except TypeError:
+            return value, f"must be {declared.describe()}, not a list of {_show(value)}"
+    problem = _unusable(value)
+    if problem is not None:
+        return value, f"is {problem}"
+    if not declared.contains(value):
+        return value, _outside(declared, value)
+    return value, None
+
+
+def _unusable(value: object) -> str | None:
+    """Why ``value`` cannot be taken at all (a number too large, text with lone surrogates),
+    or ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        if value >= 10**MAX_PARAM_DIGITS or value <= -(10**MAX_PARAM_DIGITS):
+            return f"a number of more than {MAX_PARAM_DIGITS} digits"
+        return None
+    if isinstance(value, Decimal):
+        if value.is_finite() and (len(value.as_tuple().digits) > MAX_PARAM_DIGITS or abs(value.adjusted()) > MAX_PARAM_DIGITS):
+            return f"a number of more than {MAX_PARAM_DIGITS} digits or beyond 1e{MAX_PARAM_DIGITS} (either way)"
+        return None
+    if isinstance(value, str):
+        return None if _is_text(value) else "not valid text (it holds a lone surrogate)"
+    if isinstance(value, frozenset):
+        for item in value:
+            problem = _unusable(item)
+            if problem is not None:
+                return f"a set holding {problem}"
+    return None
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
+def _outside(declared: Type, value: object) -> str:
+    """How ``value`` misses ``declared``'s domain, as the end of a sentence about it."""
+    shown = _show(value)
+    if declared.kind == "decimal" and isinstance(value, Decimal) and value.is_finite() and declared.places is not None:
+        exponent = value.normalize(_WIDE).as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > declared.places:
+            return f"has too many decimal places: {shown} has {-exponent}, at most {declared.places} allowed"
+    numeric = (declared.kind == "int" and type(value) is int) or (declared.kind == "decimal" and isinstance(value, Decimal) and value.is_finite())
+    if numeric:
+        return f"is out of range: {shown} is not {declared.describe()}"
+    return f"must be {declared.describe()}, not {shown}"
+
+
+def _show(value: object) -> str:
+    if not isinstance(value, str | int | float | Decimal | list | tuple | set | frozenset | dict) and value is not None:
+        return f"a {type(value).__name__}"  # never an address: refusals are deterministic
+    text = str(value) if isinstance(value, Decimal) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+#: ``step(values, actor, roles, params, system) -> Fired | Refusal``: one (state, event)
+#: of a spec, prepared by :func:`stepper`.
+Stepper: TypeAlias = Callable[[Mapping[str, Value], str | None, frozenset[str], Mapping[str, Any] | None, bool], Fired | Refusal]
 
 
 def fire(
@@ -131,68 +238,180 @@ def fire(
     system: bool = False,
 ) -> Fired | Refusal:
     """Apply one step to (``state``, ``values``) and return what happened; never mutates input."""
+    return stepper(spec, state, event)(values, actor, roles, params, system)
+
+
+def stepper(spec: Spec, state: str, event: str) -> Stepper:
+    """The step function of ``event`` in ``state``: :func:`fire` with those two fixed, prepared
+    once per spec (a closure specialised to the transition when the event has one transition
+    from the state and takes no params; the general algorithm otherwise). Callers that fire
+    the same events many times keep the result."""
     table = _table(spec)
-    candidates = table.steps.get((state, event))
-    if candidates is None:
-        if event not in table.events:
-            return Refusal("unknown-event", f"`{event}` is not an event of `{spec.name}`", event, state)
-        return Refusal("not-enabled", f"`{event}` cannot happen in state `{state}`", event, state)
-    if system:
-        allowed = candidates
-    else:
-        if len(candidates) == 1:
-            only = candidates[0]
-            allowed = candidates if only.public or not only.granting.isdisjoint(roles) else []
-        else:
-            allowed = [c for c in candidates if c.public or not c.granting.isdisjoint(roles)]
-        if not allowed:
-            needed = ", ".join(f"`{c.transition.permission}`" for c in candidates)
-            return Refusal("permission-denied", f"`{actor}` lacks permission {needed} for `{event}` in state `{state}`", event, state)
-    if params or table.has_params.get(event, False):
-        checked = check_params(spec, event, params or {})
-        if isinstance(checked, Refusal):
-            return Refusal(checked.code, checked.message, event, state)
-    else:
-        checked = {}
-    chosen: _Step | None = None
-    for candidate in allowed:
-        guard = candidate.guard
-        if guard is None:
-            chosen = candidate
-            break
-        try:
-            holds = guard(values, checked, actor, state)
-        except EvaluationError as exc:
-            return Refusal("guard-error", f"{candidate.transition.label}: the guard failed: {exc.message}", event, state)
-        if holds:
-            chosen = candidate
-            break
-    if chosen is None:
-        shown = "; ".join(f"`{c.transition.guard}`" for c in allowed if c.transition.guard is not None)
-        return Refusal("guard-false", f"`{event}` is not allowed now: guard {shown} is false", event, state)
-    transition = chosen.transition
-    if not chosen.assigns:
-        return Fired(transition, state, transition.target, checked, dict(values))
-    after = dict(values)
     try:
-        for name, fn, _, _ in chosen.assigns:
-            after[name] = fn(values, checked, actor, state)
-    except EvaluationError as exc:
-        return Refusal("assign-error", f"{transition.label}: an assignment failed: {exc.message}", event, state)
-    for name, _, declared, inside in chosen.assigns:
-        value = after[name]
-        if inside is not None:
-            if inside(value):
-                continue
+        found = table.steppers.get((state, event))
+    except TypeError:  # an unhashable "event": no transition has it
+        found = None
+    if found is not None:
+        return found
+    candidates = table.steps.get((state, event)) if isinstance(event, str) else None
+    if candidates is None:
+        return _refuser(spec, table, state, event)
+    made = _specialised(spec, state, event, candidates) if not table.has_params.get(event, False) and len(candidates) == 1 else None
+    if made is None:
+        made = _general(spec, table, state, event, candidates)
+    table.steppers[(state, event)] = made
+    return made
+
+
+def _refuser(spec: Spec, table: _Table, state: str, event: Any) -> Stepper:
+    def refuse(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> Fired | Refusal:
+        if event not in table.events:
+            return Refusal("unknown-event", f"`{event}` is not an event of `{spec.name}`{_did_you_mean(event, table.events)}", event, state)
+        return Refusal("not-enabled", f"`{event}` cannot happen in state `{state}`", event, state)
+
+    return refuse
+
+
+def _denied(actor: str | None, candidates: list[_Step], event: str, state: str) -> Refusal:
+    needed = " or ".join(f"`{p}`" for p in dict.fromkeys(c.transition.permission for c in candidates))
+    return Refusal("permission-denied", f"`{actor}` lacks permission {needed} for `{event}` in state `{state}`", event, state)
+
+
+def _guards_false(allowed: list[_Step], event: str, state: str) -> Refusal:
+    guards = list(dict.fromkeys(str(c.transition.guard) for c in allowed if c.transition.guard is not None))
+    if len(guards) == 1:
+        why = f"its guard `{guards[0]}` is false"
+    else:
+        why = "none of its guards holds (" + ", ".join(f"`{g}`" for g in guards) + ")"
+    return Refusal("guard-false", f"`{event}` is not allowed now: {why}", event, state)
+
+
+def _specialised(spec: Spec, state: str, event: str, candidates: list[_Step]) -> Stepper | None:
+    """The step of a lone transition without params, as one closure: permission, guard,
+    assignments and their domain checks inlined (``None`` when a domain needs the general
+    check)."""
+    (only,) = candidates
+    transition = only.transition
+    if any(inside is None for _, _, _, inside in only.assigns):
+        return None
+    general = _general(spec, _table(spec), state, event, candidates)
+    target = transition.target
+    label = transition.label
+    open_to_all = only.public
+    granting = only.granting
+    guard = None if transition.guard is None else compile_unguarded(transition.guard.tree)
+    guard_text = "" if transition.guard is None else transition.guard.text
+    assigns = tuple((name, compile_unguarded(expr.tree), expr.text) for name, expr in transition.assign)
+    checks = tuple((name, inside, declared) for name, _, declared, inside in only.assigns)
+    empty: Mapping[str, Any] = MappingProxyType({})
+
+    def step(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> Fired | Refusal:
+        if params:
+            return general(values, actor, roles, params, system)  # refused as bad params there
+        if not (open_to_all or system) and granting.isdisjoint(roles):
+            return _denied(actor, candidates, event, state)
+        if guard is not None:
+            try:
+                holds = guard(values, empty, actor, state)
+            except FAULTS as exc:
+                return Refusal("guard-error", f"{label}: the guard failed: {fault(exc, guard_text).message}", event, state)
+            if not holds:
+                return _guards_false(candidates, event, state)
+        after = dict(values)
+        for name, fn, text in assigns:
+            try:
+                after[name] = fn(values, empty, actor, state)
+            except FAULTS as exc:
+                return Refusal("assign-error", f"{label}: an assignment failed: {fault(exc, text).message}", event, state)
+        for name, inside, declared in checks:
+            if not inside(after[name]):  # type: ignore[misc]
+                return Refusal("domain", f"{label}: `{name}` would become {after[name]!r}, outside {declared.describe()}", event, state)
+        return _fired(transition, state, target, {}, after)
+
+    if len(assigns) != 1:
+        return step
+    # The commonest shape, one assignment, without the loops.
+    ((name, fn, text),) = assigns
+    ((_, inside, declared),) = checks
+    assert inside is not None
+
+    def step_one(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> Fired | Refusal:
+        if params:
+            return general(values, actor, roles, params, system)
+        if not (open_to_all or system) and granting.isdisjoint(roles):
+            return _denied(actor, candidates, event, state)
+        try:
+            if guard is not None and not guard(values, empty, actor, state):
+                return _guards_false(candidates, event, state)
+        except FAULTS as exc:
+            return Refusal("guard-error", f"{label}: the guard failed: {fault(exc, guard_text).message}", event, state)
+        try:
+            value = fn(values, empty, actor, state)
+        except FAULTS as exc:
+            return Refusal("assign-error", f"{label}: an assignment failed: {fault(exc, text).message}", event, state)
+        if not inside(value):
+            return Refusal("domain", f"{label}: `{name}` would become {value!r}, outside {declared.describe()}", event, state)
+        after = dict(values)
+        after[name] = value
+        return _fired(transition, state, target, {}, after)
+
+    return step_one
+
+
+def _general(spec: Spec, table: _Table, state: str, event: str, candidates: list[_Step]) -> Stepper:
+    """The step algorithm of the module docstring, for any number of transitions and params."""
+    takes_params = table.has_params.get(event, False)
+
+    def step(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> Fired | Refusal:
+        allowed = candidates if system else [c for c in candidates if c.public or not c.granting.isdisjoint(roles)]
+        if not allowed:
+            return _denied(actor, candidates, event, state)
+        if params or takes_params:
+            checked = check_params(spec, event, params or {})
+            if isinstance(checked, Refusal):
+                return Refusal(checked.code, checked.message, event, state)
         else:
-            if declared.kind == "decimal" and isinstance(value, int) and not isinstance(value, bool):
-                value = after[name] = Decimal(value)
-            elif declared.kind == "set" and isinstance(value, frozenset) and declared.of is not None and declared.of.kind == "decimal":
-                value = after[name] = frozenset(Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
-            if declared.contains(value):
-                continue
-        return Refusal("domain", f"{transition.label}: `{name}` would become {value!r}, outside {declared.describe()}", event, state)
-    return Fired(transition, state, transition.target, checked, after)
+            checked = {}
+        chosen: _Step | None = None
+        for candidate in allowed:
+            guard = candidate.guard
+            if guard is None:
+                chosen = candidate
+                break
+            try:
+                holds = guard(values, checked, actor, state)
+            except EvaluationError as exc:
+                return Refusal("guard-error", f"{candidate.transition.label}: the guard failed: {exc.message}", event, state)
+            if holds:
+                chosen = candidate
+                break
+        if chosen is None:
+            return _guards_false(allowed, event, state)
+        transition = chosen.transition
+        if not chosen.assigns:
+            return Fired(transition, state, transition.target, checked, dict(values))
+        after = dict(values)
+        try:
+            for name, fn, _, _ in chosen.assigns:
+                after[name] = fn(values, checked, actor, state)
+        except EvaluationError as exc:
+            return Refusal("assign-error", f"{transition.label}: an assignment failed: {exc.message}", event, state)
+        for name, _, declared, inside in chosen.assigns:
+            value = after[name]
+            if inside is not None:
+                if inside(value):
+                    continue
+            else:
+                if declared.kind == "decimal" and isinstance(value, int) and not isinstance(value, bool):
+                    value = after[name] = Decimal(value)
+                elif declared.kind == "set" and isinstance(value, frozenset) and declared.of is not None and declared.of.kind == "decimal":
+                    value = after[name] = frozenset(Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
+                if declared.contains(value):
+                    continue
+            return Refusal("domain", f"{transition.label}: `{name}` would become {value!r}, outside {declared.describe()}", event, state)
+        return Fired(transition, state, transition.target, checked, after)
+
+    return step
 
 
 def _fast_check(declared: Type) -> Callable[[Any], bool] | None:
@@ -230,6 +449,8 @@ class _Table:
     steps: dict[tuple[str, str], list[_Step]]
     events: frozenset[str]
     has_params: dict[str, bool]
+    signatures: dict[str, dict[str, Parameter]] = field(default_factory=dict)
+    steppers: dict[tuple[str, str], Stepper] = field(default_factory=dict)
 
 
 def _table(spec: Spec) -> _Table:
@@ -254,20 +475,39 @@ def _table(spec: Spec) -> _Table:
         has_params: dict[str, bool] = {}
         for transition in spec.transitions:
             has_params[transition.event] = has_params.get(transition.event, False) or bool(transition.params)
-        cached = _Table(steps, frozenset(spec.events), has_params)
+        signatures: dict[str, dict[str, Parameter]] = {}
+        for transition in spec.transitions:
+            signatures.setdefault(transition.event, {p.name: p for p in transition.params})
+        cached = _Table(steps, frozenset(spec.events), has_params, signatures)
         spec.__dict__["_semantics_table"] = cached
     return cached
 
 
-def _decimal(value: int | str) -> Any:
+#: Enough room to normalise any bounded decimal without rounding.
+_WIDE = decimal.Context(prec=4 * MAX_PARAM_DIGITS, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+
+
+def _decimal(value: Any) -> Any:
+    """``value`` (an int or decimal text) as a Decimal; anything else, or text too long to be
+    a bounded number, unchanged (and refused by the domain check)."""
+    if isinstance(value, str) and len(value) > _MAX_NUMBER_TEXT:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return value
     try:
         return Decimal(value)
     except ArithmeticError:
         return value
 
 
-def _signature(spec: Spec, event: str) -> dict[str, Parameter]:
-    for transition in spec.transitions:
-        if transition.event == event:
-            return {p.name: p for p in transition.params}
-    return {}
+def _did_you_mean(name: object, known: frozenset[str]) -> str:
+    if not isinstance(name, str) or not _is_text(name) or len(name) > 200:
+        return ""
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def signature(spec: Spec, event: str) -> Mapping[str, Parameter]:
+    """The params ``event`` takes, by name (empty for an unknown event); every transition of
+    an event declares the same params, so this is computed once per spec."""
+    return _table(spec).signatures.get(event, {})

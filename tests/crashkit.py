@@ -47,6 +47,15 @@ from railguard.runtime import (
     SystemClock,
 )
 from railguard.runtime.codec import decode_params, decode_values, encode_values
+from railguard.runtime.lifecycle import (
+    EffectPending,
+    LifecycleError,
+    Owed,
+    Phase,
+    RecordKind,
+    Status,
+    advance,
+)
 from railguard.spec import Spec, load
 from railguard.spec.semantics import Fired, Refusal, fire
 
@@ -72,7 +81,7 @@ PEOPLE = StaticDirectory({
 
 #: Codes a refusal may carry when two callers race or a client re-delivers an event.
 RACE_CODES = frozenset({"not-enabled", "busy"})
-TERMINAL_STATUSES = frozenset({"done", "stuck"})
+TERMINAL_STATUSES = frozenset({Status.DONE, Status.STUCK})
 
 
 # ---------------------------------------------------------------------- plans
@@ -365,7 +374,7 @@ class Driver:
         if row.status in TERMINAL_STATUSES:
             self.resting.add(instance)
             return False
-        if row.status != "active":
+        if row.status != Status.ACTIVE:
             return True
         for attempt in plan.moves.get(row.state, ()):
             result = engine.fire(instance, attempt.event, attempt.actor, dict(attempt.params))
@@ -499,98 +508,87 @@ class ReplayMismatch(AssertionError):
 
 
 def replay(spec: Spec, records: Sequence[AuditRecord]) -> Replayed:
-    """Re-derive an instance from its audit records with the reference semantics; raise
-    :class:`ReplayMismatch` naming the first record that does not follow from those before."""
-    state = ""
+    """Re-derive an instance from its audit records with the reference semantics, the status
+    moving by the runtime's one lifecycle function; raise :class:`ReplayMismatch` naming the
+    first record that does not follow from those before."""
+    phase: Phase | None = None
     values: dict[str, Any] = {}
-    status = ""
-    owed: list[str] = []
-    pending: tuple[str, int] | None = None  # effect key, transition index
 
     def check(ok: bool, record: AuditRecord, why: str) -> None:
         if not ok:
             raise ReplayMismatch(f"{record.instance} record {record.seq} ({record.kind}): {why}")
 
     def recompute(p: Mapping[str, Any]) -> Fired | Refusal:
+        assert phase is not None
         system = p.get("decision", {}).get("permission") == "system"
         params = decode_params(spec, p["event"], p.get("params") or {})
-        return fire(spec, state, values, p["event"], p["actor"], frozenset(p.get("roles", ())), params, system=system)
+        return fire(spec, phase.state, values, p["event"], p["actor"], frozenset(p.get("roles", ())), params, system=system)
 
     for n, record in enumerate(records, start=1):
         p = record.payload
         kind = record.kind
         check(record.seq == n, record, f"expected position {n}")
-        if kind == "start":
+        facts: dict[str, Any] = {}
+        if kind == RecordKind.START:
             check(n == 1, record, "a start record after the first")
-            state, values, status = p["after"]["state"], decode_values(spec, p["after"]["values"]), "active"
-        elif kind == "refusal":
+            values = decode_values(spec, p["after"]["values"])
+            facts["target"] = p["after"]["state"]
+        elif phase is None:
+            check(False, record, "the log does not begin with a start record")
+        elif kind == RecordKind.REFUSAL:
             code = p["decision"]["code"]
-            check(p["state"] == state, record, f"refused in `{p['state']}` but the instance was in `{state}`")
-            if status == "active":
+            check(p["state"] == phase.state, record, f"refused in `{p['state']}` but the instance was in `{phase.state}`")
+            if phase.status == Status.ACTIVE:
                 outcome = recompute(p)
                 check(isinstance(outcome, Refusal) and outcome.code == code, record, f"semantics say {outcome!r}, the record says {code}")
             else:
-                expected = "not-enabled" if status == "done" else "busy"
-                check(code == expected, record, f"an instance that is {status} must refuse with {expected}, not {code}")
-        elif kind == "effect-call":
-            check(status == "active", record, f"an effect started while {status}")
+                expected = "not-enabled" if phase.status == Status.DONE else "busy"
+                check(code == expected, record, f"an instance that is {phase.status} must refuse with {expected}, not {code}")
+        elif kind == RecordKind.EFFECT_CALL:
             outcome = recompute(p)
             check(isinstance(outcome, Fired), record, f"semantics refuse it: {outcome!r}")
             assert isinstance(outcome, Fired)
             check(outcome.transition.index == p["transition"] and outcome.target == p["intended"]["state"], record, "a different transition")
             check(encode_values(outcome.values) == p["intended"]["values"], record, "different intended values")
-            status, pending = "effect-pending", (p["effect"]["key"], p["transition"])
-        elif kind == "step":
-            check(p["before"] == {"state": state, "values": encode_values(values)}, record, "its `before` is not the replayed state")
+            base = {"transition": p["transition"], "params": p.get("params") or {}}
+            facts["pending"] = EffectPending(n, p["effect"]["key"], p["effect"]["name"], base, outcome.target, p["intended"]["values"])
+        elif kind == RecordKind.STEP:
+            check(p["before"] == {"state": phase.state, "values": encode_values(values)}, record, "its `before` is not the replayed state")
+            pending = phase.effect
             if p.get("effect") is not None:
-                check(status == "effect-pending" and pending == (p["effect"]["key"], p["transition"]), record, "completes an effect that was not pending")
+                check(pending is not None and (pending.key, pending.transition) == (p["effect"]["key"], p["transition"]), record, "completes an effect that was not pending")
                 check(p["effect"]["ok"] is True, record, "a step recorded for a failed effect")
             else:
-                check(status == "active", record, f"a step while {status}")
+                check(pending is None, record, "a step without the outcome of the effect in flight")
             outcome = recompute(p)
             check(isinstance(outcome, Fired), record, f"semantics refuse it: {outcome!r}")
             assert isinstance(outcome, Fired)
             transition = outcome.transition
             check(transition.index == p["transition"] and outcome.target == p["after"]["state"], record, "a different transition or target")
             check(encode_values(outcome.values) == p["after"]["values"], record, "different values after the step")
-            state, values, pending = outcome.target, dict(outcome.values), None
+            values = dict(outcome.values)
+            facts["target"] = outcome.target
             if p.get("effect") is not None and transition.compensate is not None:
-                owed.append(transition.compensate)
-            terminal = spec.state_map[state].terminal
-            if terminal == "success":
-                status, owed = "done", []
-            elif terminal == "failure":
-                status = "compensating" if owed else "done"
-            else:
-                status = "active"
-        elif kind == "effect-failed":
-            check(status == "effect-pending" and pending is not None and p["effect"]["key"] == pending[0], record, "fails an effect that was not pending")
+                assert pending is not None
+                facts["owed"] = Owed(transition.compensate, pending.step, transition.event, p.get("params") or {}, p["after"]["values"])
+        elif kind == RecordKind.EFFECT_FAILED:
+            pending = phase.effect
+            check(pending is not None and p["effect"]["key"] == pending.key, record, "fails an effect that was not pending")
             check(p["effect"]["ok"] is False, record, "an effect-failed record for a call that succeeded")
-            status, pending = "compensating", None
-        elif kind in {"timeout", "abort"}:
-            check(status == "active", record, f"{kind} while {status}")
-            status = "compensating"
-        elif kind == "retry":
-            check(status == "stuck", record, "a retry of an instance that was not stuck")
-            status = "compensating"
-        elif kind == "compensation":
-            check(status == "compensating" and bool(owed) and owed[-1] == p["compensation"]["name"], record, f"compensation out of order (owed {owed})")
+        elif kind == RecordKind.COMPENSATION:
+            check(bool(phase.owed) and phase.owed[-1].compensate == p["compensation"]["name"], record, f"compensation out of order (owed {phase.owed})")
             check(p["compensation"]["ok"] is True, record, "a failed compensation recorded as done")
-            owed.pop()
-        elif kind == "stuck":
-            check(status in {"compensating", "effect-pending"}, record, f"stuck while {status}")
-            status = "stuck"
-        elif kind in {"error-exit", "rest"}:
-            check(status == "compensating" and not owed, record, f"rested while {status} with {owed} owed")
-            check(p["before"] == {"state": state}, record, "its `before` is not the replayed state")
+        elif kind in (RecordKind.ERROR_EXIT, RecordKind.REST):
+            check(p["before"] == {"state": phase.state}, record, "its `before` is not the replayed state")
             target = p["after"]["state"]
             check(spec.state_map[target].terminal == "failure", record, f"rests in `{target}`, not a failure terminal")
-            if kind == "error-exit":
-                check(target == spec.error_target(state), record, f"`{target}` is not the error exit of `{state}`")
-            state, status = target, "done"
-        else:
-            check(False, record, "an unknown kind of record")
-    return Replayed(state, encode_values(values), status, tuple(owed), len(records))
+            check(target == phase.heading, record, f"`{target}` is not where the error exit of `{phase.state}` goes")
+        try:
+            phase = advance(spec, phase, kind, **facts)
+        except LifecycleError as exc:
+            check(False, record, str(exc))
+    assert phase is not None
+    return Replayed(phase.state, encode_values(values), str(phase.status), tuple(o.compensate for o in phase.owed), len(records))
 
 
 def by_instance(records: Iterable[AuditRecord]) -> dict[str, list[AuditRecord]]:

@@ -38,10 +38,37 @@ def test_check_on_the_examples_exits_zero_and_reports_each_file() -> None:
 
 
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(["--version"])
-    assert exited.value.code == 0
+    assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"railguard {__version__}"
+    assert run("--version").stdout.strip() == f"railguard {__version__}"
+
+
+def _modules_after(statement: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``statement``."""
+    program = f"import sys, json\n{statement}\nprint(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    return set(json.loads(done.stderr.splitlines()[-1]))
+
+
+HEAVY = {"z3", "networkx", "railguard.verifier.checks", "railguard.verifier.properties"}
+
+
+def test_the_version_flag_loads_neither_the_language_nor_the_verifier() -> None:
+    loaded = _modules_after("from railguard.cli import main\nassert main(['--version']) == 0")
+    assert loaded & {*HEAVY, "railguard.spec", "yaml"} == set()
+    assert "railguard.cli" in loaded
+
+
+def test_building_the_parser_loads_no_solver_and_no_graph_library() -> None:
+    loaded = _modules_after("from railguard.cli import build_parser\nbuild_parser().parse_args(['check', 'x'])")
+    assert loaded & HEAVY == set()
+    assert "railguard.runtime_cli" in loaded
+
+
+def test_version_after_the_command_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["schema", "--version"])
+    assert exited.value.code == 2
 
 
 def test_check_json_report_is_versioned_and_lists_results(
@@ -241,9 +268,8 @@ def test_progress_never_shows_when_stderr_is_not_a_terminal(capsys: pytest.Captu
 
 
 def test_budget_flags_reach_the_verifier(monkeypatch: pytest.MonkeyPatch) -> None:
-    from railguard import cli
     from railguard.spec import Spec
-    from railguard.verifier import Report
+    from railguard.verifier import Report, checks
     from railguard.verifier.engine import Budget
 
     calls: list[tuple[Budget | None, bool]] = []
@@ -252,7 +278,7 @@ def test_budget_flags_reach_the_verifier(monkeypatch: pytest.MonkeyPatch) -> Non
         calls.append((budget, symbolic))
         return Report(spec)
 
-    monkeypatch.setattr(cli, "verify", fake_verify)
+    monkeypatch.setattr(checks, "verify", fake_verify)
     spec = str(EXAMPLES / "refund.yaml")
     assert main(["check", spec, "--timeout", "2.5", "--rlimit", "1000", "--depth", "12"]) == 0
     assert main(["check", spec, "--no-data"]) == 0
@@ -279,3 +305,242 @@ def test_check_with_rlimit_one_exits_one_and_reports_unknown_in_a_real_process()
     assert result.returncode == 1
     assert " unknown RG" in result.stdout
     assert result.stderr == ""
+
+
+# --------------------------------------------------------------------------- the error boundary
+
+
+def _break_schema(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    import railguard.spec
+
+    def broken() -> object:
+        raise error
+
+    monkeypatch.setattr(railguard.spec, "json_schema", broken)
+
+
+def test_a_railguard_error_from_any_command_is_one_sentence_and_exit_two(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from railguard.verifier import VerifierError
+
+    _break_schema(monkeypatch, VerifierError("the thing `x` broke\nin two lines"))
+    assert main(["schema"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == "railguard: error: the thing `x` broke in two lines\n"
+    assert captured.out == ""
+
+
+def test_an_internal_error_says_it_is_a_bug_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("RAILGUARD_DEBUG", raising=False)
+    _break_schema(monkeypatch, ZeroDivisionError("division by zero"))
+    assert main(["schema"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert err.startswith("railguard: error: internal error (ZeroDivisionError: division by zero)")
+    assert "--debug" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_debug_lets_an_internal_error_through_with_its_traceback(
+    how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _break_schema(monkeypatch, ZeroDivisionError("division by zero"))
+    argv = ["schema"]
+    if how == "flag":
+        monkeypatch.delenv("RAILGUARD_DEBUG", raising=False)
+        argv = ["--debug", *argv]
+    else:
+        monkeypatch.setenv("RAILGUARD_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(argv)
+
+
+def test_an_unwritable_output_is_unusable_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "no" / "such" / "folder" / "schema.json"
+    assert main(["schema", "-o", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"railguard: error: cannot use `{target}`: no such file")
+    assert len(err.splitlines()) == 1
+
+
+def test_a_missing_certificate_or_spec_is_unusable_input_for_render_and_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["render", str(tmp_path / "nope.yaml"), "--format", "dot"]) == 2
+    assert "nope.yaml" in capsys.readouterr().err
+    assert main(["certificate", "verify", str(EXAMPLES / "refund.yaml"), str(tmp_path / "c.json")]) == 2
+    assert "cannot read the certificate" in capsys.readouterr().err
+
+
+def test_version_after_a_global_flag_still_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--debug", "--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"railguard {__version__}"
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def _mixed_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "workflows"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "refund.yaml").write_text((EXAMPLES / "refund.yaml").read_text())
+    assert main(["check", str(folder / "refund.yaml"), "--certificate", str(folder / "refund.cert.json")]) == 0
+    (folder / "people.yaml").write_text("alice: [clerk]\nbob: [manager]\n")
+    (folder / "nested" / "report.json").write_text(json.dumps({"railguard_report": 1, "files": []}))
+    (folder / "nested" / "config.yml").write_text("settings:\n  railguard: 1\n")
+    return folder
+
+
+def test_check_of_a_folder_checks_only_files_that_declare_railguard_and_names_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _mixed_folder(tmp_path)
+    capsys.readouterr()
+    assert main(["check", str(folder), "--format", "json", "--no-data"]) == 0
+    captured = capsys.readouterr()
+    assert [Path(f["file"]).name for f in json.loads(captured.out)["files"]] == ["refund.yaml"]
+    skipped = sorted(
+        Path(line.split("`")[1]).name for line in captured.err.splitlines() if line.startswith("railguard: skipped `")
+    )
+    assert skipped == ["config.yml", "people.yaml", "refund.cert.json", "report.json"]
+
+
+def test_a_broken_spec_in_a_folder_is_still_checked_and_a_named_file_is_always_loaded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _mixed_folder(tmp_path)
+    (folder / "broken.yaml").write_text("railguard: 1\nname: [unclosed\n")
+    capsys.readouterr()
+    assert main(["check", str(folder), "--format", "json", "--no-data"]) == 2
+    files = {Path(f["file"]).name: f["status"] for f in json.loads(capsys.readouterr().out)["files"]}
+    assert files == {"broken.yaml": "error", "refund.yaml": "clean"}
+    assert main(["check", str(folder / "people.yaml"), "--format", "json"]) == 2
+    assert json.loads(capsys.readouterr().out)["files"][0]["status"] == "error"
+
+
+def test_a_folder_without_specs_is_unusable_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "people.yaml").write_text("alice: [clerk]\n")
+    assert main(["check", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("railguard: skipped `")
+    assert err[-1].startswith("railguard: error: no spec files found in")
+
+
+@pytest.mark.parametrize(
+    ("text", "declares"),
+    [
+        ("railguard: 1\nname: x\n", True),
+        ("# a spec\n---\n'railguard' : 1\n", True),
+        ('{"name": "x", "railguard": 1}', True),
+        ("{name: x, railguard: 1}", True),
+        ("  railguard: 1\n", False),
+        ("railguards: 1\n", False),
+        ('{"railguard_certificate": 1, "railguard": {"nested": true}}', True),
+        ('{"outer": {"railguard": 1}}', False),
+        ("- railguard: 1\n", False),
+        ("", False),
+    ],
+)
+def test_a_top_level_railguard_key_is_what_makes_a_file_a_spec(tmp_path: Path, text: str, declares: bool) -> None:
+    from railguard.cli import _declares_railguard
+
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    assert _declares_railguard(path) is declares
+
+
+# --------------------------------------------------------------------------- render --trace REPORT
+
+
+@pytest.fixture(scope="module")
+def failing_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A deploy spec whose `retry` can leave the domain of `attempts`, and its JSON report."""
+    folder = tmp_path_factory.mktemp("report")
+    spec = folder / "deploy.yaml"
+    spec.write_text((EXAMPLES / "deploy.yaml").read_text().replace("guard: attempts < 3", "guard: attempts <= 3"))
+    report = folder / "report.json"
+    assert main(["check", str(spec), "--format", "json", "-o", str(report)]) == 1
+    return spec, report
+
+
+def _results(report: Path) -> list[dict[str, object]]:
+    results: list[dict[str, object]] = json.loads(report.read_text())["files"][0]["results"]
+    return results
+
+
+def test_render_draws_the_only_counterexample_of_a_json_report(
+    failing_report: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from railguard.cli import _trace
+    from railguard.spec.diagram import trace_from_data
+
+    spec, report = failing_report
+    (violated,) = [r for r in _results(report) if r["counterexample"]]
+    assert _trace(str(report), "deploy", None) == trace_from_data(violated["counterexample"])
+    out = tmp_path / "trace.dot"
+    assert main(["render", str(spec), "--trace", str(report), "-o", str(out)]) == 0
+    assert "penwidth" in out.read_text()
+
+
+def test_render_takes_one_result_of_a_report_and_a_witness_chosen_by_rule_and_subject(
+    failing_report: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from railguard.cli import _trace
+    from railguard.spec.diagram import trace_from_data
+
+    spec, report = failing_report
+    results = _results(report)
+    (violated,) = [r for r in results if r["counterexample"]]
+    single = tmp_path / "result.json"
+    single.write_text(json.dumps(violated))
+    assert _trace(str(single), "deploy", None) == trace_from_data(violated["counterexample"])
+    (released,) = [r for r in results if (r["rule"], r["subject"]) == ("RG401", "released")]
+    assert _trace(str(report), "deploy", "RG401:released") == trace_from_data(released["witness"])
+    (release,) = [r for r in results if (r["rule"], r["subject"]) == ("RG402", "transition 8 (`release`)")]
+    by_name = _trace(str(report), "deploy", "dead-transition:transition 8 (release)")
+    assert by_name == trace_from_data(release["witness"])
+    out = tmp_path / "witness.mmd"
+    assert main(["render", str(spec), "--trace", str(report), "--trace-result", "RG401:released", "-o", str(out)]) == 0
+
+
+def test_several_or_no_counterexamples_need_a_choice_said_in_one_sentence(
+    failing_report: tuple[Path, Path],
+) -> None:
+    from railguard.cli import plan_from_report
+    from railguard.spec.diagram import DiagramError
+
+    data = json.loads(failing_report[1].read_text())
+    results = data["files"][0]["results"]
+    (violated,) = [r for r in results if r["counterexample"]]
+    results.append({**violated, "subject": "a second finding"})
+    with pytest.raises(DiagramError, match=r"has 2 counterexamples: choose one with `--trace-result RULE:SUBJECT`") as raised:
+        plan_from_report(data, "deploy")
+    assert "`RG404:a second finding`" in str(raised.value)
+    assert plan_from_report(data, "deploy", "RG404:a second finding") == (violated["counterexample"], "RG404:a second finding")
+    clean = {**data, "files": [{**data["files"][0], "results": [r for r in results if not r["counterexample"]]}]}
+    with pytest.raises(DiagramError, match="has no counterexample: draw a witness with `--trace-result"):
+        plan_from_report(clean, "deploy")
+    with pytest.raises(DiagramError, match="has 7 results of `RG401`"):
+        plan_from_report(clean, "deploy", "RG401")
+    with pytest.raises(DiagramError, match="neither a counterexample nor a witness"):
+        plan_from_report(clean, "deploy", "RG501:bounded-retries")
+    assert plan_from_report({"steps": []}, "deploy") is None
+
+
+def test_render_refuses_a_report_of_another_spec_or_a_choice_without_a_report(
+    failing_report: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, report = failing_report
+    refund = str(EXAMPLES / "refund.yaml")
+    assert main(["render", refund, "--trace", str(report), "--format", "dot"]) == 2
+    assert "no results for spec `refund` (it checked `deploy`)" in capsys.readouterr().err
+    assert main(["render", refund, "--trace-result", "RG404", "--format", "dot"]) == 2
+    assert "--trace FILE" in capsys.readouterr().err
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"steps": [{"event": "request"}]}))
+    assert main(["render", refund, "--trace", str(plan), "--trace-result", "RG404", "--format", "dot"]) == 2
+    assert "is not one" in capsys.readouterr().err

@@ -373,3 +373,63 @@ def test_an_engine_refuses_instances_started_under_another_version_of_the_spec(t
     newer = engine(changed, tmp_path / "r.db")
     with pytest.raises(ExecutionError, match="was started under spec"):
         newer.fire("r1", "request", "sam", {"amount": 10})
+
+
+SPECIALISED = """
+railguard: 1
+name: special
+roles: {r: [go], s: [other]}
+variables:
+  n: {type: int, min: 0, max: 3, initial: 0}
+  m: {type: int, min: 0, max: 100, initial: 0}
+  d: {type: decimal, min: 0, max: 10, places: 1, initial: 0}
+states:
+  a: {initial: true}
+  b: {}
+  done: {terminal: success}
+  failed: {terminal: failure}
+on_error: failed
+transitions:
+  - {event: one, from: [a, b], to: b, permission: go, guard: n < 3, assign: {n: n + 1}}
+  - {event: two, from: a, to: a, permission: go, assign: {n: n + 1, m: m + 10 // n}}
+  - {event: free, from: [a, b], to: a, permission: public}
+  - {event: dec, from: [a, b], to: b, permission: go, assign: {d: d + 1}}
+  - {event: end, from: b, to: done, permission: other, guard: m > 5 or n == 3}
+"""
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["one", "two", "free", "dec", "end", "nope"]),
+            st.sampled_from([frozenset(), frozenset({"r"}), frozenset({"s"}), frozenset({"r", "s"})]),
+            st.sampled_from([None, {}, {"x": 1}]),
+            st.booleans(),
+        ),
+        max_size=12,
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_the_specialised_step_and_the_general_algorithm_agree(steps: list[tuple[str, frozenset[str], dict[str, int] | None, bool]]) -> None:
+    from railguard.spec.semantics import _general, _table, stepper
+
+    spec = loads(SPECIALISED)
+    state, values = spec.initial_state.name, spec.initial_values()
+    table = _table(spec)
+    for event, roles, params, system in steps:
+        fast = stepper(spec, state, event)(values, "u", roles, params, system)
+        candidates = table.steps.get((state, event))
+        if candidates is not None:
+            slow = _general(spec, table, state, event, candidates)(values, "u", roles, params, system)
+            assert fast == slow
+        if isinstance(fast, Fired):
+            state, values = fast.target, dict(fast.values)
+
+
+def test_a_caller_changing_a_result_does_not_change_the_instance(refund: Spec) -> None:
+    e = engine(refund)
+    e.start("r1", "sam")
+    requested = e.fire("r1", "request", "sam", {"amount": 120})
+    requested.values["amount"] = 9999  # type: ignore[index]
+    assert e.fire("r1", "approve", "mia").values["amount"] == 120
+    assert e.get("r1").values["amount"] == 120

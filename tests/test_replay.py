@@ -225,7 +225,7 @@ def test_decimal_and_set_params_and_context_replay_exactly() -> None:
     assert e.fire("t1", "tag", "c", {"tags": "1.5"}).code == "bad-params"
     assert e.fire("t1", "send", "c", {"amount": "500"}).code == "guard-false"
     assert e.fire("t1", "send", "c", {"amount": "x"}).code == "bad-params"
-    assert e.fire("t1", "send", "c", {"amount": 9.5}).code == "bad-params"  # recorded as "9.5"
+    assert e.fire("t1", "send", "c", {"amount": 9.5}).code == "bad-params"  # recorded as the number 9.5, refused again on replay
     assert e.fire("t1", "tag", "c", {"tags": [1.5]}).code == "bad-params"
     assert e.fire("t1", "send", "c", {"amount": Decimal("99.99")}).state == "sent"
     report = assert_replays(e, "t1")

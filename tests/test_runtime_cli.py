@@ -65,8 +65,10 @@ def place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def run(*argv: str, db: str = "r.db") -> int:
     verb = argv[1] if argv[0] == "run" else ""
     extra = ["--db", db, "--allow-unverified", "cli tests"]
+    if verb in ("start", "fire"):
+        extra += ["--directory", "people.yaml"]
     if verb == "fire":
-        extra += ["--directory", "people.yaml", "--effects", "cli_effects_fixture:effects"]
+        extra += ["--effects", "cli_effects_fixture:effects"]
     return cli(*argv, *extra)
 
 
@@ -116,19 +118,19 @@ def test_run_start_with_a_certificate_and_context(place: Path, capsys: pytest.Ca
     assert start["roles"] == ["customer"]
     capsys.readouterr()
     # a certificate of another spec does not admit this one
-    assert cli("run", "start", REFUND, "--instance", "r1", "--as", "sam", "--db", "o.db", "--certificate", "order.cert.json") == 2
+    assert cli("run", "start", REFUND, "--instance", "r1", "--as", "sam", "--db", "o.db", "--certificate", "order.cert.json", "--directory", "people.yaml") == 2
     assert "does not admit spec `refund`" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["run", "start", "missing.yaml", "--instance", "x", "--as", "sam", "--allow-unverified", "t"], "no spec file `missing.yaml`"),
-        (["run", "start", REFUND, "--instance", "x", "--as", "sam"], "has no certificate"),
-        (["run", "start", REFUND, "--instance", "x", "--as", "sam", "--allow-unverified", "t", "--context", "[1]"], "--context must be a JSON object"),
-        (["run", "start", REFUND, "--instance", "x", "--as", "system", "--allow-unverified", "t"], "authenticated principal"),
+        (["run", "start", "missing.yaml", "--instance", "x", "--as", "sam", "--allow-unverified", "t", "--directory", "people.yaml"], "no spec file `missing.yaml`"),
+        (["run", "start", REFUND, "--instance", "x", "--as", "sam", "--directory", "people.yaml"], "has no certificate"),
+        (["run", "start", REFUND, "--instance", "x", "--as", "sam", "--allow-unverified", "t", "--context", "[1]", "--directory", "people.yaml"], "--context must be a JSON object"),
+        (["run", "start", REFUND, "--instance", "x", "--as", "system", "--allow-unverified", "t", "--directory", "people.yaml"], "authenticated principal"),
         (["run", "fire", REFUND, "request", "--instance", "x", "--as", "sam", "--directory", "people.yaml", "--allow-unverified", "t"], "no database `railguard.db`"),
-        (["run", "start", REFUND, "--instance", "x", "--as", "sam", "--certificate", "nope.json"], "cannot read the certificate"),
+        (["run", "start", REFUND, "--instance", "x", "--as", "sam", "--certificate", "nope.json", "--directory", "people.yaml"], "cannot read the certificate"),
         (["run", "show", "--instance", "x", "--db", "people.yaml"], "cannot open the SQLite store"),
         (["audit", "verify", "nowhere.db"], "no database `nowhere.db`"),
         (["replay", REFUND, "--db", "nowhere.db"], "no database `nowhere.db`"),
@@ -150,8 +152,10 @@ def test_fire_errors_exit_two(place: Path, capsys: pytest.CaptureFixture[str]) -
     assert "--params is not valid JSON" in capsys.readouterr().err
     assert run("run", "fire", REFUND, "--instance", "nope", "request", "--as", "sam") == 2
     assert "no instance `nope`" in capsys.readouterr().err
-    assert cli("run", "fire", REFUND, "request", "--instance", "r1", "--as", "sam", "--db", "r.db", "--directory", "people.yaml", "--allow-unverified", "t") == 2
-    assert "give --effects MODULE:NAME" in capsys.readouterr().err
+    # an event that calls no effect needs no handlers; one that does, needs its own
+    assert cli("run", "fire", REFUND, "pay", "--instance", "r1", "--as", "pay", "--db", "r.db", "--directory", "people.yaml", "--allow-unverified", "t") == 2
+    assert "uses effect `payments.refund`, which has no handler: give --effects MODULE:NAME" in capsys.readouterr().err
+    assert cli("run", "fire", REFUND, "request", "--instance", "r1", "--as", "sam", "--db", "r.db", "--directory", "people.yaml", "--allow-unverified", "t", "--params", '{"amount": 12}') == 0
     assert cli("run", "fire", ORDER, "place", "--instance", "r1", "--as", "sam", "--db", "r.db", "--directory", "people.yaml", "--allow-unverified", "t", "--effects", "cli_effects_fixture:effects") == 2
     assert "runs workflow `refund`, not `order`" in capsys.readouterr().err
 
@@ -247,7 +251,8 @@ transitions:
 
 def test_worker_once_runs_due_timeouts(place: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (place / "timed.yaml").write_text(TIMED, encoding="utf-8")
-    assert cli("run", "start", "timed.yaml", "--instance", "a1", "--as", "c", "--db", "w.db", "--allow-unverified", "t") == 0
+    (place / "timed-people.yaml").write_text("c: [clerk]\n", encoding="utf-8")
+    assert cli("run", "start", "timed.yaml", "--instance", "a1", "--as", "c", "--db", "w.db", "--allow-unverified", "t", "--directory", "timed-people.yaml") == 0
     assert cli("worker", "timed.yaml", "--db", "w.db", "--allow-unverified", "t", "--once") == 0
     assert show("a1", "w.db", capsys)["state"] == "open"
     time.sleep(1.2)
@@ -316,12 +321,15 @@ def test_the_demo_exits_zero_with_the_expected_final_states(demo: tuple[int, Pat
 def test_the_demo_starts_fresh_each_run_and_works_from_the_repo_root(demo: tuple[int, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _, db = demo
     monkeypatch.chdir(ROOT)
+    # what a user did in the checkout before (a demo run there, say) is left as it was
+    left = ROOT / DEMO_DB
+    before = (sorted(p.name for p in ROOT.iterdir()), left.stat().st_mtime_ns if left.exists() else None)
     (tmp_path / DEMO_DB).write_text("not a database", encoding="utf-8")
     assert cli("demo", "--dir", str(tmp_path)) == 0
     with SQLiteStore(tmp_path / DEMO_DB) as fresh, SQLiteStore(db) as first:
         assert [r.payload_json() for r in fresh.audit()] != []
         assert len(fresh.audit()) == len(first.audit())
-    assert not (ROOT / DEMO_DB).exists()
+    assert (sorted(p.name for p in ROOT.iterdir()), left.stat().st_mtime_ns if left.exists() else None) == before
 
 
 def test_the_demo_falls_back_to_an_audited_opt_out_without_certificates(monkeypatch: pytest.MonkeyPatch) -> None:

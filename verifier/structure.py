@@ -9,13 +9,15 @@ once guards are taken into account, which the symbolic checks decide.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from railguard.spec import Spec, Transition
 
 from . import results as R
 from .results import Result
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "check_structure",
@@ -37,6 +39,8 @@ __all__ = [
 def transition_graph(spec: Spec, *, error_exits: bool = True) -> nx.DiGraph:
     """The state graph: one node per state, an edge per (source, target) pair of a transition,
     plus, when ``error_exits``, an edge from each non-terminal state to its error target."""
+    import networkx as nx
+
     graph = nx.DiGraph()
     graph.add_nodes_from(s.name for s in spec.states)
     # One bulk insert of the distinct edges: `add_edge` per transition dominated the checks
@@ -114,8 +118,8 @@ def _backward(
 
 def reachable_states(spec: Spec, graph: nx.DiGraph | None = None) -> set[str]:
     """States reachable from the initial state, error exits included."""
-    graph = transition_graph(spec) if graph is None else graph
-    return _forward(graph.succ, spec.initial_state.name)
+    succ = _adjacency(spec)[0] if graph is None else graph.succ
+    return _forward(succ, spec.initial_state.name)
 
 
 def unreachable_states(spec: Spec, graph: nx.DiGraph | None = None) -> list[str]:
