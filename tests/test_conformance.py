@@ -51,7 +51,7 @@ def _caught(example: str, bug: str) -> ConformanceError:
     spec = load(EXAMPLES / f"{example}.yaml")
     factory: Callable[[], Any] = IMPLS[example].BUGS[bug]
     with pytest.raises(ConformanceError) as caught:
-        check_conformance(spec, factory, max_examples=300, derandomize=True)
+        check_conformance(spec, factory, max_examples=1000, derandomize=True)
     return caught.value
 
 
