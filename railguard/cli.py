@@ -178,6 +178,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                     outcomes.append(FileOutcome(file, problems=exc.problems))
                     continue
                 outcomes.append(FileOutcome(file, report=verify(spec, budget, symbolic=symbolic)))
+                if args.emit_tests is not None:
+                    from railguard.verifier.emit import emit_tests
+
+                    emit_tests(outcomes[-1].report, args.emit_tests, file)  # type: ignore[arg-type]
     finally:
         progress.clear()
     if args.format == "json":
@@ -413,6 +417,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--certificate",
         metavar="FILE",
         help="write a certificate of the result to FILE (exactly one spec)",
+    )
+    check.add_argument(
+        "--emit-tests",
+        metavar="DIR",
+        help="write a pytest file and a trace file for every counterexample and witness into DIR",
     )
     check.set_defaults(func=cmd_check)
 

@@ -23,11 +23,13 @@ __all__ = ["EXPORTERS", "IMPORTERS", "add_commands"]
 
 # format -> "module:function"
 IMPORTERS: dict[str, str] = {
+    "python-statemachine": "railguard.spec.interop.pystatemachine:import_python_statemachine",
     "scxml": "railguard.spec.interop.scxml:import_scxml",
     "asl": "railguard.spec.interop.asl:import_asl",
 }
 EXPORTERS: dict[str, str] = {
     "promela": "railguard.verifier.promela:to_promela",
+    "python-statemachine": "railguard.spec.interop.pystatemachine:to_python_statemachine",
     "scxml": "railguard.spec.interop.export_scxml:export_scxml",
     "asl": "railguard.spec.interop.export_asl:export_asl",
 }

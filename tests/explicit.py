@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -41,10 +41,12 @@ from railguard.spec.types import Value
 __all__ = [
     "Config",
     "Exploration",
+    "Monitor",
     "Selection",
     "TooLarge",
     "canonical",
     "explore",
+    "remember",
     "select",
 ]
 
@@ -302,6 +304,10 @@ class Exploration:
     overlaps: set[tuple[str, int, int]] = field(default_factory=set)
     violated: set[str] = field(default_factory=set)
     steps: int = 0
+    #: The length of the shortest run that violates each violated invariant.
+    violated_at: dict[str, int] = field(default_factory=dict)
+    #: The length of the longest shortest run to a reachable configuration.
+    depth: int = 0
 
     def reachable(self, state: str) -> bool:
         return state in self.states
@@ -356,9 +362,20 @@ def _violations(spec: Spec, config: Config) -> Iterator[str]:
             yield invariant.name
 
 
-def explore(spec: Spec, max_configs: int = MAX_CONFIGS) -> Exploration:
-    """Search every configuration of ``spec`` reachable from its initial ones."""
+Monitor = Callable[[frozenset[str], Transition], frozenset[str]]
+
+
+def remember(seen: frozenset[str], transition: Transition) -> frozenset[str]:
+    """The ``precedes`` monitor: every event that fired is remembered for the rest of the run."""
+    return seen | {transition.event}
+
+
+def explore(spec: Spec, max_configs: int = MAX_CONFIGS, *, monitor: Monitor = remember) -> Exploration:
+    """Search every configuration of ``spec`` reachable from its initial ones (breadth first,
+    so ``violated_at`` holds shortest run lengths). ``monitor`` updates the set of events seen
+    after a step; tests replace it with a broken one to show the cross-check notices."""
     found = Exploration(spec)
+    level: dict[Config, int] = {}
     role_sets = _role_sets(spec)
     events = {t.event for t in spec.transitions}
     signatures = {event: _signature(spec, event) for event in events}
@@ -372,27 +389,36 @@ def explore(spec: Spec, max_configs: int = MAX_CONFIGS) -> Exploration:
         if config not in found.configs:
             found.configs.add(config)
             found.initial.add(config)
+            level[config] = 0
             queue.append(config)
 
-    def arrive(config: Config) -> None:
+    def arrive(config: Config, depth: int) -> None:
         if config not in found.configs:
             if len(found.configs) >= max_configs:
                 raise TooLarge(f"more than {max_configs} configurations")
             found.configs.add(config)
+            level[config] = depth
+            found.depth = max(found.depth, depth)
             queue.append(config)
+
+    def violate(name: str, depth: int) -> None:
+        found.violated.add(name)
+        found.violated_at.setdefault(name, depth)
 
     while queue:
         config = queue.popleft()
+        here = level[config]
         state = config.state
         found.states.add(state)
-        found.violated.update(_violations(spec, config))
+        for name in _violations(spec, config):
+            violate(name, here)
         values = config.value_map(spec)
         stored = config.role_map()
         # the error exit
         target = spec.error_target(state)
         if target is not None:
             found.steps += 1
-            arrive(Config(target, config.values, config.roles, config.seen))
+            arrive(Config(target, config.values, config.roles, config.seen), here + 1)
         # every step an actor (or the system, for a timeout) can take
         declared = spec.state_map[state]
         moves: list[tuple[str, str, frozenset[str], dict[str, Value], bool]] = []
@@ -411,7 +437,10 @@ def explore(spec: Spec, max_configs: int = MAX_CONFIGS) -> Exploration:
                 found.overlaps.add((state, a, b))
             if picked.chosen is None or not picked.evaluated:
                 continue
-            found.fired.add(picked.chosen.index)
+            # RG402 counts a transition as able to fire only when the step happens, with the
+            # domain check of its assignments (a step that always escapes never fires).
+            if isinstance(picked.outcome, Fired):
+                found.fired.add(picked.chosen.index)
             for name in picked.escapes:
                 found.escapes.add((picked.chosen.index, name))
             outcome = picked.outcome
@@ -419,10 +448,10 @@ def explore(spec: Spec, max_configs: int = MAX_CONFIGS) -> Exploration:
                 continue
             for name, first, then in precedes:
                 if outcome.transition.event == then and first not in config.seen:
-                    found.violated.add(name)
+                    violate(name, here + 1)
             roles_of = dict(stored)
             if not system:
                 roles_of[actor] = roles
-            seen = config.seen | {event}
-            arrive(canonical(spec, outcome.target, outcome.values, roles_of, seen))
+            seen = monitor(config.seen, outcome.transition)
+            arrive(canonical(spec, outcome.target, outcome.values, roles_of, seen), here + 1)
     return found

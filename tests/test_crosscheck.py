@@ -23,15 +23,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from railguard.cli import main
-from railguard.spec import EvaluationError, Invariant, Spec, load, load_data
+from railguard.spec import EvaluationError, Invariant, Spec, Transition, load, load_data
 from railguard.spec.semantics import Fired
 from railguard.verifier import Report, Result, verify
 from railguard.verifier.counterexample import Counterexample, replay
 from railguard.verifier.engine import Budget
-from railguard.verifier.strategies import specs
+from railguard.verifier.strategies import deep_specs, specs
 
 from .conftest import EXAMPLES
-from .explicit import Config, Exploration, canonical, explore, select
+from .explicit import Config, Exploration, Monitor, canonical, explore, remember, select
 
 #: The cross-check runs on this many generated specs (the acceptance point asks for 1,000),
 #: and on this many more that have sets of enums too.
@@ -192,9 +192,9 @@ def spec_invariant(spec: Spec, name: str) -> Invariant:
 # --------------------------------------------------------------------------- tests
 
 
-def assert_agree(spec: Spec) -> Exploration:
+def assert_agree(spec: Spec, monitor: Monitor = remember) -> Exploration:
     """Z3 and the explicit search give the same verdicts, and every Z3 run checks out."""
-    found = explore(spec)
+    found = explore(spec, monitor=monitor)
     report = verify(spec, BUDGET)
     z3 = z3_verdicts(report)
     expected = explicit_verdicts(spec, found)
@@ -378,3 +378,97 @@ def test_unknown_never_passes_the_command_line_gate(capsys: pytest.CaptureFixtur
     outcomes = {r["outcome"] for f in report["files"] for r in f["results"]}
     assert "unknown" in outcomes
     assert report["exit_code"] == 1
+
+
+# --------------------------------------------------------------------------- deep specs
+
+#: Deep specs are checked by Z3 and by explicit search on this many examples (each takes
+#: seconds: the invariants need Spacer or long unrollings).
+DEEP_CHECKED = 12
+#: The configuration counts are compared on this many specs of each generator.
+SIZES_COMPARED = 40
+
+
+def _collect(strategy: Any, count: int, spec_of: Any = load_data) -> list[Exploration]:
+    found: list[Exploration] = []
+
+    @settings(CROSS_CHECK, max_examples=count)
+    @given(strategy)
+    def run(document: dict[str, Any]) -> None:
+        found.append(explore(spec_of(document)))
+
+    run()
+    return found
+
+
+@pytest.mark.slow
+@settings(CROSS_CHECK, max_examples=DEEP_CHECKED)
+@given(deep_specs(max_states=6, max_counter=3))
+def test_z3_verdicts_equal_the_explicit_search_on_deep_generated_specs(document: dict[str, Any]) -> None:
+    assert_agree(load_data(document))
+
+
+def test_deep_specs_reach_many_more_configurations_and_violate_invariants_only_after_six_steps() -> None:
+    shallow = [len(f.configs) for f in _collect(specs(), SIZES_COMPARED)]
+    deep_found = _collect(deep_specs(), SIZES_COMPARED)
+    deep = [len(f.configs) for f in deep_found]
+    assert sum(deep) / len(deep) >= 10 * sum(shallow) / len(shallow)
+    assert sorted(deep)[len(deep) // 2] >= 30
+    lengths = [n for f in deep_found for n in f.violated_at.values()]
+    assert max(lengths) >= 6
+    assert max(f.depth for f in deep_found) >= 10
+
+
+def _last_event_only(seen: frozenset[str], transition: Transition) -> frozenset[str]:
+    """A broken monitor: it remembers only the event that fired last."""
+    return frozenset({transition.event})
+
+
+def _forgets_self_loops(seen: frozenset[str], transition: Transition) -> frozenset[str]:
+    """A broken monitor: a step that stays in its state is not recorded."""
+    return seen if transition.is_self_loop else seen | {transition.event}
+
+
+def _precedes_verdicts(found: Exploration) -> set[str]:
+    return {i.name for i in found.spec.invariants if i.kind == "precedes" and i.name in found.violated}
+
+
+@pytest.mark.parametrize("broken", [_last_event_only, _forgets_self_loops])
+def test_a_broken_precedes_monitor_changes_verdicts_on_deep_specs_where_shallow_ones_hide_it(broken: Monitor) -> None:
+    def caught(strategy: Any) -> int:
+        count = 0
+
+        @settings(CROSS_CHECK, max_examples=SIZES_COMPARED)
+        @given(strategy)
+        def run(document: dict[str, Any]) -> None:
+            nonlocal count
+            spec = load_data(document)
+            if _precedes_verdicts(explore(spec)) != _precedes_verdicts(explore(spec, monitor=broken)):
+                count += 1
+
+        run()
+        return count
+
+    deep, shallow = caught(deep_specs()), caught(specs())
+    assert deep >= SIZES_COMPARED // 10
+    assert deep > shallow
+
+
+def test_the_cross_check_fails_when_the_oracles_precedes_monitor_is_broken() -> None:
+    document: dict[str, Any] = {
+        **SPEC_BASE,
+        "name": "monitor",
+        "roles": {"user": ["go"]},
+        "variables": {"c": {"type": "int", "min": 0, "max": 2, "initial": 0}},
+        "states": {"a": {"initial": True}, "b": {}, **TERMINALS},
+        "transitions": [
+            {"event": "inc", "from": "a", "to": "a", "permission": "go", "guard": "c < 2", "assign": {"c": "c + 1"}},
+            {"event": "next", "from": "a", "to": "b", "permission": "go", "guard": "c == 2"},
+            {"event": "finish", "from": "b", "to": "done", "permission": "go"},
+        ],
+        "invariants": [{"name": "counted-first", "precedes": {"first": "inc", "then": "finish"}}],
+    }
+    spec = load_data(document)
+    assert_agree(spec)
+    with pytest.raises(AssertionError):
+        assert_agree(spec, monitor=_last_event_only)

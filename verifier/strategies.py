@@ -21,14 +21,14 @@ the verifier, not load errors.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, cast
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from railguard.spec import Spec, load_data
+from railguard.spec import EvaluationError, Spec, load_data
 from railguard.spec.expr import (
     Actor,
     Binary,
@@ -51,10 +51,18 @@ from railguard.spec.types import Type, Value
 
 __all__ = [
     "PRINCIPALS",
+    "Action",
+    "DrawnPlan",
     "Environment",
+    "actions",
+    "deep_specs",
+    "default_principals",
     "environments",
     "expressions",
     "loaded_specs",
+    "params",
+    "plans",
+    "runs",
     "scopes",
     "specs",
     "values",
@@ -856,3 +864,500 @@ def specs(
 def loaded_specs(**kwargs: Any) -> st.SearchStrategy[Spec]:
     """:func:`specs` mapped through :func:`~railguard.spec.load_data`; takes the same arguments."""
     return specs(**kwargs).map(load_data)
+
+
+# --------------------------------------------------------------------------- deep specs
+
+
+def _deep_guard(draw: st.DrawFn, bound: int, generator: _Generator, max_depth: int) -> str | None:
+    """A guard that reads the counter ``c`` (most of the time), or a generated one, or none."""
+    choice = draw(st.integers(0, 5))
+    if choice == 0:
+        return None
+    if choice == 1:
+        return unparse(generator.expr(_BOOL, draw(st.integers(0, max_depth))))
+    threshold = draw(st.integers(0, bound))
+    if choice == 2:
+        return f"c >= {threshold}"
+    if choice == 3:
+        return f"c < {threshold} or f"
+    if choice == 4:
+        return f'c == {threshold} and m != "hi"'
+    return f"not f or c > {threshold}"
+
+
+@st.composite
+def _deep_spec_document(
+    draw: st.DrawFn,
+    min_states: int,
+    max_states: int,
+    max_extra_vars: int,
+    max_counter: int,
+    max_depth: int,
+    principals: bool,
+) -> dict[str, Any]:
+    bound = draw(st.integers(2, max_counter))
+    count = draw(st.integers(min_states, max_states))
+    chain = [f"s{i}" for i in range(count)]
+    terminals = {"done": {"terminal": "success"}, "failed": {"terminal": "failure"}}
+    states = [*chain, *terminals]
+    variables: dict[str, Type] = {
+        "c": Type("int", min=0, max=bound),
+        "f": Type("bool"),
+        "m": Type("enum", values=("lo", "mid", "hi")),
+    }
+    var_docs: dict[str, Any] = {
+        "c": {"type": "int", "min": 0, "max": bound, "initial": 0},
+        "f": {"type": "bool", "initial": False},
+        "m": {"type": "enum", "values": ["lo", "mid", "hi"], "initial": "lo"},
+    }
+    if principals:
+        variables["who"] = Type("principal")
+        var_docs["who"] = {"type": "principal"}
+    for i in range(draw(st.integers(0, max_extra_vars))):
+        declared = _declared(draw, draw(st.sampled_from(["int", "bool", "enum"])), (0, 2))
+        variables[f"x{i}"] = declared
+        var_docs[f"x{i}"] = {**_type_data(declared), "initial": _value_data(draw(values(declared)))}
+    roles = {"worker": ["work"], "boss": ["work", "approve"], "clerk": ["approve"]}
+    scope = Scope(variables, tuple(states), {}, allow_actor=True)
+    generator = _Generator(draw, scope, decimals=False)
+    transitions: list[dict[str, Any]] = []
+
+    def add(event: str, sources: list[str], target: str, *, permission: str = "work", guard: str | None = None, assign: dict[str, str] | None = None) -> None:
+        body: dict[str, Any] = {"event": event, "from": sources[0] if len(sources) == 1 else sources, "to": target, "permission": permission}
+        if guard is not None:
+            body["guard"] = guard
+        if assign:
+            body["assign"] = assign
+        transitions.append(body)
+
+    # The spine: `next` moves one state along, gated by the counter, often resetting it, so
+    # that reaching the end takes many increments; a second `next` from the same state (its
+    # guard usually the complement) moves back, so one event has several transitions.
+    for i in range(count - 1):
+        source, target = chain[i], chain[i + 1]
+        threshold = draw(st.integers(0, bound))
+        reset = draw(st.sampled_from(["0", "c", "max(c - 1, 0)", "c // 2"]))
+        assign = {"c": reset} if reset != "c" else {}
+        if draw(st.booleans()):
+            assign["m"] = draw(st.sampled_from(['"mid"', f'"hi" if c == {bound} else m', "m"]))
+        add("next", [source], target, guard=f"c >= {threshold}", assign=assign)
+        if i > 0 and draw(st.integers(0, 2)) == 0:
+            back = chain[draw(st.integers(0, i - 1))]
+            guard = draw(st.sampled_from([f"c < {threshold}", f"c <= {threshold}", "f"]))
+            add("next", [source], back, guard=guard, assign={"f": "not f"})
+    # Self-loops that count up (guarded, or not: then an increment can leave the domain).
+    guarded = draw(st.integers(0, 4)) != 0
+    for number, source in enumerate(chain):
+        if number == 0 or draw(st.integers(0, 3)) != 0:
+            add("inc", [source], source, guard=f"c < {bound}" if guarded else None, assign={"c": "c + 1"})
+    flip_sources = draw(st.lists(st.sampled_from(chain), max_size=3, unique=True))
+    for source in flip_sources:
+        add("flip", [source], source, permission=draw(st.sampled_from(["work", "approve"])),
+            guard=_deep_guard(draw, bound, generator, max_depth), assign={"f": "not f", "m": '"lo" if f else m'})
+    if principals:
+        claim = draw(st.sampled_from(chain[:-1] or chain))
+        add("claim", [claim], claim, assign={"who": "actor"})
+        add("check", [chain[-1]], chain[-1], permission="approve", guard="actor != who", assign={"f": "True"})
+    # Random transitions whose guards and assignments come from the expression generator.
+    for _ in range(draw(st.integers(0, 3))):
+        source = draw(st.sampled_from(chain))
+        target = draw(st.sampled_from(states))
+        extra: dict[str, str] = {}
+        for name in draw(st.lists(st.sampled_from(sorted(variables)), max_size=2, unique=True)):
+            tree = generator.expr(ExprType.of(variables[name]), draw(st.integers(0, max_depth)))
+            extra[name] = unparse(tree)
+        add(draw(st.sampled_from(["jump", "inc", "next"])), [source], target,
+            permission=draw(st.sampled_from(["work", "approve", "public"])),
+            guard=_deep_guard(draw, bound, generator, max_depth), assign=extra)
+    add("finish", [chain[-1]], "done", permission="approve", guard=draw(st.sampled_from([None, "f", f"c >= {bound - 1}"])))
+    abort_sources = draw(st.lists(st.sampled_from(chain), min_size=1, max_size=count, unique=True))
+    add("abort", abort_sources, "failed")
+
+    # Invariants that fail (if at all) only deep in a run: at the end of the chain with the
+    # counter high, or a `precedes` pair whose `first` happens on the way.
+    firsts = sorted({t["event"] for t in transitions} & {"flip", "inc", "claim", "check", "jump"})
+    end_condition = draw(st.sampled_from(["f", "c >= 1", 'm != "lo"', "not f"]))
+    invariants: list[dict[str, Any]] = [
+        {"name": "deep-never", "never": f'state == "{chain[-1]}" and c == {draw(st.integers(1, bound))}'},
+        {"name": "deep-always", "always": f'implies(state in ["{chain[-1]}", "done"], {end_condition})'},
+        {"name": "deep-precedes", "precedes": {"first": draw(st.sampled_from(firsts)), "then": "finish"}},
+    ]
+    if draw(st.booleans()):
+        invariants.append({"name": "generated", draw(st.sampled_from(["always", "never"])): unparse(
+            _Generator(draw, Scope(variables, tuple(states)), decimals=False).expr(_BOOL, draw(st.integers(0, max_depth))))})
+    return {
+        "railguard": 1,
+        "name": "deep",
+        "roles": roles,
+        "variables": var_docs,
+        "states": {chain[0]: {"initial": True}, **{s: {} for s in chain[1:]}, **terminals},
+        "on_error": "failed",
+        "transitions": transitions,
+        "invariants": invariants,
+    }
+
+
+def deep_specs(
+    min_states: int = 5,
+    max_states: int = 8,
+    *,
+    max_extra_vars: int = 1,
+    max_counter: int = 4,
+    max_depth: int = 2,
+    principals: bool = True,
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Spec documents with long runs: ``min_states`` to ``max_states`` non-terminal states in a
+    chain ``s0 -> s1 -> ...`` (plus ``done`` and ``failed``), and variables that gate it.
+
+    A counter ``c`` (``0..bound``, bound at most ``max_counter``), a flag ``f`` and an enum ``m``
+    are read by the guards and written by the assignments: ``next`` moves along the chain once
+    ``c`` reaches a threshold and often resets it; ``inc`` self-loops count ``c`` up (sometimes
+    unguarded, so an increment can leave the domain); ``next`` may also lead back, so one event
+    has several transitions from one state (which may overlap: nondeterminism); ``flip`` self-loops
+    toggle ``f``; with ``principals``, ``claim`` stores the actor and a later ``check`` requires a
+    different one. A few more transitions come from the expression generator, as does one
+    invariant at most. The invariants ``deep-never``, ``deep-always`` and ``deep-precedes`` can
+    only fail at the end of the chain, so a violation takes many steps (six or more when the
+    chain and the thresholds are long). Every document loads with :func:`~railguard.spec.load_data`
+    and is finite, so explicit search can check what the verifier says.
+    """
+    if min_states < 2 or max_states < min_states:
+        raise InvalidArgument("deep specs need min_states >= 2 and max_states >= min_states")
+    if max_counter < 2 or max_extra_vars < 0 or max_depth < 0:
+        raise InvalidArgument("max_counter must be at least 2; the other limits must not be negative")
+    return _deep_spec_document(min_states, max_states, max_extra_vars, max_counter, max_depth, principals)
+
+
+# --------------------------------------------------------------------------- runs and plans
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One step a test takes: ``event`` fired by ``actor`` with ``params``; ``kind`` is
+    ``"error"`` for the error exit (an effect failed, an operator aborted)."""
+
+    event: str
+    actor: str
+    params: Mapping[str, Value] = field(default_factory=dict)
+    kind: str = "step"
+
+    def to_data(self) -> dict[str, Any]:
+        """The step as plan data (values encoded with :mod:`railguard.spec.codec`)."""
+        from railguard.spec.codec import encode_values
+
+        if self.kind == "error":
+            return {"event": "error", "actor": self.actor}
+        data: dict[str, Any] = {"event": self.event, "actor": self.actor}
+        if self.params:
+            data["params"] = encode_values(self.params)
+        return data
+
+
+def default_principals(spec: Spec) -> dict[str, frozenset[str]]:
+    """A directory for tests: two principals per role (``<role>-1``, ``<role>-2``), two holding
+    every role ``exclusive_roles`` allows together (``all-1``, ``all-2``), and ``nobody``."""
+    principals: dict[str, frozenset[str]] = {}
+    for role in spec.roles:
+        for n in (1, 2):
+            principals[f"{role.name}-{n}"] = frozenset({role.name})
+    everything: set[str] = set()
+    for role in spec.roles:
+        if not any(role.name in group and everything & set(group) for group in spec.exclusive_roles):
+            everything.add(role.name)
+    principals["all-1"] = principals["all-2"] = frozenset(everything)
+    principals["nobody"] = frozenset()
+    return principals
+
+
+def _signature_of(spec: Spec, event: str) -> tuple[Any, ...]:
+    for transition in spec.transitions:
+        if transition.event == event:
+            return transition.params
+    return ()
+
+
+def _int_literals(spec: Spec) -> set[int]:
+    """The int literals of the spec's guards, assignments and invariants: boundaries worth trying."""
+    found: set[int] = set()
+    trees = [t.guard.tree for t in spec.transitions if t.guard is not None]
+    trees += [e.tree for t in spec.transitions for _, e in t.assign]
+    trees += [i.expr.tree for i in spec.invariants if i.expr is not None]
+    stack: list[Any] = list(trees)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Literal):
+            if isinstance(node.value, int) and not isinstance(node.value, bool):
+                found.add(node.value)
+            continue
+        for item in fields(node):
+            value = getattr(node, item.name)
+            if isinstance(value, Node):
+                stack.append(value)
+            elif isinstance(value, tuple):
+                stack.extend(v for v in value if isinstance(v, Node))
+    return found
+
+
+def params(spec: Spec, event: str, *, valid: bool = True) -> st.SearchStrategy[dict[str, Value]]:
+    """Params of ``event`` drawn from their declared domains (optional ones sometimes left out);
+    an int param also takes the int literals of the spec's expressions and their neighbours,
+    so boundaries such as ``params.amount <= 5000`` are tried.
+
+    With ``valid`` false the params may also be outside the signature: a value just outside
+    a declared int range, a required param missing, or an unknown name.
+    """
+    signature = _signature_of(spec, event)
+    literals = _int_literals(spec)
+    domains: dict[str, st.SearchStrategy[Value]] = {}
+    for param in signature:
+        domains[param.name] = values(param.type)
+        if param.type.kind == "int":
+            near = sorted({v + d for v in literals for d in (-1, 0, 1) if param.type.contains(v + d)})
+            if near:
+                domains[param.name] = domains[param.name] | st.sampled_from(near)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> dict[str, Value]:
+        out: dict[str, Value] = {}
+        for param in signature:
+            if not param.required and draw(st.integers(0, 3)) == 0:
+                continue
+            out[param.name] = draw(domains[param.name])
+        if not valid:
+            broken = draw(st.integers(0, 2))
+            ints = [p for p in signature if p.type.kind == "int" and (p.type.min is not None or p.type.max is not None)]
+            required = [p for p in signature if p.required]
+            if broken == 0 and ints:
+                param = draw(st.sampled_from(ints))
+                limit = param.type.min if param.type.min is not None else param.type.max
+                assert limit is not None
+                out[param.name] = int(limit) - 1 if param.type.min is not None else int(limit) + 1
+            elif broken == 1 and required:
+                out.pop(draw(st.sampled_from(required)).name, None)
+            else:
+                out["unknown_param"] = 0
+        return out
+
+    return build()
+
+
+class _ActionSpace:
+    """The action strategies of one spec and directory, built once per state."""
+
+    def __init__(self, spec: Spec, directory: Mapping[str, frozenset[str]], errors: bool) -> None:
+        self.spec = spec
+        self.errors = errors
+        self.names = sorted(directory)
+        self.events = list(spec.events)
+        self.valid = {event: params(spec, event) for event in self.events}
+        self.any_params = {event: params(spec, event) | params(spec, event, valid=False) for event in self.events}
+        self.granted: dict[int, list[str]] = {}
+        self.denied: dict[int, list[str]] = {}
+        for t in spec.transitions:
+            ok = [n for n in self.names if t.permission == "public" or any(t.permission in spec.role_map[r].permissions for r in directory[n] if r in spec.role_map)]
+            self.granted[t.index] = ok
+            self.denied[t.index] = [n for n in self.names if n not in ok]
+        self.cache: dict[tuple[str | None, Any], st.SearchStrategy[Action]] = {}
+
+    def split(self, state: str, values: Mapping[str, Value], avoid: frozenset[int]) -> tuple[tuple[tuple[int, tuple[str, ...]], ...], tuple[tuple[int, tuple[str, ...]], ...]]:
+        """The transitions from ``state`` whose guard holds on ``values``, each with the
+        principals holding its permission for whom it holds, and those with principals for whom
+        it is false. A guard that reads ``params`` counts as both (some params decide); the
+        transitions in ``avoid`` are left out of the first."""
+        holding: list[tuple[int, tuple[str, ...]]] = []
+        failing: list[tuple[int, tuple[str, ...]]] = []
+        for t in self.spec.transitions_from(state):
+            granted = tuple(self.granted[t.index] or self.names)
+            if t.guard is None:
+                yes: tuple[str, ...] = granted
+                no: tuple[str, ...] = ()
+            else:
+                guard = self.spec.compiled(t.guard)
+                try:
+                    yes = tuple(n for n in granted if guard(values, {}, n, state))
+                    no = tuple(n for n in granted if n not in yes)
+                except (EvaluationError, KeyError):  # it reads params: let the step find out
+                    yes = no = granted
+            if yes and t.index not in avoid:
+                holding.append((t.index, yes))
+            if no:
+                failing.append((t.index, no))
+        return tuple(holding), tuple(failing)
+
+    def at(self, state: str | None, values: Mapping[str, Value] | None = None, avoid: frozenset[int] = frozenset()) -> st.SearchStrategy[Action]:
+        split = self.split(state, values, avoid) if state is not None and values is not None else None
+        key = (state, split)
+        found = self.cache.get(key)
+        if found is None:
+            found = self.cache[key] = self._build(state, split)
+        return found
+
+    def _build(self, state: str | None, split: Any) -> st.SearchStrategy[Action]:
+        spec, names = self.spec, self.names
+        here = spec.transitions_from(state) if state is not None else ()
+        options: list[st.SearchStrategy[Action]] = []
+        weights: list[int] = []
+
+        def by(transition: Any, actors: Any) -> st.SearchStrategy[Action]:
+            return st.builds(Action, st.just(transition.event), st.sampled_from(list(actors)), self.valid[transition.event])
+
+        def deep(pairs: Any) -> list[st.SearchStrategy[Action]]:
+            # Steps that stay out of the terminals count thrice, so that runs go deep.
+            return [
+                by(spec.transitions[index - 1], actors)
+                for index, actors in pairs
+                for _ in range(1 if spec.state_map[spec.transitions[index - 1].target].is_terminal else 3)
+            ]
+
+        if split is not None:
+            holding, failing = split
+            if holding:
+                options.append(st.one_of(deep(holding)))
+                weights.append(10)
+            if failing:
+                # the guard's other outcome: off-by-one bugs and four-eyes rules live here
+                options.append(st.one_of([by(spec.transitions[i - 1], actors) for i, actors in failing]))
+                weights.append(4)
+        if here:
+            options.append(st.one_of(deep((t.index, self.granted[t.index] or names) for t in here)))
+            weights.append(2 if split is not None else 10)
+        denied = [by(t, self.denied[t.index]) for t in here if self.denied[t.index]]
+        if denied:
+            options.append(st.one_of(denied))
+            weights.append(2)
+        if self.events:
+            options.append(st.one_of([st.builds(Action, st.just(e), st.sampled_from(names), self.any_params[e]) for e in self.events]))
+            weights.append(1)
+        if self.errors and state is not None and spec.error_target(state) is not None:
+            options.append(st.builds(Action, st.just("error"), st.sampled_from(names), st.just({}), st.just("error")))
+            weights.append(1)
+        if not options:
+            return st.just(Action("no-event", names[0] if names else "nobody"))
+        # A weighted choice: the enabled steps come first, where shrinking heads.
+        return st.one_of([option for option, weight in zip(options, weights, strict=True) for _ in range(weight)])
+
+
+_SPACES: dict[tuple[int, tuple[tuple[str, frozenset[str]], ...], bool], tuple[Spec, _ActionSpace]] = {}
+
+
+def actions(
+    spec: Spec,
+    state: str | None = None,
+    principals: Mapping[str, frozenset[str]] | None = None,
+    *,
+    errors: bool = False,
+    values: Mapping[str, Value] | None = None,
+    avoid: frozenset[int] = frozenset(),
+) -> st.SearchStrategy[Action]:
+    """One action, mostly one that the spec allows from ``state`` (a transition from it, fired
+    by a principal that holds its permission, with valid params; int params favour the spec's
+    boundaries), often the same transitions by a principal that lacks the permission, and
+    sometimes any event of the spec by anyone with params that may be invalid; with
+    ``errors``, now and then the error exit. Given the current ``values`` too, transitions whose
+    guard holds are favoured (except those in ``avoid``: swarm testing leaves some out of a run so
+    that others are taken more often), and each guard's false outcome is tried too. Without
+    ``state`` every event is drawn alike."""
+    directory = dict(principals) if principals is not None else default_principals(spec)
+    key = (id(spec), tuple(sorted(directory.items())), errors)
+    cached = _SPACES.get(key)
+    if cached is None or cached[0] is not spec:
+        if len(_SPACES) > 256:
+            _SPACES.clear()
+        cached = _SPACES[key] = (spec, _ActionSpace(spec, directory, errors))
+    return cached[1].at(state, values, avoid)
+
+
+def runs(
+    spec: Spec,
+    principals: Mapping[str, frozenset[str]] | None = None,
+    *,
+    max_steps: int = 20,
+) -> st.SearchStrategy[list[Action]]:
+    """Event sequences: each action drawn by :func:`actions` from the state the reference
+    semantics (:func:`railguard.spec.semantics.fire`) reaches after the previous ones, so most
+    steps are accepted and runs go deep; refused steps stay in the run."""
+    from railguard.spec.semantics import Fired, fire
+
+    directory = dict(principals) if principals is not None else default_principals(spec)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> list[Action]:
+        state = spec.initial_state.name
+        values_now = spec.initial_values()
+        out: list[Action] = []
+        for _ in range(draw(st.integers(0, max_steps))):
+            action = draw(actions(spec, state, directory, values=values_now))
+            out.append(action)
+            outcome = fire(spec, state, values_now, action.event, action.actor, directory.get(action.actor, frozenset()), dict(action.params))
+            if isinstance(outcome, Fired):
+                state, values_now = outcome.target, dict(outcome.values)
+        return out
+
+    return build()
+
+
+@dataclass(frozen=True, slots=True)
+class DrawnPlan:
+    """A plan for the gate and what the reference semantics says of it: ``plan`` is the data a
+    planner sends (``workflow``, ``instance``, ``steps`` of ``event`` and ``params``; never the
+    actor), ``actor`` and ``roles`` the authenticated caller, ``refused_at`` the index of the
+    first step the spec refuses (``None`` when every step is admitted)."""
+
+    plan: Mapping[str, Any]
+    actor: str
+    roles: frozenset[str]
+    refused_at: int | None
+
+    @property
+    def admissible(self) -> bool:
+        return self.refused_at is None
+
+
+def plans(
+    spec: Spec,
+    *,
+    admissible: bool = True,
+    principals: Mapping[str, frozenset[str]] | None = None,
+    max_steps: int = 8,
+    instance: str = "i-1",
+) -> st.SearchStrategy[DrawnPlan]:
+    """Plans of one caller from the initial state: with ``admissible``, every step is one the
+    spec allows in turn; without, an allowed prefix ends in one step the spec refuses."""
+    from railguard.spec.codec import encode_values
+    from railguard.spec.semantics import Fired, fire
+
+    directory = dict(principals) if principals is not None else default_principals(spec)
+    names = sorted(directory)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> DrawnPlan:
+        actor = draw(st.sampled_from(names))
+        roles = directory[actor]
+        one = {actor: roles}
+        state = spec.initial_state.name
+        values_now = spec.initial_values()
+        steps: list[dict[str, Any]] = []
+        refused: int | None = None
+        wanted = draw(st.integers(0 if admissible else 1, max_steps))
+        for _ in range(wanted * 4):
+            if len(steps) >= wanted:
+                break
+            action = draw(actions(spec, state, one, values=values_now))
+            outcome = fire(spec, state, values_now, action.event, actor, roles, dict(action.params))
+            last = len(steps) == wanted - 1
+            if isinstance(outcome, Fired):
+                if not admissible and last:
+                    continue
+                steps.append({"event": action.event, "params": encode_values(action.params)})
+                state, values_now = outcome.target, dict(outcome.values)
+            elif not admissible and (last or draw(st.integers(0, 3)) == 0):
+                steps.append({"event": action.event, "params": encode_values(action.params)})
+                refused = len(steps) - 1
+                break
+        if not admissible and refused is None:
+            steps.append({"event": "no-such-event", "params": {}})
+            refused = len(steps) - 1
+        return DrawnPlan({"workflow": spec.name, "instance": instance, "steps": steps}, actor, roles, refused)
+
+    return build()
