@@ -684,8 +684,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         say.line(f"✘ TAMPERED: {integrity.tamper}")
         return 1
     say.line(f"✔ OK: {integrity.records} records of {integrity.instances} instances; every hash chain verifies")
+    from railguard.gate_demo import run_gate_demo
+
+    say.title("The plan gate: a scripted model proposes, railguard disposes")
+    gate = run_gate_demo(sys.stdout, db=str(db))
     print(f"\nlook closer: railguard audit show {_relative(db)}   ·   railguard run show --db {_relative(db)} --instance order-2")
-    return 0 if all(r.ok for r in replays) else 1
+    return 0 if gate == 0 and all(r.ok for r in replays) else 1
 
 
 def _relative(path: Path) -> str:
