@@ -130,6 +130,10 @@ def _add_engine(parser: argparse.ArgumentParser, *, directory_required: bool = F
     gate = parser.add_mutually_exclusive_group()
     gate.add_argument("--certificate", metavar="FILE", help="the spec's certificate (from `railguard check --certificate`)")
     gate.add_argument("--allow-unverified", metavar="REASON", help="run without a certificate; the reason is audited")
+    parser.add_argument(
+        "--trust", metavar="KEY.pub", action="append", default=[],
+        help="a public key whose signature on the certificate is accepted (repeat for several)",
+    )
 
 
 @contextmanager
@@ -209,10 +213,13 @@ def _engine(args: argparse.Namespace, spec: Spec, store: Store, *, needed: set[s
 
     directory = load_directory(args.directory) if getattr(args, "directory", None) else StaticDirectory({})
     certificate = None
+    trusted: Any = None
     if getattr(args, "certificate", None):
         from railguard.verifier.certificate import load_certificate
+        from railguard.verifier.keys import TrustSet
 
         certificate = load_certificate(args.certificate)
+        trusted = TrustSet.load(getattr(args, "trust", None) or ())
     effects = _effects(getattr(args, "effects", None), spec, needed)
     authenticator: Any = KnownPrincipals(directory)
     reference = getattr(args, "authenticator", None)
@@ -223,7 +230,7 @@ def _engine(args: argparse.Namespace, spec: Spec, store: Store, *, needed: set[s
         if not callable(getattr(authenticator, "authenticate", None)):
             raise UsageError(f"`{reference}` is not an Authenticator (an object with `authenticate(credential)`)")
     return Engine(
-        spec, store, directory, effects=effects, certificate=certificate,
+        spec, store, directory, effects=effects, certificate=certificate, trusted_keys=trusted,
         allow_unverified=getattr(args, "allow_unverified", None), authenticator=authenticator,
     )
 
@@ -501,7 +508,16 @@ def certificate_gate(report: Any) -> tuple[Any, str | None]:
         return None, "demo"
     from railguard.verifier.engine import Budget
 
-    return issue(report, Budget()), None
+    return module.sign(issue(report, Budget()), _demo_key()), None
+
+
+@functools.cache
+def _demo_key() -> Any:
+    """The demo's signing key: made afresh in each process, so the demo is both the issuer
+    (CI) and the runtime that trusts it."""
+    from railguard.verifier.keys import generate_key
+
+    return generate_key()
 
 
 @dataclass
@@ -632,7 +648,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 if handler is not None:
                     effects.register(handler, services[handler], quick)
         certificate, opt_out = gates[name]
-        return Engine(spec, store, people, effects=effects, certificate=certificate, allow_unverified=opt_out)
+        trusted = [_demo_key().public] if certificate is not None else None
+        return Engine(spec, store, people, effects=effects, certificate=certificate, trusted_keys=trusted, allow_unverified=opt_out)
 
     with SQLiteStore(db) as store:
         refunds, orders = engine("refund", store), engine("order", store)

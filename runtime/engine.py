@@ -98,7 +98,8 @@ class StepResult:
 class Engine:
     """Runs instances of ``spec`` on ``store``.
 
-    ``certificate`` must be a certificate of this exact spec recording no failure (see
+    ``certificate`` must be a certificate of this exact spec recording no failure, signed by
+    one of ``trusted_keys`` (a :class:`~railguard.verifier.keys.TrustSet` or public keys; see
     :mod:`railguard.verifier.certificate`); otherwise the engine refuses to run unless
     ``allow_unverified`` gives a reason, which is written into every instance's first record.
     ``operators`` are the directory roles allowed to abort an instance or retry a stuck one.
@@ -116,6 +117,7 @@ class Engine:
         effects: Effects | None = None,
         clock: Clock | None = None,
         certificate: Any = None,
+        trusted_keys: Any = None,
         allow_unverified: str | None = None,
         retry: RetryPolicy | None = None,
         lease: float = 30.0,
@@ -133,14 +135,14 @@ class Engine:
         self.operators = operators
         self.worker = worker
         self.authenticator = authenticator
-        self.certificate_note = self._check_certificate(certificate, allow_unverified)
+        self.certificate_note = self._check_certificate(certificate, trusted_keys, allow_unverified)
         # the rows this engine last committed, with their phase (see `fire`)
         self._recent: dict[str, tuple[InstanceRow, Phase, Mapping[str, Any] | None]] = {}
         missing = sorted(handler_names(spec) - set(self.effects.handlers))
         if missing:
             raise ExecutionError(f"spec `{spec.name}` uses effect `{missing[0]}`, which has no registered handler")
 
-    def _check_certificate(self, certificate: Any, allow_unverified: str | None) -> dict[str, Any]:
+    def _check_certificate(self, certificate: Any, trusted_keys: Any, allow_unverified: str | None) -> dict[str, Any]:
         if certificate is None:
             if allow_unverified is None or not allow_unverified.strip():
                 raise CertificateRequired(
@@ -149,11 +151,13 @@ class Engine:
                 )
             return {"verified": False, "opt_out": allow_unverified.strip()}
         from railguard.verifier.certificate import verify_certificate
+        from railguard.verifier.keys import TrustSet
 
-        ok, reason = verify_certificate(self.spec, certificate)
+        trusted = trusted_keys if isinstance(trusted_keys, TrustSet) else TrustSet.of(trusted_keys or ())
+        ok, reason = verify_certificate(self.spec, certificate, trusted)
         if not ok:
             raise CertificateRequired(f"the certificate does not admit spec `{self.spec.name}`: {reason}")
-        return {"verified": True, "certificate": getattr(certificate, "fingerprint", None)}
+        return {"verified": True, "certificate": getattr(certificate, "fingerprint", None), "key_id": getattr(certificate, "key_id", None)}
 
     # ------------------------------------------------------------------ queries
 
