@@ -137,7 +137,7 @@ def _add_engine(parser: argparse.ArgumentParser, *, directory_required: bool = F
 
 
 @contextmanager
-def _store(args: argparse.Namespace, *, must_exist: bool) -> Iterator[Store]:
+def _store(args: argparse.Namespace, *, must_exist: bool, readonly: bool = False) -> Iterator[Store]:
     dsn = getattr(args, "dsn", None)
     store: Store
     given = getattr(args, "db_file", None)
@@ -150,12 +150,12 @@ def _store(args: argparse.Namespace, *, must_exist: bool) -> Iterator[Store]:
     if dsn:
         from railguard.runtime.postgres import PostgresStore
 
-        store = PostgresStore(dsn)
+        store = PostgresStore(dsn, readonly=readonly)
     else:
         path = getattr(args, "db", None) or DEFAULT_DB
         if must_exist and not Path(path).is_file():
             raise UsageError(f"no database `{path}`: give an existing SQLite file (or --dsn URL)")
-        store = SQLiteStore(path)
+        store = SQLiteStore(path, readonly=readonly)
     try:
         yield store
     finally:
@@ -393,8 +393,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from railguard.runtime.integrity import verify_store
 
-    with _store(args, must_exist=True) as store:
-        report = verify_store(store)
+    specs = [_load_spec(path) for path in args.spec]
+    with _store(args, must_exist=True, readonly=True) as store:
+        report = verify_store(store, specs)
     if report.tamper is not None:
         print(f"audit: TAMPERED: {report.tamper}")
         return 1
@@ -754,6 +755,7 @@ def add_commands(subparsers: Any) -> None:
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = audit_sub.add_parser("verify", help="check every hash chain (exit 1 names the first tampered record)")
     _add_store(verify, positional=True)
+    verify.add_argument("--spec", metavar="SPEC", action="append", default=[], help="also replay each instance of this spec (repeat for several)")
     verify.set_defaults(func=cmd_audit_verify)
     show_log = audit_sub.add_parser("show", help="the audit log as a readable table")
     _add_store(show_log, positional=True)

@@ -36,7 +36,14 @@ from .clock import Clock, SystemClock
 from .codec import decode_params, decode_values, encode_values
 from .directory import Directory
 from .effects import EffectCall, Effects, RetryPolicy, effect_key
-from .errors import CertificateRequired, ConflictError, ExecutionError, UnknownInstance
+from .errors import (
+    CertificateRequired,
+    ConflictError,
+    ExecutionError,
+    UnknownInstance,
+    UnvouchedRow,
+)
+from .integrity import ROW_FIELD, row_digest, vouch
 from .lifecycle import (
     CompensatePending,
     EffectPending,
@@ -211,8 +218,9 @@ class Engine:
             "certificate": self.certificate_note,
         }
         advance(spec, None, RecordKind.START, target=state)
-        records, head, version = self._chain(blank, [payload])
-        row = replace(blank, values=encode_values(values), context=encode_values(context_values), version=version, audit_head=head)
+        row = replace(blank, values=encode_values(values), context=encode_values(context_values), version=1)
+        records, head, version = self._chain(blank, [payload], after=row)
+        row = replace(row, audit_head=head)
         self.store.create(row, records, self._timeout_timer(instance, state, version))
         return self._result(row, records, accepted=True, event=None)
 
@@ -422,22 +430,23 @@ class Engine:
         """Write ``payloads`` as the next audit records and the row as ``phase`` leaves it, in one
         transaction; ConflictError if another writer moved the instance first."""
         now = self._now()
-        records, head, version = self._chain(row, payloads, now)
         new = InstanceRow(
             id=row.id,
             workflow=row.workflow,
             spec_hash=row.spec_hash,
             state=phase.state,
             values=row.values if values is None else values,
-            version=version,
+            version=row.version + len(payloads),
             status=phase.status,
-            audit_head=head,
+            audit_head=GENESIS,
             context=row.context,
             pending=None if phase.pending is None else phase.pending.to_json(),
             compensations=[o.to_json() for o in phase.owed],
             created_at=row.created_at,
             updated_at=now.timestamp(),
         )
+        records, head, _ = self._chain(row, payloads, now, after=new)
+        new = replace(new, audit_head=head)
         known = self._recent.pop(row.id, None)
         if values is None and known is not None and known[0] is row:
             decoded = known[2]  # the values did not change
@@ -447,14 +456,21 @@ class Engine:
         self._recent[new.id] = (new, phase, decoded)
         return new, records
 
-    def _chain(self, row: InstanceRow, payloads: list[dict[str, Any]], now: datetime | None = None) -> tuple[list[AuditRecord], str, int]:
+    def _chain(
+        self, row: InstanceRow, payloads: list[dict[str, Any]], now: datetime | None = None, *, after: InstanceRow
+    ) -> tuple[list[AuditRecord], str, int]:
+        """The records of ``payloads`` following ``row``'s head; the last one carries the
+        digest of the row ``after`` them (see :func:`~railguard.runtime.integrity.vouch`)."""
         records = []
         head, seq = row.audit_head, row.version
         at = (now or self._now()).astimezone(UTC).isoformat()
         common = {"workflow": self.spec.name, "spec_hash": self.spec.content_hash, "at": at}
-        for payload in payloads:
+        for number, payload in enumerate(payloads, 1):
             seq += 1
-            record = chain(row.id, head, seq, {**common, **payload})
+            body = {**common, **payload}
+            if number == len(payloads):
+                body[ROW_FIELD] = row_digest(after)
+            record = chain(row.id, head, seq, body)
             records.append(record)
             head = record.hash
         return records, head, seq
@@ -596,6 +612,7 @@ class Engine:
         row = self.store.get(timer.instance)
         if row is None or row.workflow != self.spec.name:
             return None
+        self._vouch(row)
         if timer.kind == "resume":
             if row.status in (Status.EFFECT_PENDING, Status.COMPENSATING) and row.pending is not None:
                 return self._settle(row)
@@ -640,7 +657,26 @@ class Engine:
                 f"instance `{instance}` was started under spec {row.spec_hash[:19]}, not {self.spec.content_hash[:19]}; "
                 "finish it with the spec it started with"
             )
+        self._vouch(row)
         return row
+
+    def _vouch(self, row: InstanceRow) -> None:
+        """Refuse (UnvouchedRow) a row that its audit log does not vouch for: its last record
+        must carry the row's digest and the log must replay to it under this spec. A row equal
+        to the one this engine last committed needs no reading of the log."""
+        known = self._recent.get(row.id)
+        if known is not None and known[0] == row:
+            return
+        from .replay import replay
+
+        records = self.store.audit(row.id)
+        found = vouch(row, records)
+        if found is None:
+            replayed = replay(self.spec, records, row.id)
+            if not replayed.ok:
+                raise UnvouchedRow(f"instance `{row.id}` is not vouched for by its audit log, so the engine does not act on it: {replayed.mismatch}")
+        else:
+            raise UnvouchedRow(f"instance `{row.id}` is not vouched for by its audit log, so the engine does not act on it: {found}")
 
     def _result(
         self, row: InstanceRow, records: Sequence[AuditRecord], *, accepted: bool, event: str | None, code: str | None = None, reason: str = ""

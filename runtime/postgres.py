@@ -132,7 +132,7 @@ QUERIES = {
 class PostgresStore:
     """A store in the schema ``schema`` of the PostgreSQL database at ``dsn``."""
 
-    def __init__(self, dsn: str = DEFAULT_DSN, *, schema: str = "railguard", connect_timeout: float = 10.0) -> None:
+    def __init__(self, dsn: str = DEFAULT_DSN, *, schema: str = "railguard", connect_timeout: float = 10.0, readonly: bool = False) -> None:
         if psycopg is None:  # pragma: no cover
             raise StoreError("the PostgreSQL store needs psycopg 3: pip install 'railguard[postgres]'")
         if not schema or len(schema.encode()) > MAX_SCHEMA_NAME or "\x00" in schema:
@@ -140,6 +140,8 @@ class PostgresStore:
         self.dsn = dsn
         self.schema = schema
         self.connect_timeout = connect_timeout
+        #: read-only transactions, and no schema created (``railguard audit verify``)
+        self.readonly = readonly
         try:
             params = conninfo_to_dict(dsn)
         except psycopg.Error:
@@ -159,7 +161,10 @@ class PostgresStore:
         with self._lock:
             self._connection()
             try:
-                self._ensure_schema()
+                if readonly:
+                    self._check_schema()
+                else:
+                    self._ensure_schema()
             except BaseException:
                 self.close()  # no half-open store: its connection would outlive it unclosed
                 raise
@@ -187,6 +192,8 @@ class PostgresStore:
                 kwargs["connect_timeout"] = max(1, round(self.connect_timeout))
             if "application_name" not in params and "PGAPPNAME" not in os.environ:
                 kwargs["application_name"] = "railguard"
+            if self.readonly:
+                kwargs["options"] = "-c default_transaction_read_only=on"
             try:
                 conn = psycopg.connect(self.dsn, **kwargs)
             except psycopg.Error as exc:
@@ -211,6 +218,13 @@ class PostgresStore:
                 raise StoreError(f"PostgreSQL at {self.where} failed while {doing}: {_first_line(exc)}") from None
             except psycopg.Error as exc:
                 raise StoreError(f"PostgreSQL at {self.where} refused {doing}: {_first_line(exc)}") from None
+
+    def _check_schema(self) -> None:
+        with self._tx(f"checking the schema `{self.schema}`") as cur:
+            cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name IN ('instances', 'audit')", (self.schema,))
+            found = cur.fetchone()
+        if found is None or found[0] != 2:
+            raise StoreError(f"the schema `{self.schema}` at {self.where} is not a railguard store: it has no instances and audit tables")
 
     def _ensure_schema(self) -> None:
         with self._tx(f"checking the schema `{self.schema}`") as cur:

@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Literal
@@ -71,22 +72,38 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
 
 class SQLiteStore:
-    """A store in one SQLite file (``":memory:"`` for a private in-memory database)."""
+    """A store in one SQLite file (``":memory:"`` for a private in-memory database).
 
-    def __init__(self, path: str | os.PathLike[str] = "railguard.db", *, synchronous: Synchronous = "FULL", busy_timeout: float = 30.0) -> None:
+    ``readonly=True`` opens an existing store without writing to it (no tables or triggers
+    are created; every write fails), as ``railguard audit verify`` does."""
+
+    def __init__(
+        self, path: str | os.PathLike[str] = "railguard.db", *, synchronous: Synchronous = "FULL", busy_timeout: float = 30.0, readonly: bool = False
+    ) -> None:
         self.path = os.fspath(path)
         self.synchronous = synchronous
+        self.readonly = readonly
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            self._db.executescript(SCHEMA)
+            if readonly:
+                uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=busy_timeout, check_same_thread=False)
+                found = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if not {"instances", "audit"} <= found:
+                    self._db.close()
+                    raise StoreError(f"`{self.path}` is not a railguard store: it has no instances and audit tables")
+            else:
+                self._db = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout, check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(f"PRAGMA synchronous={synchronous}")
+                self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite store `{self.path}`: {exc}") from None
         self._lock = threading.RLock()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        if self.readonly:
+            raise StoreError(f"the SQLite store `{self.path}` was opened read-only")
         with self._lock:
             db = self._db
             try:
