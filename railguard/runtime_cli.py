@@ -392,15 +392,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
 @_guarded
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from railguard.runtime.integrity import verify_store
+    from railguard.trust_cli import verify_global_log
 
     specs = [_load_spec(path) for path in args.spec]
     with _store(args, must_exist=True, readonly=True) as store:
         report = verify_store(store, specs)
-    if report.tamper is not None:
-        print(f"audit: TAMPERED: {report.tamper}")
+        if report.tamper is not None:
+            print(f"audit: TAMPERED: {report.tamper}")
+            return 1
+        logged = verify_global_log(args, store)
+    if logged is None:
         return 1
     records, instances = report.records, report.instances
-    print(f"audit: OK: {records} record{'s' if records != 1 else ''} of {instances} instance{'s' if instances != 1 else ''}; every hash chain verifies and ends at its instance's head")
+    print(f"audit: OK: {records} record{'s' if records != 1 else ''} of {instances} instance{'s' if instances != 1 else ''}; every hash chain verifies and ends at its instance's head; {logged}")
     return 0
 
 
@@ -757,6 +761,9 @@ def add_commands(subparsers: Any) -> None:
     _add_store(verify, positional=True)
     verify.add_argument("--spec", metavar="SPEC", action="append", default=[], help="also replay each instance of this spec (repeat for several)")
     verify.set_defaults(func=cmd_audit_verify)
+    from railguard.trust_cli import add_audit_commands
+
+    add_audit_commands(audit_sub, verify, _add_store)
     show_log = audit_sub.add_parser("show", help="the audit log as a readable table")
     _add_store(show_log, positional=True)
     show_log.add_argument("--instance", metavar="ID", help="only this instance")

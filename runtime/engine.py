@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from railguard.spec import Spec
 from railguard.spec.semantics import SYSTEM, Fired, Refusal, admit, fire
@@ -56,6 +56,9 @@ from .lifecycle import (
     exit_kind,
 )
 from .store import InstanceRow, NewTimer, Store, Timer
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpointer
 
 __all__ = ["Engine", "Instance", "StepResult"]
 
@@ -112,7 +115,9 @@ class Engine:
     ``operators`` are the directory roles allowed to abort an instance or retry a stuck one.
     ``authenticator``, when given, turns the ``actor`` every command is called with (then a
     credential) into the principal that acts (see :mod:`railguard.runtime.auth`); without
-    one, ``actor`` is trusted as the authenticated caller.
+    one, ``actor`` is trusted as the authenticated caller. ``checkpoints`` writes signed tree
+    heads of the store's global log as records are committed (see
+    :mod:`railguard.runtime.checkpoint`).
     """
 
     def __init__(
@@ -131,6 +136,7 @@ class Engine:
         operators: frozenset[str] = frozenset({"operator"}),
         worker: str = "",
         authenticator: Authenticator | None = None,
+        checkpoints: Checkpointer | None = None,
     ) -> None:
         self.spec = spec
         self.store = store
@@ -142,6 +148,7 @@ class Engine:
         self.operators = operators
         self.worker = worker
         self.authenticator = authenticator
+        self.checkpoints = checkpoints
         self.certificate_note = self._check_certificate(certificate, trusted_keys, allow_unverified)
         # the rows this engine last committed, with their phase (see `fire`)
         self._recent: dict[str, tuple[InstanceRow, Phase, Mapping[str, Any] | None]] = {}
@@ -222,6 +229,8 @@ class Engine:
         records, head, version = self._chain(blank, [payload], after=row)
         row = replace(row, audit_head=head)
         self.store.create(row, records, self._timeout_timer(instance, state, version))
+        if self.checkpoints is not None:
+            self.checkpoints.committed(self.store, len(records))
         return self._result(row, records, accepted=True, event=None)
 
     def fire(self, instance: str, event: str, actor: str, params: Mapping[str, Any] | None = None) -> StepResult:
@@ -451,6 +460,8 @@ class Engine:
         if values is None and known is not None and known[0] is row:
             decoded = known[2]  # the values did not change
         self.store.commit(new, row.version, records, timers, cancel)
+        if self.checkpoints is not None:
+            self.checkpoints.committed(self.store, len(records))
         if len(self._recent) > 1024:
             self._recent.clear()
         self._recent[new.id] = (new, phase, decoded)
