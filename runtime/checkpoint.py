@@ -317,7 +317,7 @@ class Checkpointer:
             folder = Path(self.to)
             folder.mkdir(parents=True, exist_ok=True)
             target = folder / f"checkpoint-{head.size:012d}.json"
-            temporary = target.with_suffix(".tmp")
+            temporary = folder / f".{target.name}.{os.getpid()}.tmp"  # workers may share the folder
             temporary.write_text(head.dumps(), encoding="utf-8")
             os.replace(temporary, target)
         self.pending = 0

@@ -658,6 +658,16 @@ class Engine:
         raise ConflictError(f"instance `{instance}` kept changing; {what}")
 
     def _row(self, instance: str) -> InstanceRow:
+        """The instance's row, read fresh and vouched for by its log (read again while writers
+        commit between the two reads)."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            try:
+                return self._read_row(instance)
+            except ConflictError:
+                continue
+        raise ConflictError(f"instance `{instance}` kept changing while its log was read")
+
+    def _read_row(self, instance: str) -> InstanceRow:
         row = self.store.get(instance)
         if row is None:
             raise UnknownInstance(f"no instance `{instance}`")
@@ -682,12 +692,17 @@ class Engine:
 
         records = self.store.audit(row.id)
         found = vouch(row, records)
-        if found is None:
+        why = str(found) if found is not None else None
+        if why is None:
             replayed = replay(self.spec, records, row.id)
-            if not replayed.ok:
-                raise UnvouchedRow(f"instance `{row.id}` is not vouched for by its audit log, so the engine does not act on it: {replayed.mismatch}")
-        else:
-            raise UnvouchedRow(f"instance `{row.id}` is not vouched for by its audit log, so the engine does not act on it: {found}")
+            if replayed.ok:
+                return
+            why = str(replayed.mismatch)
+        # The row and the log are two reads: a writer that committed in between is a conflict
+        # (read again), not tampering. A row unchanged across the log read is what the log says.
+        if self.store.get(row.id) != row:
+            raise ConflictError(f"instance `{row.id}` changed while its log was read")
+        raise UnvouchedRow(f"instance `{row.id}` is not vouched for by its audit log, so the engine does not act on it: {why}")
 
     def _result(
         self, row: InstanceRow, records: Sequence[AuditRecord], *, accepted: bool, event: str | None, code: str | None = None, reason: str = ""

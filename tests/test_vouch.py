@@ -208,7 +208,8 @@ def test_a_forged_appended_record_with_its_chain_recomputed_is_refused_by_replay
     payload = {"kind": "abort", "actor": "ops", "roles": ["operator"], "reason": "forged", "state": row.state,
                "workflow": order.name, "spec_hash": order.content_hash, "at": "2026-01-01T00:00:00+00:00", "row": row_digest(edited)}
     forged = chain("o1", last.hash, last.seq + 1, payload)
-    _sql(db, "INSERT INTO audit VALUES (?,?,?,?,?)", (forged.instance, forged.seq, forged.payload_json(), forged.prev_hash, forged.hash))
+    # the forger takes the next global position too, so the global log has no gap either
+    _sql(db, "INSERT INTO audit SELECT ?, ?, ?, ?, ?, MAX(gseq) + 1 FROM audit", (forged.instance, forged.seq, forged.payload_json(), forged.prev_hash, forged.hash))
     _sql(db, "UPDATE instances SET status = ?, pending = ?, compensations = ?, version = ?, audit_head = ? WHERE id = 'o1'",
          (status, pending, owed, edited.version, forged.hash))
     _sql(db, "INSERT INTO timers (instance, kind, due_at, version, payload) VALUES ('o1', 'resume', 0, ?, '{}')", (edited.version,))
