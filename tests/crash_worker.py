@@ -90,7 +90,7 @@ def crash_worker(config: dict) -> None:
     if config.get("checkpoints"):
         from railguard.runtime.checkpoint import Checkpointer
 
-        checkpoints = Checkpointer(config["checkpoints"], every=25)
+        checkpoints = Checkpointer(config["checkpoints"], every=5)
     engines = make_engines(store, system, lease=config["lease"], worker=f"w{os.getpid()}", checkpoints=checkpoints)
     rng = random.Random(config["seed"])
     driver = Driver(engines, store, instance_ids(config["upto"] + 1, config["per_batch"]), rng=rng, redeliver=config["redeliver"])
