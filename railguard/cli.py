@@ -143,11 +143,14 @@ def _budget(args: argparse.Namespace) -> Budget:
     if args.depth is not None:
         depth = int(args.depth)
         budget = replace(budget, bmc_depth=depth, max_depth=max(budget.max_depth, depth))
+    if getattr(args, "budget", None) is not None:
+        budget = replace(budget, seconds=max(1, -int(-args.budget // 1)))
     return budget
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from railguard.spec import LoadError, load
+    from railguard.verifier.budget import overall
     from railguard.verifier.certificate import issue
     from railguard.verifier.checks import verify
     from railguard.verifier.report import FileOutcome, exit_code
@@ -163,15 +166,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     symbolic = not args.no_data
     progress = _Progress(sys.stderr, sys.stderr.isatty() and (len(files) > 1 or symbolic))
     outcomes: list[FileOutcome] = []
+    # `--budget` bounds the whole run: every file shares it.
+    seconds = args.budget if getattr(args, "budget", None) is not None else budget.seconds
     try:
-        for number, file in enumerate(files, 1):
-            progress.show(f"checking {number}/{len(files)} {Path(file).name}…")
-            try:
-                spec = load(file)
-            except LoadError as exc:
-                outcomes.append(FileOutcome(file, problems=exc.problems))
-                continue
-            outcomes.append(FileOutcome(file, report=verify(spec, budget, symbolic=symbolic)))
+        with overall(seconds):
+            for number, file in enumerate(files, 1):
+                progress.show(f"checking {number}/{len(files)} {Path(file).name}…")
+                try:
+                    spec = load(file)
+                except LoadError as exc:
+                    outcomes.append(FileOutcome(file, problems=exc.problems))
+                    continue
+                outcomes.append(FileOutcome(file, report=verify(spec, budget, symbolic=symbolic)))
     finally:
         progress.clear()
     if args.format == "json":
@@ -401,6 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_number(int, "a positive integer"),
         metavar="N",
         help=f"steps the bounded search unrolls before the unbounded proof (default: {Budget().bmc_depth})",
+    )
+    check.add_argument(
+        "--budget",
+        type=_number(float, "a positive number of seconds"),
+        metavar="SECONDS",
+        help=f"wall-clock budget for the whole run; checks still open when it is spent end `unknown` (default: {Budget().seconds})",
     )
     check.add_argument(
         "--no-data",

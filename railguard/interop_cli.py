@@ -22,9 +22,14 @@ from typing import Any
 __all__ = ["EXPORTERS", "IMPORTERS", "add_commands"]
 
 # format -> "module:function"
-IMPORTERS: dict[str, str] = {}
+IMPORTERS: dict[str, str] = {
+    "scxml": "railguard.spec.interop.scxml:import_scxml",
+    "asl": "railguard.spec.interop.asl:import_asl",
+}
 EXPORTERS: dict[str, str] = {
     "promela": "railguard.verifier.promela:to_promela",
+    "scxml": "railguard.spec.interop.export_scxml:export_scxml",
+    "asl": "railguard.spec.interop.export_asl:export_asl",
 }
 
 
@@ -79,6 +84,9 @@ def _roles(path: str | None) -> Mapping[str, Sequence[str]] | None:
 
 
 def _guess_format(path: str) -> str | None:
+    name = Path(path).name.lower()
+    if name.endswith((".asl.json", ".asl.yaml", ".asl.yml")):
+        return "asl"
     suffix = Path(path).suffix.lower()
     return {".scxml": "scxml", ".asl": "asl", ".py": "python-statemachine"}.get(suffix)
 

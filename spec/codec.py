@@ -42,15 +42,30 @@ def encode_values(values: Mapping[str, Value]) -> dict[str, Any]:
 
 
 def decode_value(declared: Type, raw: Any) -> Value:
-    """JSON data back to a value of the declared type."""
+    """JSON data back to a value of the declared type.
+
+    Data that does not have the shape of the type is returned unchanged, never guessed at:
+    a set is decoded from a list only (the text ``"ab"`` is not the set ``{a, b}``), a decimal
+    from a number or from text that reads as a finite number only (never from a boolean).
+    The caller's domain check (:meth:`Type.contains`) then refuses what is left undecoded.
+    """
     if raw is None:
         return None
+    unchanged: Value = raw  # what does not fit is handed back for the domain check to refuse
     if declared.kind == "decimal":
-        return Decimal(str(raw))
+        if isinstance(raw, bool) or not isinstance(raw, int | str | Decimal | float):
+            return unchanged
+        try:
+            number = Decimal(str(raw).strip())
+        except ArithmeticError:
+            return unchanged
+        return number if number.is_finite() else unchanged
     if declared.kind == "set":
+        if not isinstance(raw, list | tuple | frozenset | set):
+            return unchanged
         assert declared.of is not None
         return frozenset(decode_value(declared.of, v) for v in raw)  # type: ignore[misc]
-    return raw  # type: ignore[no-any-return]
+    return unchanged
 
 
 def decode_values(spec: Spec, raw: Mapping[str, Any]) -> dict[str, Value]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from .codec import canonical_json
 from .model import Spec, Transition, Variable
 from .types import Type, Value
 
@@ -104,8 +105,8 @@ _Dumper.add_representer(dict, _represent_dict)
 
 
 def content_hash(spec: Spec) -> str:
-    """``sha256:<hex>`` of the canonical JSON form with sorted keys."""
-    payload = json.dumps(dump_data(spec), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """``sha256:<hex>`` of :func:`~railguard.spec.codec.canonical_json` of the canonical form."""
+    payload = canonical_json(dump_data(spec))
     return "sha256:" + hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

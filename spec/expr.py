@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import json
 import warnings
 from collections.abc import Mapping
@@ -31,7 +32,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from .errors import ExpressionError
-from .types import Type
+from .limits import MAX_DIGITS, MAX_EXPRESSION_LENGTH, MAX_NAME_LENGTH
+from .types import Type, list_values
 
 __all__ = [
     "FUNCTIONS",
@@ -62,11 +64,13 @@ FUNCTIONS: Mapping[str, int | None] = {"implies": 2, "min": None, "max": None, "
 #: Names that cannot be used for variables or params.
 RESERVED_NAMES = frozenset({"actor", "state", "params", "True", "False", "None", *FUNCTIONS})
 
-MAX_SOURCE_LENGTH = 10_000
+MAX_SOURCE_LENGTH = MAX_EXPRESSION_LENGTH
 MAX_DEPTH = 100
 #: A decimal literal's digits may reach at most this far from the decimal point, so that its
-#: canonical text (never in exponent notation) stays short.
-MAX_DECIMAL_EXPONENT = 1_000
+#: canonical text (never in exponent notation) stays short; an integer literal is below
+#: ``10**MAX_DIGITS`` in magnitude. These are the bounds of numbers written in a document.
+MAX_DECIMAL_EXPONENT = MAX_DIGITS
+_INT_LIMIT = 10**MAX_DIGITS
 
 
 # --------------------------------------------------------------------------- tree
@@ -252,9 +256,16 @@ def parse(source: str) -> Node:
     Only the syntax listed in DESIGN §2 is accepted; anything else (attribute access other
     than ``params.<name>``, calls other than :data:`FUNCTIONS`, lambdas, comprehensions,
     subscripts, dunder names, ...) is refused with a message naming the construct.
+    Trees are immutable and their positions are relative to ``source``, so the tree of a
+    text seen before (a guard repeated on many transitions) is shared, not parsed again.
     """
     if not isinstance(source, str):
         raise ExpressionError(f"an expression must be text, not {type(source).__name__}")
+    return _parse_text(source)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(source: str) -> Node:
     if not source.strip():
         raise ExpressionError("the expression is empty")
     if len(source) > MAX_SOURCE_LENGTH:
@@ -370,6 +381,12 @@ class _Converter:
         if value is None or isinstance(value, bool | str):
             return Literal(value, **pos)
         if isinstance(value, int):
+            if abs(value) >= _INT_LIMIT:
+                text = ast.get_source_segment(self.source, node) or "the literal"
+                shown = f"{text[:20]}…" if len(text) > 20 else text
+                raise self._fail(
+                    node, f"the integer literal `{shown}` has more than {MAX_DIGITS} digits"
+                )
             return Literal(value, **pos)
         if isinstance(value, float):
             # Keep decimal literals exact: rebuild them from their digits, not from the float.
@@ -382,9 +399,12 @@ class _Converter:
                 raise self._fail(node, "infinite and NaN numbers are not allowed")
             exponent = dec.as_tuple().exponent
             assert isinstance(exponent, int)
-            if dec.adjusted() > MAX_DECIMAL_EXPONENT or exponent < -MAX_DECIMAL_EXPONENT:
+            if dec.adjusted() >= MAX_DECIMAL_EXPONENT or exponent < -MAX_DECIMAL_EXPONENT:
+                shown = f"{text[:20]}…" if len(text) > 20 else text
                 raise self._fail(
-                    node, f"`{text}` is too large or too precise for a decimal literal"
+                    node,
+                    f"`{shown}` is too large or too precise for a decimal literal "
+                    f"(at most {MAX_DIGITS} digits before and after the point)",
                 )
             return Literal(dec, **pos)
         raise self._fail(node, f"{type(value).__name__} literals are not allowed in expressions")
@@ -570,7 +590,7 @@ class ExprType:
 
     def describe(self) -> str:
         if self.kind == "enum":
-            return "enum (" + ", ".join(self.values) + ")"
+            return "enum (" + list_values(self.values) + ")"
         if self.kind in ("set", "list") and self.elem is not None:
             return f"{self.kind} of {self.elem.describe()}"
         if self.kind == "none":
@@ -668,7 +688,7 @@ def _mismatch(op: str, a: ExprType, b: ExprType) -> str:
         if enum.kind == "enum" and text.literal:
             missing = next((v for v in text.values if v not in enum.values), None)
             if missing is not None:
-                return f"{missing!r} is not one of {', '.join(enum.values)}"
+                return f"{missing!r} is not one of {list_values(enum.values)}"
     return f"`{op}` cannot compare {a.describe()} with {b.describe()}"
 
 
@@ -779,7 +799,7 @@ def _check_compare(node: Compare, scope: Scope) -> ExprType:
             if left.kind == "enum" and elem.kind == "str" and elem.values:
                 missing = [v for v in elem.values if v not in left.values]
                 if missing:
-                    raise _fail(node, f"{missing[0]!r} is not one of {', '.join(left.values)}")
+                    raise _fail(node, f"{missing[0]!r} is not one of {list_values(left.values)}")
                 return BOOL
             if not _comparable(left, elem):
                 raise _fail(node, _mismatch(node.op, left, elem))
@@ -808,7 +828,14 @@ def _check_call(node: Call, scope: Scope) -> ExprType:
     return DECIMAL if any(t.kind == "decimal" for t in types) else INT
 
 
+#: Hints compare a misspelt name with at most this many known names (each comparison costs;
+#: a spec of many thousands of variables gets no hint rather than a slow load).
+_MAX_HINT_CANDIDATES = 1_000
+
+
 def _suggest(name: str, known: Mapping[str, object]) -> str:
+    if len(known) > _MAX_HINT_CANDIDATES or len(name) > MAX_NAME_LENGTH:
+        return ""
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" (did you mean `{close[0]}`?)" if close else ""
 

@@ -1,7 +1,9 @@
 """Validating plain data (from YAML, JSON or the builder) into a :class:`~railguard.spec.Spec`.
 
 Every problem is collected with its file, line, column and the id of the offending part,
-and reported together in one :class:`LoadError`; nothing half-built ever escapes.
+and reported together in one :class:`LoadError` (the first :data:`~railguard.spec.limits.MAX_PROBLEMS`
+of them); nothing half-built ever escapes. Every size is held to :mod:`railguard.spec.limits`,
+and the work is linear in the size of the document.
 """
 
 from __future__ import annotations
@@ -15,9 +17,30 @@ from pathlib import Path as FilePath
 from typing import Any, Literal, cast
 
 from .errors import ExpressionError, LoadError, Location, Problem
-from .expr import RESERVED_NAMES, ExprType, Node, Scope, Var, assignable, check, children, parse
+from .expr import (
+    RESERVED_NAMES,
+    ExprType,
+    Node,
+    Scope,
+    Var,
+    assignable,
+    check,
+    children,
+    parse,
+)
+from .expr import Literal as LiteralNode
+from .limits import (
+    MAX_BYTES,
+    MAX_DURATION_SECONDS,
+    MAX_ENTRIES,
+    MAX_HINT_WORK,
+    MAX_NAME_LENGTH,
+    MAX_PLACES,
+    MAX_PROBLEMS,
+)
 from .model import (
     FORMAT_VERSION,
+    PUBLIC,
     Expression,
     Invariant,
     Parameter,
@@ -29,8 +52,16 @@ from .model import (
     Variable,
     Waiver,
 )
-from .source import Document, one_line, read_data, read_text
-from .types import KINDS, Type, Value
+from .source import (
+    Document,
+    collection_paused,
+    decimal_problem,
+    far_exponent,
+    one_line,
+    read_data,
+    read_text,
+)
+from .types import KINDS, Type, Value, list_values
 
 __all__ = ["load", "load_data", "loads"]
 
@@ -86,6 +117,7 @@ TYPE_KEYS: Mapping[str, tuple[str, ...]] = {
     "principal": (),
     "set": ("of", "max_size"),
 }
+#: Entries of one mapping (states, variables, ...); documents are bounded by their size first.
 MAX_ITEMS = 10_000_000
 
 
@@ -93,10 +125,21 @@ def load(path: str | os.PathLike[str]) -> Spec:
     """Load a spec from a ``.yaml``, ``.yml`` or ``.json`` file, else raise :class:`LoadError`."""
     name = os.fspath(path)
     try:
-        raw = FilePath(name).read_bytes()
+        with FilePath(name).open("rb") as stream:
+            # Read one byte past the bound, never more: a huge file (or /dev/zero) costs nothing.
+            raw = stream.read(MAX_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror.lower() if exc.strerror else "cannot be read"
         raise LoadError([Problem(f"cannot read the file: {reason}", Location(name))]) from None
+    if len(raw) > MAX_BYTES:
+        raise LoadError(
+            [
+                Problem(
+                    f"the file is larger than {MAX_BYTES:,} bytes, the largest a spec may be",
+                    Location(name, 1, 1),
+                )
+            ]
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -116,13 +159,15 @@ def load(path: str | os.PathLike[str]) -> Spec:
 
 def loads(text: str, file: str = "<spec>", fmt: Literal["yaml", "json"] | None = None) -> Spec:
     """Load a spec from YAML or JSON text (``fmt`` defaults by the file name, else YAML)."""
-    doc = read_text(text, file, fmt)
-    return _Validator(doc).spec()
+    with collection_paused():
+        doc = read_text(text, file, fmt)
+        return _Validator(doc).spec()
 
 
 def load_data(data: Mapping[str, Any], file: str = "<data>") -> Spec:
     """Validate already-parsed plain data (dicts, lists, scalars) into a spec."""
-    return _Validator(read_data(data, file)).spec()
+    with collection_paused():
+        return _Validator(read_data(data, file)).spec()
 
 
 # --------------------------------------------------------------------------- validator
@@ -143,6 +188,9 @@ class _Validator:
         self.declared_states: tuple[str, ...] = ()
         self.declared_state_set: frozenset[str] = frozenset()
         self.failed_events: set[str] = set()
+        self.hint_work = 0
+        self.var_types: dict[str, Type] = {}
+        self.var_map: dict[str, Variable] = {}
 
     # ------------------------------------------------------------------ reporting
 
@@ -151,8 +199,29 @@ class _Validator:
         return Location(found.file, found.line, found.column, path)
 
     def fail(self, path: Path, message: str, *, key: bool = False) -> _Skip:
-        self.problems.append(Problem(one_line(message), self.loc(path, key=key)))
+        self.add(Problem(one_line(message), self.loc(path, key=key)))
         return _Skip()
+
+    def add(self, problem: Problem) -> None:
+        """Record ``problem``; stop loading once :data:`MAX_PROBLEMS` are recorded."""
+        self.problems.append(problem)
+        if len(self.problems) >= MAX_PROBLEMS:
+            raise self.abort()
+
+    def hint(self, name: Any, known: Iterable[str]) -> str:
+        """`` (did you mean `x`?)`` for a misspelt ``name``, within the load's hint budget.
+
+        Hints cost a comparison per candidate; a document with thousands of misspelt names
+        and thousands of states gets hints for the first ones only (:data:`MAX_HINT_WORK`).
+        """
+        if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
+            return ""
+        candidates = known if isinstance(known, list | tuple) else list(known)
+        self.hint_work += len(candidates)
+        if self.hint_work > MAX_HINT_WORK:
+            return ""
+        close = difflib.get_close_matches(name, candidates, n=1)
+        return f" (did you mean `{close[0]}`?)" if close else ""
 
     def abort(self) -> LoadError:
         """The error to raise now, with the problems found so far in source order."""
@@ -167,11 +236,17 @@ class _Validator:
         suggested: set[str] = set()
         for key in data:
             if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1)
+                text = str(key)
+                close = (
+                    difflib.get_close_matches(text, allowed, n=1)
+                    if len(text) <= MAX_NAME_LENGTH
+                    else []
+                )
                 hint = f" (did you mean `{close[0]}`?)" if close else ""
                 expected = "" if hint else f"; expected one of {', '.join(allowed)}"
                 suggested.update(close)
-                self.fail((*path, key), f"{owner}: unknown key `{key}`{hint}{expected}", key=True)
+                shown = _show(text)
+                self.fail((*path, key), f"{owner}: unknown key {shown}{hint}{expected}", key=True)
         return suggested
 
     def mapping(
@@ -194,9 +269,16 @@ class _Validator:
         key: bool = False,
     ) -> str:
         """``value`` if it is a valid name of the kind ``what``, else report it and skip."""
+        prefix = f"{owner}: " if owner else ""
+        if isinstance(value, str) and len(value) > MAX_NAME_LENGTH:
+            raise self.fail(
+                path,
+                f"{prefix}the {what} name {_show(value)} is longer than "
+                f"{MAX_NAME_LENGTH} characters",
+                key=key,
+            )
         if isinstance(value, str) and pattern.fullmatch(value):
             return value
-        prefix = f"{owner}: " if owner else ""
         if value is not None and not isinstance(value, str):
             shown = f" {_show(value)}" if _is_scalar(value) else ""
             message = f"{prefix}the {what} name{shown} must be text, not {_kind(value)}"
@@ -247,7 +329,9 @@ class _Validator:
         on_error = self.on_error(data, states)
         var_types = {v.name: v.type for v in variables}
         transitions = self.transitions(data.get("transitions", []), variables)
-        self.check_timeouts(states, transitions)
+        # The facts the cross-checks need, computed once on the model (as every consumer does).
+        draft = Spec(name, description, roles, variables, states, transitions, on_error=on_error)
+        self.check_timeouts(draft)
         invariants = self.invariants(data.get("invariants", []), var_types, transitions)
         exclusive = self.exclusive(data.get("exclusive_roles", []), roles)
         waivers = self.waivers(data.get("waivers", []))
@@ -300,13 +384,19 @@ class _Validator:
                     raise self.fail(
                         path, f"role `{role_name}` must list its permissions, not {_kind(perms)}"
                     )
-                seen: list[str] = []
+                if len(perms) > MAX_ENTRIES:
+                    raise self.fail(
+                        path,
+                        f"role `{role_name}` lists {len(perms):,} permissions, "
+                        f"more than the {MAX_ENTRIES:,} a role may grant",
+                    )
+                seen: dict[str, None] = {}
                 for index, perm in enumerate(perms):
                     try:
                         self.name(perm, (*path, index), f"role `{role_name}`", "permission", DOTTED)
                     except _Skip:
                         continue
-                    if perm == "public":
+                    if perm == PUBLIC:
                         self.fail(
                             (*path, index),
                             f"role `{role_name}`: `public` is granted to every caller "
@@ -317,7 +407,7 @@ class _Validator:
                             (*path, index), f"role `{role_name}` lists permission `{perm}` twice"
                         )
                     else:
-                        seen.append(perm)
+                        seen[perm] = None
                 roles.append(Role(role_name, tuple(seen)))
             except _Skip:
                 self.broken_roles.add(str(role_name))
@@ -363,8 +453,10 @@ class _Validator:
             high = self.integer(data.get("max"), (*path, "max"), owner, "max")
         elif kind == "decimal":
             places = self.integer(data.get("places"), (*path, "places"), owner, "places", minimum=0)
-            if places is not None and places > 28:
-                raise self.fail((*path, "places"), f"{owner}: `places` must be at most 28")
+            if places is not None and places > MAX_PLACES:
+                raise self.fail(
+                    (*path, "places"), f"{owner}: `places` must be at most {MAX_PLACES}"
+                )
             low = self.decimal(data.get("min"), (*path, "min"), owner, "min")
             high = self.decimal(data.get("max"), (*path, "max"), owner, "max")
         elif kind == "enum":
@@ -374,7 +466,13 @@ class _Validator:
                     (*path, "values") if "values" in data else path,
                     f"{owner}: an enum needs a non-empty list of `values`, or its domain is empty",
                 )
-            seen: list[str] = []
+            if len(raw_values) > MAX_ENTRIES:
+                raise self.fail(
+                    (*path, "values"),
+                    f"{owner}: an enum lists {len(raw_values):,} values, "
+                    f"more than the {MAX_ENTRIES:,} an enum may have",
+                )
+            seen: dict[str, None] = {}
             for index, item in enumerate(raw_values):
                 if not isinstance(item, str):
                     shown = f" {_show(item)}" if _is_scalar(item) else ""
@@ -388,9 +486,10 @@ class _Validator:
                     )
                 if item in seen:
                     raise self.fail(
-                        (*path, "values", index), f"{owner}: enum value `{item}` is listed twice"
+                        (*path, "values", index),
+                        f"{owner}: enum value {_show(item)} is listed twice",
                     )
-                seen.append(item)
+                seen[item] = None
             values = tuple(seen)
         elif kind == "str":
             max_length = self.integer(
@@ -434,8 +533,13 @@ class _Validator:
         if value is None:
             return None
         dec = _to_decimal(value)
+        if isinstance(value, str) and far_exponent(value):
+            dec = _FAR
         if dec is None:
             raise self.fail(path, f"{owner}: `{label}` must be a number, not {_show(value)}")
+        problem = decimal_problem(dec, _show(value))
+        if problem is not None:
+            raise self.fail(path, f"{owner}: `{label}`: {problem}")
         return dec
 
     def value(self, raw: Any, declared: Type, path: Path, owner: str, label: str) -> Value:
@@ -444,9 +548,20 @@ class _Validator:
         converted: Any = raw
         if kind == "decimal":
             converted = _to_decimal(raw)
+            if isinstance(raw, str) and far_exponent(raw):
+                converted = _FAR
+            problem = None if converted is None else decimal_problem(converted, _show(raw))
+            if problem is not None:
+                raise self.fail(path, f"{owner}: `{label}`: {problem}")
         elif kind == "set":
             if not isinstance(raw, list):
                 raise self.fail(path, f"{owner}: `{label}` must be a list, not {_show(raw)}")
+            if len(raw) > MAX_ENTRIES:
+                raise self.fail(
+                    path,
+                    f"{owner}: `{label}` lists {len(raw):,} elements, "
+                    f"more than the {MAX_ENTRIES:,} a set value may have",
+                )
             assert declared.of is not None
             items = [
                 self.value(item, declared.of, (*path, i), owner, label)
@@ -462,10 +577,22 @@ class _Validator:
                 f"not {_show(raw)}{_yaml11(raw, kind)}",
             )
         if kind == "enum" and raw not in declared.values:
-            hint = _hint(raw, declared.values)
+            hint = self.hint(raw, declared.values)
             raise self.fail(
                 path,
-                f"{owner}: `{label}` {_show(raw)} is not one of {', '.join(declared.values)}{hint}",
+                f"{owner}: `{label}` {_show(raw)} is not one of "
+                f"{list_values(declared.values)}{hint}",
+            )
+        if (
+            kind == "decimal"
+            and declared.places is not None
+            and isinstance(converted, Decimal)
+            and not Type("decimal", places=declared.places).contains(converted)
+        ):
+            raise self.fail(
+                path,
+                f"{owner}: `{label}` {_show(raw)} has more than {declared.places} decimal "
+                "places, the most its type allows",
             )
         if (converted is None and kind != "principal") or not declared.contains(converted):
             raise self.fail(
@@ -595,13 +722,14 @@ class _Validator:
                     f"more than one state is marked initial ({names}), and exactly one must be",
                     key=True,
                 )
+        by_name = {state.name: state for state in result}
         for state in result:
             if state.on_error is not None:
                 self.error_target(
                     state.on_error,
                     ("states", state.name, "on_error"),
                     f"state `{state.name}`: ",
-                    result,
+                    by_name,
                 )
         return tuple(result)
 
@@ -610,6 +738,12 @@ class _Validator:
         self.keys(data, ("after", "event"), path, f"{owner}: `timeout`")
         after = data.get("after")
         seconds = _duration(after)
+        if seconds is not None and seconds > MAX_DURATION_SECONDS:
+            raise self.fail(
+                (*path, "after"),
+                f"{owner}: timeout `after` {_show(after)} is longer than the longest timeout, "
+                f"`{MAX_DURATION_SECONDS // 86_400}d` (about ten years)",
+            )
         if seconds is None or seconds <= 0:
             raise self.fail(
                 (*path, "after"),
@@ -621,11 +755,13 @@ class _Validator:
             self.name(event, (*path, "event"), f"{owner}: timeout", "event")
         return Timeout(seconds, event)
 
-    def error_target(self, name: str, path: Path, prefix: str, states: list[State]) -> None:
-        target = next((s for s in states if s.name == name), None)
+    def error_target(
+        self, name: str, path: Path, prefix: str, states: Mapping[str, State]
+    ) -> None:
+        target = states.get(name)
         if target is None:
-            if name not in self.declared_states:
-                hint = _hint(name, self.declared_states)
+            if name not in self.declared_state_set:
+                hint = self.hint(name, self.declared_states)
                 self.fail(path, f"{prefix}`on_error` names unknown state `{name}`{hint}")
         elif target.terminal != "failure":
             what = "a success terminal" if target.terminal == "success" else "not a terminal"
@@ -642,27 +778,25 @@ class _Validator:
         if not isinstance(raw, str):
             self.fail(("on_error",), f"`on_error` must name a failure terminal, not {_show(raw)}")
             return None
-        self.error_target(raw, ("on_error",), "", list(states))
+        self.error_target(raw, ("on_error",), "", {state.name: state for state in states})
         return raw
 
-    def check_timeouts(
-        self, states: tuple[State, ...], transitions: tuple[Transition, ...]
-    ) -> None:
-        for state in states:
+    def check_timeouts(self, draft: Spec) -> None:
+        for state in draft.states:
             if state.timeout is None or state.timeout.event is None:
                 continue
             event = state.timeout.event
             if event in self.failed_events:
                 continue
             path: Path = ("states", state.name, "timeout", "event")
-            fired = [t for t in transitions if t.event == event and state.name in t.sources]
+            fired = [t for t in draft.transitions_from(state.name) if t.event == event]
             if not fired:
                 self.fail(
                     path,
                     f"state `{state.name}`: timeout event `{event}` has no transition "
                     f"from `{state.name}`",
                 )
-            elif any(p.required for t in fired for p in t.params):
+            elif any(p.required for p in draft.signature(event).values()):
                 self.fail(
                     path,
                     f"state `{state.name}`: timeout event `{event}` has required params, "
@@ -677,6 +811,8 @@ class _Validator:
             return ()
         result: list[Transition] = []
         first_of_event: dict[str, Transition] = {}
+        self.var_types = {v.name: v.type for v in variables}
+        self.var_map = {v.name: v for v in variables}
         for position, body in enumerate(raw):
             path: Path = ("transitions", position)
             index = position + 1
@@ -690,7 +826,7 @@ class _Validator:
                     self.failed_events.add(cast(str, event))
                 continue
             first = first_of_event.setdefault(transition.event, transition)
-            if _signature(first) != _signature(transition):
+            if first.signature != transition.signature:
                 # The runtime checks params per event, and a plan offers one tool per event.
                 where = (*path, "params") if "params" in body else path
                 self.fail(
@@ -721,18 +857,24 @@ class _Validator:
         source_list = raw_sources if isinstance(raw_sources, list) else [raw_sources]
         if not source_list:
             raise self.fail((*path, "from"), f"{owner}: `from` lists no state")
-        sources: list[str] = []
+        if len(source_list) > MAX_ENTRIES:
+            raise self.fail(
+                (*path, "from"),
+                f"{owner}: `from` lists {len(source_list):,} states, "
+                f"more than the {MAX_ENTRIES:,} a transition may start from",
+            )
+        sources: dict[str, None] = {}
         for i, src in enumerate(source_list):
             spath = (*path, "from", i) if isinstance(raw_sources, list) else (*path, "from")
             if not isinstance(src, str) or src not in known:
-                hint = _hint(src, states)
+                hint = self.hint(src, states)
                 raise self.fail(spath, f"{owner}: `from` names unknown state {_show(src)}{hint}")
             if src in sources:
                 raise self.fail(spath, f"{owner}: `from` lists state `{src}` twice")
-            sources.append(src)
+            sources[src] = None
         target = data["to"]
         if not isinstance(target, str) or target not in known:
-            hint = _hint(target, states)
+            hint = self.hint(target, states)
             raise self.fail(
                 (*path, "to"), f"{owner}: `to` names unknown state {_show(target)}{hint}"
             )
@@ -740,8 +882,7 @@ class _Validator:
             data["permission"], (*path, "permission"), owner, "permission", DOTTED
         )
         params = self.params(data.get("params", {}), (*path, "params"), owner)
-        var_types = {v.name: v.type for v in variables}
-        scope = Scope(var_types, states, {p.name: p.type for p in params}, allow_actor=True)
+        scope = Scope(self.var_types, states, {p.name: p.type for p in params}, allow_actor=True)
         guard = None
         if "guard" in data and data["guard"] is not None:
             guard = self.expression(
@@ -846,13 +987,14 @@ class _Validator:
         tree = None
         try:
             tree = parse(raw)
+            _refuse_surrogates(tree)
             kind = check(tree, scope)
         except ExpressionError as exc:
             if tree is not None and self.broken_variables & _variable_names(tree):
                 # The variable's own declaration was already reported.
                 raise _Skip() from None
             message = one_line(f"{owner}, {label}: {_one_sentence(exc.message)}")
-            self.problems.append(Problem(message, self.expr_loc(path, exc)))
+            self.add(Problem(message, self.expr_loc(path, exc)))
             raise _Skip() from None
         return Expression(tree, raw), kind
 
@@ -877,7 +1019,7 @@ class _Validator:
         data = self.mapping(
             raw, path, f"{owner}: `assign`", "a mapping of variables to expressions"
         )
-        by_name = {v.name: v for v in variables}
+        by_name = self.var_map
         result = []
         for name, raw_value in data.items():
             apath = (*path, name)
@@ -885,7 +1027,7 @@ class _Validator:
             if target is None:
                 if name in self.broken_variables:
                     raise _Skip()
-                hint = _hint(name, list(by_name))
+                hint = self.hint(name, list(by_name))
                 raise self.fail(
                     apath, f"{owner}: `assign` refers to unknown variable `{name}`{hint}", key=True
                 )
@@ -995,7 +1137,7 @@ class _Validator:
             if event in self.failed_events:
                 raise _Skip()
             if event not in events:
-                hint = _hint(event, sorted(events))
+                hint = self.hint(event, sorted(events))
                 raise self.fail(
                     (*ppath, key), f"{owner}: `{key}` names unknown event {_show(event)}{hint}"
                 )
@@ -1010,12 +1152,17 @@ class _Validator:
         if not isinstance(raw, list):
             self.fail(("exclusive_roles",), "`exclusive_roles` must be a list of role lists")
             return ()
-        names = [r.name for r in roles]
+        names = {r.name: None for r in roles}
         result = []
         for i, group in enumerate(raw):
             path: Path = ("exclusive_roles", i)
             if not isinstance(group, list) or len(group) < 2:
                 self.fail(path, "each `exclusive_roles` entry must list two or more roles")
+                continue
+            if len(group) > MAX_ENTRIES:
+                self.fail(
+                    path, f"an `exclusive_roles` entry lists more than {MAX_ENTRIES:,} roles"
+                )
                 continue
             members: list[str] = []
             for j, role in enumerate(group):
@@ -1028,7 +1175,8 @@ class _Validator:
                 elif role not in names and role not in self.broken_roles:
                     self.fail(
                         (*path, j),
-                        f"`exclusive_roles` names unknown role {_show(role)}{_hint(role, names)}",
+                        f"`exclusive_roles` names unknown role {_show(role)}"
+                        f"{self.hint(role, list(names))}",
                     )
                 else:
                     members.append(role)
@@ -1090,6 +1238,10 @@ def _default(declared: Type) -> Value:
     return None
 
 
+#: Stands for a number whose exponent is too long to construct: beyond every bound.
+_FAR = Decimal("1e1000")
+
+
 def _to_decimal(value: Any) -> Decimal | None:
     if isinstance(value, bool):
         return None
@@ -1099,6 +1251,8 @@ def _to_decimal(value: Any) -> Decimal | None:
         # Only from Python data (`load_data`): read the float as the digits it prints as.
         value = repr(value)
     if isinstance(value, str):
+        if far_exponent(value):
+            return None
         try:
             dec = Decimal(value.strip())
         except InvalidOperation:
@@ -1111,6 +1265,11 @@ def _to_decimal(value: Any) -> Decimal | None:
 
 
 def _duration(value: Any) -> int | None:
+    """Seconds of a duration (``1d12h``, or an integer of seconds); ``None`` if unreadable.
+
+    A part of more than 12 digits counts as just above :data:`MAX_DURATION_SECONDS`, so a
+    5,000-digit duration is refused as too long without converting it.
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if not isinstance(value, str) or not value:
@@ -1118,6 +1277,8 @@ def _duration(value: Any) -> int | None:
     match = DURATION.fullmatch(value.strip())
     if match is None or not any(match.groups()):
         return None
+    if any(group is not None and len(group) > 12 for group in match.groups()):
+        return MAX_DURATION_SECONDS + 1
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
@@ -1155,7 +1316,7 @@ def _kind_text(declared: Type) -> str:
         "int": "an integer",
         "decimal": "a number",
         "bool": "`true` or `false`",
-        "enum": "one of " + ", ".join(declared.values),
+        "enum": "one of " + list_values(declared.values),
         "str": "text",
         "set": "a list",
         "principal": "empty",
@@ -1173,14 +1334,30 @@ def _yaml11(raw: Any, kind: str) -> str:
     return ""
 
 
-def _signature(transition: Transition) -> list[Parameter]:
-    """The params of a transition, whatever order they were written in."""
-    return sorted(transition.params, key=lambda p: p.name)
-
-
 def _is_scalar(value: Any) -> bool:
     """Whether ``value`` is a number or a boolean (shown in a message as it was written)."""
     return isinstance(value, bool | int | float | Decimal)
+
+
+def _refuse_surrogates(tree: Node) -> None:
+    """Refuse a text literal holding a lone surrogate (``'\\ud800'`` in a guard's source):
+    it is no character, and no report or audit record could hold it as UTF-8."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, LiteralNode) and isinstance(node.value, str):
+            found = _SURROGATE.search(node.value)
+            if found is not None:
+                raise ExpressionError(
+                    f"the text literal holds a lone surrogate `\\u{ord(found.group(0)):04x}`, "
+                    "which is not a character",
+                    node.line,
+                    node.col,
+                )
+        stack.extend(children(node))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _variable_names(tree: Node) -> set[str]:
@@ -1218,10 +1395,3 @@ def _show(value: Any) -> str:
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     return _kind(value)
-
-
-def _hint(name: Any, known: Iterable[str]) -> str:
-    if not isinstance(name, str):
-        return ""
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean `{close[0]}`?)" if close else ""

@@ -1,7 +1,10 @@
-"""The spec model: immutable values built by the loaders and the builder, never by hand.
+"""The spec model: immutable values, validated when the loaders or the builder make them.
 
 Every class is a frozen dataclass with generated equality. Source positions are kept in
-:attr:`Spec.locations`, which takes no part in equality or the content hash.
+:attr:`Spec.locations`, which takes no part in equality or the content hash. A spec built
+from these classes directly (generated specs in benchmarks and strategies) skips the
+loader's validation: its maker answers for it. Facts that several layers need (an event's
+signature, the handler names, the permission rule) are computed once per spec, on first use.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
     from .evaluate import Compiled
 
 __all__ = [
+    "PUBLIC",
     "Expression",
     "Invariant",
     "Parameter",
@@ -32,6 +36,9 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+#: The permission every authenticated caller holds; no role lists it (deny by default
+#: otherwise: a transition names a permission, and only the roles granting it may fire it).
+PUBLIC = "public"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +136,22 @@ class Transition:
     def is_self_loop(self) -> bool:
         return self.sources == (self.target,)
 
+    @property
+    def is_public(self) -> bool:
+        """Whether any authenticated caller may fire it (``permission: public``)."""
+        return self.permission == PUBLIC
+
+    @property
+    def signature(self) -> tuple[Parameter, ...]:
+        """Its params by name, whatever order they were written in: every transition of an
+        event has the same signature (the loader refuses a spec where they differ)."""
+        return tuple(sorted(self.params, key=lambda p: p.name))
+
+    @property
+    def handlers(self) -> tuple[str, ...]:
+        """The handler names it calls: its ``effect`` and its ``compensate``, when given."""
+        return tuple(name for name in (self.effect, self.compensate) if name is not None)
+
     def param(self, name: str) -> Parameter | None:
         for param in self.params:
             if param.name == name:
@@ -191,23 +214,89 @@ class Spec:
     def role_map(self) -> Mapping[str, Role]:
         return {r.name: r for r in self.roles}
 
-    @property
+    @cached_property
     def initial_state(self) -> State:
         return next(s for s in self.states if s.initial)
 
-    @property
+    @cached_property
     def terminal_states(self) -> tuple[State, ...]:
         return tuple(s for s in self.states if s.terminal is not None)
 
-    @property
+    @cached_property
     def events(self) -> tuple[str, ...]:
         """Every event name, in order of first declaration."""
-        return tuple(dict.fromkeys(t.event for t in self.transitions))
+        return tuple(self.event_transitions)
 
-    @property
+    @cached_property
     def permissions(self) -> tuple[str, ...]:
         """Every permission some role grants, in declaration order."""
-        return tuple(dict.fromkeys(p for r in self.roles for p in r.permissions))
+        return tuple(self.granting)
+
+    # ------------------------------------------------------------------ facts, computed once
+
+    @cached_property
+    def event_transitions(self) -> Mapping[str, tuple[Transition, ...]]:
+        """Each event (in order of first declaration) and its transitions, in source order."""
+        found: dict[str, list[Transition]] = {}
+        for transition in self.transitions:
+            found.setdefault(transition.event, []).append(transition)
+        return {event: tuple(group) for event, group in found.items()}
+
+    @cached_property
+    def signatures(self) -> Mapping[str, Mapping[str, Parameter]]:
+        """Each event's params by name, as its first transition declares them (every
+        transition of an event takes the same params)."""
+        return {
+            event: {p.name: p for p in group[0].params}
+            for event, group in self.event_transitions.items()
+        }
+
+    def signature(self, event: str) -> Mapping[str, Parameter]:
+        """The params of ``event`` by name; empty for an event without params or unknown."""
+        return self.signatures.get(event, {})
+
+    @cached_property
+    def handlers(self) -> tuple[str, ...]:
+        """Every handler name the spec calls (effects and compensations), sorted."""
+        return tuple(sorted({name for t in self.transitions for name in t.handlers}))
+
+    @cached_property
+    def event_handlers(self) -> Mapping[str, tuple[str, ...]]:
+        """Per event, the handler names its own transitions call (effect and compensate),
+        sorted; empty for an event without effects. Compensations owed by earlier steps
+        are not included: they depend on the run, not on the event."""
+        return {
+            event: tuple(sorted({name for t in group for name in t.handlers}))
+            for event, group in self.event_transitions.items()
+        }
+
+    @cached_property
+    def granting(self) -> Mapping[str, frozenset[str]]:
+        """Each permission some role grants (in declaration order) and the roles granting it."""
+        found: dict[str, set[str]] = {}
+        for role in self.roles:
+            for permission in role.permissions:
+                found.setdefault(permission, set()).add(role.name)
+        return {permission: frozenset(roles) for permission, roles in found.items()}
+
+    def permits(self, transition: Transition, roles: frozenset[str] | set[str]) -> bool:
+        """The permission rule: whether a caller holding ``roles`` may fire ``transition``.
+
+        A `public` transition is open to every authenticated caller; any other needs a role
+        that grants its permission. Roles the spec does not declare grant nothing.
+        """
+        if transition.permission == PUBLIC:
+            return True
+        granted_by = self.granting.get(transition.permission)
+        return granted_by is not None and not granted_by.isdisjoint(roles)
+
+    @cached_property
+    def _outgoing(self) -> Mapping[str, tuple[Transition, ...]]:
+        found: dict[str, list[Transition]] = {}
+        for transition in self.transitions:
+            for source in transition.sources:
+                found.setdefault(source, []).append(transition)
+        return {state: tuple(group) for state, group in found.items()}
 
     def error_target(self, state: str) -> str | None:
         """Where an instance in ``state`` goes on an error exit (state override, else ``on_error``)."""
@@ -217,7 +306,8 @@ class Spec:
         return declared.on_error or self.on_error
 
     def transitions_from(self, state: str) -> tuple[Transition, ...]:
-        return tuple(t for t in self.transitions if state in t.sources)
+        """The transitions that may leave ``state``, in source order."""
+        return self._outgoing.get(state, ())
 
     def location(self, *path: str | int) -> Location:
         """The source location of ``path`` (or its nearest recorded ancestor)."""

@@ -17,6 +17,13 @@ import re
 from typing import Any
 
 from .expr import RESERVED_NAMES
+from .limits import (
+    MAX_DURATION_SECONDS,
+    MAX_ENTRIES,
+    MAX_NAME_LENGTH,
+    MAX_PLACES,
+    MAX_TEXT_LENGTH,
+)
 from .loader import DOTTED, IDENTIFIER, MAX_ITEMS, PROPERTY_NAME
 from .model import FORMAT_VERSION
 from .types import KINDS
@@ -35,7 +42,6 @@ DECIMAL_PATTERN = (
     rf"^\s*[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?\s*$"
 )
 #: The largest number of decimal places a ``decimal`` may declare.
-MAX_PLACES = 28
 
 
 def _ref(name: str, description: str) -> Schema:
@@ -48,7 +54,7 @@ def _optional(schema: Schema, description: str) -> Schema:
 
 
 def _text(description: str) -> Schema:
-    return {"description": description, "type": ["string", "null"]}
+    return {"description": description, "type": ["string", "null"], "maxLength": MAX_TEXT_LENGTH}
 
 
 def _count(description: str, minimum: int = 0, maximum: int | None = None) -> Schema:
@@ -70,7 +76,7 @@ def _ecma(regex: re.Pattern[str]) -> str:
 
 
 def _names(description: str, pattern: str) -> Schema:
-    body: Schema = {"type": "string", "pattern": pattern}
+    body: Schema = {"type": "string", "pattern": pattern, "maxLength": MAX_NAME_LENGTH}
     if description:
         body["description"] = description
     return body
@@ -107,8 +113,9 @@ _KIND_KEYS: dict[str, Schema] = {
             "description": "The enum's values: a non-empty list of distinct, non-empty names.",
             "type": "array",
             "minItems": 1,
+            "maxItems": MAX_ENTRIES,
             "uniqueItems": True,
-            "items": {"type": "string", "minLength": 1},
+            "items": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_LENGTH},
         },
     },
     "str": {
@@ -269,7 +276,7 @@ def _timeout() -> Schema:
                 "description": "A positive duration such as `15m`, `1h30m` or `1d12h`, or a number "
                 "of seconds.",
                 "anyOf": [
-                    {"type": "integer", "minimum": 1},
+                    {"type": "integer", "minimum": 1, "maximum": MAX_DURATION_SECONDS},
                     {"type": "string", "pattern": DURATION_PATTERN},
                 ],
             },
@@ -296,7 +303,13 @@ def _transition() -> Schema:
                 "description": "The state (or non-empty list of distinct states) it leaves from.",
                 "anyOf": [
                     state,
-                    {"type": "array", "minItems": 1, "uniqueItems": True, "items": state},
+                    {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": MAX_ENTRIES,
+                        "uniqueItems": True,
+                        "items": state,
+                    },
                 ],
             },
             "to": _names(
@@ -510,6 +523,7 @@ def json_schema() -> dict[str, Any]:
                 "additionalProperties": {
                     "description": "The permissions the role grants (distinct; never `public`).",
                     "type": ["array", "null"],
+                    "maxItems": MAX_ENTRIES,
                     "uniqueItems": True,
                     "items": {**dotted, "not": {"const": "public"}},
                 },

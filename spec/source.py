@@ -1,9 +1,10 @@
 """Reading YAML and JSON documents into plain data with the position of every node.
 
-YAML is read with PyYAML's event parser and composer under the YAML 1.2 core schema
-(``yes``/``no``/``on``/``off`` stay strings). Before composing, the event stream is scanned
-for nesting depth and for how far aliases expand, so a 3,000-deep document or an alias bomb
-is refused after a bounded amount of work, at the line that causes it.
+YAML is parsed once, by libyaml where PyYAML has it (else by PyYAML's own parser), and its
+events are composed under the YAML 1.2 core schema (``yes``/``no``/``on``/``off`` stay
+strings). The composer counts nesting depth and how far aliases expand as it goes, so a
+3,000-deep document or an alias bomb is refused after a bounded amount of work, at the line
+that causes it. Every text, number and size is held to :mod:`railguard.spec.limits`.
 
 JSON is read by the standard library for syntax, then walked once more by a small reader
 that records the position of every key and value (JSON is not read as YAML: a tab, a
@@ -13,8 +14,11 @@ surrogate pair or a duplicate key would then be treated differently).
 from __future__ import annotations
 
 import bisect
+import gc
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Context, Decimal
 from typing import Any
@@ -22,9 +26,18 @@ from typing import Any
 import yaml
 
 from .errors import LoadError, Location, Problem
+from .limits import (
+    MAX_ALIAS_NODES,
+    MAX_BYTES,
+    MAX_DEPTH,
+    MAX_DIGITS,
+    MAX_NODES,
+    MAX_TEXT_LENGTH,
+)
 
 __all__ = [
     "Document",
+    "collection_paused",
     "describe_path",
     "one_line",
     "read_data",
@@ -32,16 +45,6 @@ __all__ = [
     "read_text",
     "read_yaml",
 ]
-
-MAX_DEPTH = 64
-#: Values a document (or plain data) may hold: generous, so generated specs of 100k states and
-#: a million transitions load; the text itself is bounded by MAX_BYTES.
-MAX_NODES = 50_000_000
-#: Values a document with anchors may expand to: aliases are how a small file becomes a huge
-#: one (the "billion laughs"), so documents that use them get a much tighter bound.
-MAX_ALIAS_NODES = 100_000
-MAX_BYTES = 512_000_000
-MAX_DIGITS = 100
 
 Path = tuple[str | int, ...]
 
@@ -126,6 +129,18 @@ def read_data(data: Any, file: str = "<data>") -> Document:
             raise _error(
                 f"a number in {describe_path(path)} has more than {MAX_DIGITS} digits", where
             )
+        if isinstance(value, str):
+            problem = text_problem(value, path)
+            if problem is not None:
+                raise _error(problem, where)
+            continue
+        if isinstance(value, Decimal | float) and not isinstance(value, bool):
+            dec = Decimal(repr(value)) if isinstance(value, float) else value
+            shown = f"{_show_text(str(dec))} in {describe_path(path)}"
+            problem = decimal_problem(dec, shown) if dec.is_finite() else None
+            if problem is not None:
+                raise _error(problem, where)
+            continue
         if not isinstance(value, dict | list):
             continue
         if id(value) in above:
@@ -139,13 +154,74 @@ def read_data(data: Any, file: str = "<data>") -> Document:
                 raise _error(
                     f"a key in {describe_path(path)} has more than {MAX_DIGITS} digits", where
                 )
+            problem = text_problem(key, path, key=True) if isinstance(key, str) else None
+            if problem is not None:
+                raise _error(problem, where)
             stack.append((item, (*path, key), depth + 1, inner))
     return Document(data, file)
 
 
 def _too_long(value: Any) -> bool:
     """Whether ``value`` is an integer too long to print (or to keep in a spec)."""
-    return isinstance(value, int) and abs(value) >= 10**MAX_DIGITS
+    return isinstance(value, int) and abs(value) >= _INT_LIMIT
+
+
+_INT_LIMIT = 10**MAX_DIGITS
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: A decimal number as YAML and JSON write it: sign, digits with a point, exponent.
+_DECIMAL_PARTS = re.compile(r"[-+]?[0-9]*\.?[0-9]*(?:[eE]([-+]?[0-9]+))?")
+
+
+def text_problem(value: str, path: Path, *, key: bool = False) -> str | None:
+    """Why the text ``value`` (at ``path``; a key there when ``key``) cannot be in a spec, if it cannot.
+
+    A text is at most :data:`MAX_TEXT_LENGTH` characters and holds no lone surrogate (an
+    escape such as ``\\ud800`` decodes to one: it is no character and cannot be written as
+    UTF-8, so no report, audit record or certificate could hold it).
+    """
+    too_long = len(value) > MAX_TEXT_LENGTH
+    found = None if too_long else _SURROGATE.search(value)
+    if not too_long and found is None:
+        return None
+    what = f"a key in {describe_path(path)}" if key else describe_path(path)
+    if too_long:
+        return f"{what} is longer than {MAX_TEXT_LENGTH:,} characters"
+    if found is not None:
+        return (
+            f"{what} holds a lone surrogate `\\u{ord(found.group(0)):04x}`, which is not a "
+            "character: a spec must be valid Unicode text"
+        )
+    return None
+
+
+def decimal_problem(value: Decimal, shown: str) -> str | None:
+    """Why the finite decimal ``value`` is out of a spec's reach (see :data:`MAX_DIGITS`), if it is."""
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int), "finite decimals only"
+    if value.adjusted() >= MAX_DIGITS or exponent < -MAX_DIGITS:
+        return (
+            f"the number {shown} is too large or too precise: a number in a spec has at most "
+            f"{MAX_DIGITS} digits before and after its point"
+        )
+    return None
+
+
+def far_exponent(text: str) -> bool:
+    """Whether the number ``text`` has an exponent of more than six digits (so it is far
+    beyond :data:`MAX_DIGITS`, and too far to even construct as a decimal)."""
+    parts = _DECIMAL_PARTS.fullmatch(text.strip())
+    return parts is not None and parts.group(1) is not None and len(parts.group(1).lstrip("+-0")) > 6
+
+
+def parse_decimal(text: str) -> Decimal | None:
+    """``text`` (a number as YAML or JSON write it) as an exact decimal; ``None`` if it is
+    beyond :data:`MAX_DIGITS` (checked before any arithmetic, so ``1e999999999999`` is cheap)."""
+    if far_exponent(text):
+        return None
+    value = Decimal(text)
+    if value.is_finite() and decimal_problem(value, "") is not None:
+        return None
+    return value
 
 
 # --------------------------------------------------------------------------- YAML
@@ -174,6 +250,30 @@ _CORE_TEXT = {tag: re.compile(pattern) for tag, (pattern, _) in _CORE.items()}
 for _tag, (_pattern, _first) in _CORE.items():
     _Loader.add_implicit_resolver(_tag, _CORE_TEXT[_tag], _first)
 
+#: The core tags a plain scalar may resolve to, by its first character.
+_BY_FIRST: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+for _tag, (_pattern, _first) in _CORE.items():
+    for _char in _first:
+        _BY_FIRST.setdefault(_char, []).append((_tag, _CORE_TEXT[_tag]))
+
+
+def _resolve(value: str) -> str:
+    """The tag of a plain scalar under the YAML 1.2 core schema (as :class:`_Loader` resolves)."""
+    for tag, pattern in _BY_FIRST.get(value[:1], ()):
+        if pattern.match(value):
+            return tag
+    return _STR
+
+
+_CLoader: type[Any] | None = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CSafeLoader(yaml.CSafeLoader):
+        """libyaml's parser with the same YAML 1.2 core resolvers as :class:`_Loader`."""
+
+    _CSafeLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+    _CLoader = _CSafeLoader
+
 
 def _mark(file: str, mark: Any) -> Location:
     if mark is None:
@@ -181,21 +281,53 @@ def _mark(file: str, mark: Any) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
 
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a document is read and validated.
+
+    Reading creates hundreds of thousands of small objects and no reference cycles; the
+    collector would otherwise walk the growing heap again and again (half the time of
+    reading a 5,000-state spec). Nested use is fine; the previous state is restored.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_text(text: str, file: str = "<spec>", fmt: str | None = None) -> Document:
     """Read ``text`` as JSON when ``fmt == "json"`` (or the file ends in ``.json``), else YAML."""
     if fmt is None:
         fmt = "json" if file.lower().endswith(".json") else "yaml"
-    if fmt == "json":
-        return read_json(text, file)
-    return read_yaml(text, file)
+    with collection_paused():
+        if fmt == "json":
+            return read_json(text, file)
+        return read_yaml(text, file)
 
 
 def _precheck(text: str, file: str) -> None:
     if len(text) > MAX_BYTES:
-        raise _error(f"the file is larger than {MAX_BYTES:,} bytes", Location(file, 1, 1))
+        raise _error(
+            f"the spec is longer than {MAX_BYTES:,} characters, the largest a spec may be",
+            Location(file, 1, 1),
+        )
     if not text.strip():
         raise _error(
             "the file is empty: a spec needs at least `railguard: 1`", Location(file, 1, 1)
+        )
+    found = _SURROGATE.search(text)
+    if found is not None:
+        # Only text handed over as a Python string can hold one: UTF-8 cannot encode it.
+        start = found.start()
+        line = text.count("\n", 0, start) + 1
+        column = start - (text.rfind("\n", 0, start) + 1) + 1
+        raise _error(
+            f"the text holds a lone surrogate `\\u{ord(found.group(0)):04x}`, which is not a "
+            "character: a spec must be valid Unicode text",
+            Location(file, line, column),
         )
 
 
@@ -252,75 +384,181 @@ def _yaml_message(exc: yaml.MarkedYAMLError, file: str) -> LoadError:
     return _error(f"invalid YAML: {problem}{context}", _mark(file, mark))
 
 
-def _scan_events(text: str, file: str) -> None:
-    """Refuse deep nesting, several documents and alias bombs from the event stream alone."""
-    depth = documents = expanded = 0
-    sizes: dict[str, int] = {}
-    frames: list[list[Any]] = []  # [anchor, expanded size so far]
+class _Composer:
+    """Builds the node graph from a parser's events in one pass, refusing on the way what no
+    spec needs: nesting deeper than :data:`MAX_DEPTH`, more than one document, an alias that
+    refers to a node containing it, and aliases that expand the document beyond
+    :data:`MAX_ALIAS_NODES` values or :data:`MAX_BYTES` characters of text (an alias bomb,
+    of many small values or of a few long texts, is refused at the alias that crosses the
+    bound, before anything is expanded). The parser is libyaml's when installed, else PyYAML's
+    own; both give the same events with the same marks.
+    """
 
-    def grow(amount: int, event: yaml.Event, *, nest: bool = True) -> None:
-        nonlocal expanded
-        expanded += amount
-        if frames and nest:
-            frames[-1][1] += amount
-        if expanded > (MAX_ALIAS_NODES if sizes else MAX_NODES):
+    def __init__(self, parser: Any, file: str) -> None:
+        self.parser = parser
+        self.file = file
+        self.anchors: dict[str, yaml.Node] = {}
+        #: Expanded size (values, characters of text) of each completed anchored node.
+        self.sizes: dict[str, tuple[int, int]] = {}
+        #: Anchors of the collections being composed (an alias to one would never end).
+        self.open: set[str] = set()
+        self.depth = 0
+        self.expanded = 0
+        self.characters = 0
+
+    def document(self) -> yaml.Node | None:
+        """The one document's root node (``None`` when the stream holds none)."""
+        parser = self.parser
+        parser.get_event()  # the stream start
+        if parser.check_event(yaml.StreamEndEvent):
+            return None
+        parser.get_event()  # the document start
+        node, _, _ = self.node()
+        parser.get_event()  # the document end
+        if not parser.check_event(yaml.StreamEndEvent):
+            raise _error(
+                "the file holds more than one YAML document, and a spec is one document",
+                _mark(self.file, parser.peek_event().start_mark),
+            )
+        return node
+
+    def grow(self, amount: int, characters: int, event: yaml.Event) -> None:
+        self.expanded += amount
+        self.characters += characters
+        if self.sizes and self.characters > MAX_BYTES:
+            raise _error(
+                f"aliases expand the document to more than {MAX_BYTES:,} characters of text, "
+                "so it is refused as an alias bomb",
+                _mark(self.file, event.start_mark),
+            )
+        if self.expanded > (MAX_ALIAS_NODES if self.sizes else MAX_NODES):
             message = (
                 f"aliases expand the document to more than {MAX_ALIAS_NODES:,} values, "
                 "so it is refused as an alias bomb"
-                if sizes
+                if self.sizes
                 else f"the document holds more than {MAX_NODES:,} values"
             )
-            raise _error(message, _mark(file, event.start_mark))
+            raise _error(message, _mark(self.file, event.start_mark))
 
-    for event in yaml.parse(text, Loader=_Loader):
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
+    def node(self) -> tuple[yaml.Node, int, int]:
+        """The next node, its expanded number of values and its expanded characters of text."""
+        parser = self.parser
+        # PyYAML's and libyaml's events carry marks of two classes with the same fields.
+        event: Any = parser.get_event()
+        start: Any = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
+            anchor = str(event.anchor)
+            if anchor in self.open:
+                raise _error(
+                    f"the alias `*{anchor}` refers to a node that contains it, "
+                    "so the document would never end",
+                    _mark(self.file, event.start_mark),
+                )
+            if anchor not in self.anchors:
+                raise yaml.composer.ComposerError(
+                    None, None, f"found undefined alias `{anchor}`", start
+                )
+            size, characters = self.sizes[anchor]
+            self.grow(size, characters, event)
+            return self.anchors[anchor], size, characters
+        anchor = event.anchor
+        if anchor is not None and anchor in self.anchors:
+            raise yaml.composer.ComposerError(
+                "found duplicate anchor "
+                f"`{anchor}` (first on line {self.anchors[anchor].start_mark.line + 1})",
+                None,
+                "the second occurrence",
+                start,
+            )
+        tag = event.tag
+        size = 1
+        characters = 0
+        node: yaml.Node
+        if isinstance(event, yaml.ScalarEvent):
+            if tag is None or tag == "!":
+                tag = _resolve(event.value) if event.implicit[0] else _STR
+            characters = len(event.value)
+            self.grow(1, characters, event)
+            # libyaml writes a plain scalar's style as "", PyYAML as None.
+            end: Any = event.end_mark
+            node = yaml.ScalarNode(tag, event.value, start, end, style=event.style or None)
+        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
                 raise _error(
                     f"the document nests deeper than {MAX_DEPTH} levels",
-                    _mark(file, event.start_mark),
+                    _mark(self.file, event.start_mark),
                 )
-            grow(1, event, nest=False)
-            frames.append([event.anchor, 1])
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-            anchor, size = frames.pop()
-            if frames:
-                frames[-1][1] += size
+            self.grow(1, 0, event)
             if anchor is not None:
-                sizes[anchor] = size
-        elif isinstance(event, yaml.ScalarEvent):
-            grow(1, event)
-            if event.anchor is not None:
-                sizes[event.anchor] = 1
-        elif isinstance(event, yaml.AliasEvent):
-            if any(frame[0] == event.anchor for frame in frames):
-                raise _error(
-                    f"the alias `*{event.anchor}` refers to a node that contains it, "
-                    "so the document would never end",
-                    _mark(file, event.start_mark),
-                )
-            grow(sizes.get(str(event.anchor), 1), event)
-        elif isinstance(event, yaml.DocumentStartEvent):
-            documents += 1
-            if documents > 1:
-                raise _error(
-                    "the file holds more than one YAML document, and a spec is one document",
-                    _mark(file, event.start_mark),
-                )
+                self.open.add(anchor)
+            if isinstance(event, yaml.SequenceStartEvent):
+                if tag is None or tag == "!":
+                    tag = _SEQ
+                items: list[yaml.Node] = []
+                while not parser.check_event(yaml.SequenceEndEvent):
+                    item, item_size, item_characters = self.node()
+                    items.append(item)
+                    size += item_size
+                    characters += item_characters
+                node = yaml.SequenceNode(tag, items, start, None)
+            else:
+                if tag is None or tag == "!":
+                    tag = _MAP
+                pairs: list[tuple[yaml.Node, yaml.Node]] = []
+                while not parser.check_event(yaml.MappingEndEvent):
+                    key, key_size, key_characters = self.node()
+                    value, value_size, value_characters = self.node()
+                    pairs.append((key, value))
+                    size += key_size + value_size
+                    characters += key_characters + value_characters
+                node = yaml.MappingNode(tag, pairs, start, None)
+            node.end_mark = parser.get_event().end_mark
+            self.depth -= 1
+            if anchor is not None:
+                self.open.discard(anchor)
+        else:  # pragma: no cover - the parsers produce no other event here
+            raise _error("this YAML node is not supported in a spec", _mark(self.file, event.start_mark))
+        if anchor is not None:
+            self.anchors[anchor] = node
+            self.sizes[anchor] = (size, characters)
+        return node, size, characters
+
+
+def _compose(text: str, file: str, loader: type[Any]) -> yaml.Node | None:
+    parser = loader(text)
+    try:
+        return _Composer(parser, file).document()
+    finally:
+        parser.dispose()
 
 
 def read_yaml(text: str, file: str = "<spec>") -> Document:
-    """Read one YAML document; every failure is a :class:`LoadError` with file, line and column."""
+    """Read one YAML document; every failure is a :class:`LoadError` with file, line and column.
+
+    The text is parsed once, by libyaml (``yaml.CSafeLoader``) where PyYAML was built with it.
+    When libyaml finds the text invalid, PyYAML's own parser reads it again, so that every
+    syntax error is worded (and located) the same on every installation. (libyaml accepts a
+    little more valid YAML 1.2 than PyYAML, such as `?` inside a flow scalar, and places an
+    empty value in a flow mapping one column later.)
+    """
     _precheck(text, file)
-    try:
-        _scan_events(text, file)
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        raise _yaml_message(exc, file) from None
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "the text is not valid YAML"
-        raise _error(f"invalid YAML: {first}", Location(file, 1, 1)) from None
+    # PyYAML refuses tabs where libyaml lets some through, and counts a byte order mark inside
+    # the text as a column where libyaml does not: such texts are read by PyYAML alone.
+    fast = _CLoader is not None and "\t" not in text and "\ufeff" not in text
+    loaders: tuple[type[Any], ...] = (_CLoader, _Loader) if fast and _CLoader else (_Loader,)
+    node: yaml.Node | None = None
+    for loader in loaders:
+        try:
+            node = _compose(text, file, loader)
+            break
+        except yaml.MarkedYAMLError as exc:
+            if loader is _Loader:
+                raise _yaml_message(exc, file) from None
+        except yaml.YAMLError as exc:
+            if loader is _Loader:
+                first = str(exc).splitlines()[0] if str(exc) else "the text is not valid YAML"
+                raise _error(f"invalid YAML: {first}", Location(file, 1, 1)) from None
     if node is None:
         raise _error(
             "the file is empty: a spec needs at least `railguard: 1`", Location(file, 1, 1)
@@ -354,7 +592,7 @@ class _Converter:
             )
         if isinstance(node, yaml.ScalarNode):
             self._offsets(node, path)
-            return _scalar(node, file)
+            return _scalar(node, file, path)
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
@@ -416,7 +654,7 @@ class _Converter:
                     "not a list or a mapping",
                     where,
                 )
-            key = _scalar(key_node, file)
+            key = _scalar(key_node, file, path, key=True)
             key = key if isinstance(key, str) else _key_text(key)
             if key in result:
                 first = self.doc.keys[(*path, key)]
@@ -448,9 +686,12 @@ def _bad_tag(node: yaml.Node, file: str) -> LoadError:
     )
 
 
-def _scalar(node: yaml.ScalarNode, file: str) -> Any:
+def _scalar(node: yaml.ScalarNode, file: str, path: Path, *, key: bool = False) -> Any:
     tag, value = node.tag, node.value
     if tag == _STR:
+        problem = text_problem(value, path, key=key)
+        if problem is not None:
+            raise _error(problem, _mark(file, node.start_mark))
         return value
     if tag in _CORE_TEXT and not _CORE_TEXT[tag].fullmatch(value):
         shown = "!!" + tag.removeprefix("tag:yaml.org,2002:")
@@ -463,15 +704,19 @@ def _scalar(node: yaml.ScalarNode, file: str) -> Any:
         return value.lower() == "true"
     if tag == "tag:yaml.org,2002:int":
         digits = value.lstrip("+-")
+        where = f"a key in {describe_path(path)}" if key else f"a number in {describe_path(path)}"
+        too_long = f"{where} has more than {MAX_DIGITS} digits"
         if len(digits) > MAX_DIGITS:
-            raise _error(
-                f"a number has more than {MAX_DIGITS} digits", _mark(file, node.start_mark)
-            )
+            raise _error(too_long, _mark(file, node.start_mark))
         if digits.startswith("0o"):
-            return int(value.replace("0o", "", 1), 8)
-        if digits.startswith("0x"):
-            return int(value.replace("0x", "", 1), 16)
-        return int(value)
+            number = int(value.replace("0o", "", 1), 8)
+        elif digits.startswith("0x"):
+            number = int(value.replace("0x", "", 1), 16)
+        else:
+            number = int(value)
+        if _too_long(number):
+            raise _error(too_long, _mark(file, node.start_mark))
+        return number
     if tag == "tag:yaml.org,2002:float":
         if "inf" in value.lower() or "nan" in value.lower():
             raise _error(
@@ -480,11 +725,22 @@ def _scalar(node: yaml.ScalarNode, file: str) -> Any:
             )
         if len(value.lstrip("+-")) > MAX_DIGITS:
             raise _error(
-                f"a number has more than {MAX_DIGITS} digits", _mark(file, node.start_mark)
+                f"a number in {describe_path(path)} has more than {MAX_DIGITS} digits",
+                _mark(file, node.start_mark),
             )
         # Keep numbers exact: a decimal, never a binary float.
-        return _Number(value)
+        return _number(value, path, _mark(file, node.start_mark))
     raise _bad_tag(node, file)
+
+
+def _number(text: str, path: Path, where: Location) -> _Number:
+    """The document number ``text`` at ``path``, refused when it is beyond a spec's reach."""
+    if parse_decimal(text) is None:
+        shown = f"{_show_text(text)} in {describe_path(path)}"
+        problem = decimal_problem(Decimal(1).scaleb(MAX_DIGITS), shown)
+        assert problem is not None
+        raise _error(problem, where)
+    return _Number(text)
 
 
 def _show_text(value: str) -> str:
@@ -610,6 +866,9 @@ class _JsonReader:
                 index += 1  # the comma
         if char == '"':
             string, end = self.string(index)
+            problem = text_problem(string, path)
+            if problem is not None:
+                raise _error(problem, self.loc(index))
             exact = "\\" not in text[index:end]
             self.doc.scalar_offsets[path] = 1 if exact else None
             return string, end
@@ -625,9 +884,12 @@ class _JsonReader:
             )
         number = match.group(0)
         if len(number) > MAX_DIGITS:
-            raise _error(f"a number has more than {MAX_DIGITS} digits", self.loc(index))
+            raise _error(
+                f"a number in {describe_path(path)} has more than {MAX_DIGITS} digits",
+                self.loc(index),
+            )
         if match.group(1) or match.group(2):
-            return _Number(number), match.end()
+            return _number(number, path, self.loc(index)), match.end()
         return int(number), match.end()
 
     def string(self, index: int) -> tuple[str, int]:
@@ -645,6 +907,9 @@ class _JsonReader:
         while True:
             where = self.loc(index)
             key, index = self.string(index)
+            problem = text_problem(key, path, key=True)
+            if problem is not None:
+                raise _error(problem, where)
             if key in result:
                 first = self.doc.keys[(*path, key)]
                 raise _error(

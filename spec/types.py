@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, TypeAlias
 
-__all__ = ["KINDS", "SCALAR_KINDS", "Kind", "Type", "Value"]
+from .limits import MAX_DIGITS
+
+__all__ = ["KINDS", "SCALAR_KINDS", "Kind", "Type", "Value", "list_values"]
 
 Kind: TypeAlias = Literal["int", "decimal", "bool", "enum", "str", "principal", "set"]
 KINDS: tuple[Kind, ...] = ("int", "decimal", "bool", "enum", "str", "principal", "set")
@@ -49,7 +51,11 @@ class Type:
         return False
 
     def contains(self, value: object) -> bool:
-        """Whether ``value`` is a member of this type's domain."""
+        """Whether ``value`` is a member of this type's domain.
+
+        A decimal domain never holds a nonzero number of magnitude ``10**100`` or more, or
+        below ``10**-100``, even when its bounds are not written (the reach of a spec's numbers).
+        """
         kind = self.kind
         if kind == "bool":
             return isinstance(value, bool)
@@ -62,6 +68,10 @@ class Type:
                 return False
             dec = Decimal(value)
             if not dec.is_finite():
+                return False
+            if dec and not -MAX_DIGITS <= dec.adjusted() < MAX_DIGITS:
+                # Beyond a spec's reach (see `railguard.spec.limits`): no domain holds it, and
+                # arithmetic on such a number costs memory without bound.
                 return False
             if self.places is not None:
                 exponent = dec.normalize().as_tuple().exponent
@@ -91,12 +101,24 @@ class Type:
             high = "inf" if self.max is None else str(self.max)
             return f"{self.kind} in [{low}, {high}]"
         if self.kind == "enum":
-            return "one of " + ", ".join(self.values)
+            return "one of " + list_values(self.values)
         if self.kind == "str" and self.max_length is not None:
             return f"str of at most {self.max_length} characters"
         if self.kind == "set" and self.of is not None:
             return f"set of {self.of.describe()}"
         return self.kind
+
+
+#: Values a message lists before it says how many more there are.
+_SHOWN_VALUES = 12
+
+
+def list_values(values: tuple[str, ...]) -> str:
+    """``a, b, c`` for a message; a long list shows its first values and how many more."""
+    if len(values) <= _SHOWN_VALUES:
+        return ", ".join(values)
+    shown = ", ".join(values[:_SHOWN_VALUES])
+    return f"{shown} and {len(values) - _SHOWN_VALUES:,} more"
 
 
 def _within(value: int | Decimal, low: int | Decimal | None, high: int | Decimal | None) -> bool:

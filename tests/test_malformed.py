@@ -49,12 +49,34 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "yaml_python_tag.yaml": (3, "unsupported YAML tag `!!python/object/apply:os.system`"),
     "yaml_merge_key.yaml": (14, "merge keys (`<<`) are not supported"),
     "alias_bomb.yaml": (9, "alias bomb"),
+    "alias_bomb_text.yaml": (102, "more than 8,000,000 characters of text, so it is refused as an alias bomb"),
     "alias_recursive.yaml": (5, "the alias `*s` refers to a node that contains it"),
     "deep_nesting.yaml": (4, "nests deeper than 64 levels"),
     "deep_nesting.json": (1, "nests deeper than 64 levels"),
     "integer_too_long.yaml": (7, "more than 100 digits"),
     "number_infinite.yaml": (7, "`.inf` is not allowed"),
     "yaml_explicit_tag_bad_value.yaml": (5, "`ten` is not a valid `!!int` value"),
+    # --- sizes beyond the bounds of `railguard.spec.limits` (hostile specs)
+    "surrogate_description.yaml": (4, "`description` holds a lone surrogate `\\ud800`"),
+    "surrogate_enum_value.yaml": (8, "`variables.tier.values.1` holds a lone surrogate `\\udc80`"),
+    "surrogate_string_initial.yaml": (8, "`variables.note.initial` holds a lone surrogate"),
+    "json_key_surrogate.json": (7, "a key in `states` holds a lone surrogate `\\ud83d`"),
+    "guard_surrogate_literal.yaml": (19, "guard: the text literal holds a lone surrogate `\\ud800`"),
+    "guard_hex_literal_too_long.yaml": (19, "the integer literal `0xfffffffff"),
+    "guard_decimal_literal_too_large.yaml": (19, "`1e101` is too large or too precise"),
+    "integer_hex_too_large.yaml": (8, "a number in `variables.count.max` has more than 100 digits"),
+    "decimal_max_huge_exponent.yaml": (
+        8,
+        "the number `1e999999999` in `variables.price.max` is too large or too precise",
+    ),
+    "decimal_min_tiny.yaml": (8, "the number `1e-999999999` in `variables.price.min` is too"),
+    "decimal_bound_exponent_text.yaml": (8, "variable `price`: `max`: the number `1e999"),
+    "json_number_huge_exponent.json": (5, "the number `1e999999999` in `variables.price.max`"),
+    "timeout_digits_too_long.yaml": (10, "is longer than the longest timeout, `3650d`"),
+    "timeout_too_long.yaml": (10, "timeout `after` `3000000d` is longer than the longest timeout"),
+    "enum_too_many_values.yaml": (8, "an enum lists 10,001 values, more than the 10,000"),
+    "description_too_long.yaml": (4, "`description` is longer than 100,000 characters"),
+    "state_name_too_long.yaml": (11, "is longer than 200 characters"),
     # --- the document's shape
     "top_level_list.yaml": (2, "a spec must be a mapping"),
     "top_level_scalar.yaml": (2, "not the text `refund`"),
@@ -94,6 +116,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "empty_domain_enum.yaml": (9, "an enum needs a non-empty list of `values`"),
     "initial_outside_domain.yaml": (7, "`initial` `500` is outside its domain (int in [0, 100])"),
     "initial_decimal_for_int.yaml": (7, "`initial` must be an integer, not `1.5`"),
+    "initial_too_many_places.yaml": (8, "`initial` `10.005` has more than 2 decimal places"),
     "initial_yes_not_bool.yaml": (9, "`yes` is text in YAML 1.2"),
     "enum_initial_not_value.yaml": (9, "`initial` `prod` is not one of staging, production"),
     "cascade_broken_variable.yaml": (7, "so its domain is empty"),
@@ -176,6 +199,9 @@ COLUMNS: dict[str, int] = {
     "yaml_tab_indentation.yaml": 1,
     "yaml_missing_colon.yaml": 1,
     "yaml_unquoted_colon.yaml": 21,
+    "guard_hex_literal_too_long.yaml": 21,
+    "json_key_surrogate.json": 5,
+    "initial_too_many_places.yaml": 64,
 }
 
 #: Cases whose one mistake must not cascade into follow-on problems.
@@ -764,3 +790,41 @@ def test_random_values_anywhere_give_a_spec_or_a_load_error(data: st.DataObject)
             _assert_one_sentence(problem.message.replace("dict literals", "mapping literals"))
             if fmt != "data":
                 assert problem.location.line >= 1, problem
+
+
+# --------------------------------------------------------------------------- both YAML parsers
+
+
+def _read_with(loader: Any, text: str, name: str) -> Any:
+    """What ``read_yaml`` makes of ``text`` with only ``loader`` (libyaml's or PyYAML's) parsing."""
+    from railguard.spec import source
+
+    saved = source._CLoader
+    source._CLoader = None if loader is source._Loader else loader
+    try:
+        doc = source.read_yaml(text, name)
+    except LoadError as error:
+        return [(p.message, p.location) for p in error.problems]
+    finally:
+        source._CLoader = saved
+    return (doc.data, doc.values, doc.keys, doc.scalar_offsets, doc.block_starts)
+
+
+YAML_FILES = sorted(
+    [*CORPUS.glob("*.yaml"), *EXAMPLES.glob("*.yaml")], key=lambda p: (p.parent.name, p.name)
+)
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML was built without libyaml")
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_libyaml_and_pyyaml_read_every_file_alike(path: Path) -> None:
+    """libyaml parses (fast); the same data, positions and messages as PyYAML's own parser."""
+    from railguard.spec import source
+
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pytest.skip("not UTF-8: refused before parsing")
+    fast = _read_with(source._CLoader, text, path.name)
+    slow = _read_with(source._Loader, text, path.name)
+    assert fast == slow

@@ -5,6 +5,7 @@ types."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +26,7 @@ from railguard.runtime import (
     verify_chain,
 )
 from railguard.runtime.auth import KnownPrincipals, NotAuthenticated
-from railguard.spec import Spec, load, loads
+from railguard.spec import Spec, Timeout, load, loads
 
 from .conftest import EXAMPLES
 from .test_runtime_cli import cli
@@ -41,7 +42,7 @@ variables:
   note: {type: str, max_length: 20, initial: ""}
 states:
   open: {initial: true}
-  far: {timeout: {after: 3000000d}}
+  far: {timeout: {after: 3650d}}
   sent: {terminal: success}
   failed: {terminal: failure}
 on_error: failed
@@ -90,7 +91,12 @@ class Bank:
 
 @pytest.fixture
 def spec() -> Spec:
-    return loads(TAGS)
+    # The loader refuses timeouts beyond 3650d; a spec built from the model may still hold
+    # one thousands of years away, and the runtime must not overflow on it.
+    loaded = loads(TAGS)
+    far = Timeout(3_000_000 * 86_400)
+    states = tuple(dataclasses.replace(s, timeout=far) if s.name == "far" else s for s in loaded.states)
+    return dataclasses.replace(loaded, states=states)
 
 
 def make(spec: Spec, bank: Bank | None = None, **kw: Any) -> Engine:
@@ -226,7 +232,7 @@ def test_a_timeout_thousands_of_years_away_never_overflows_after_the_effect_ran(
 
 def test_one_broken_instance_is_reported_and_the_worker_does_the_others(spec: Spec, tmp_path: Path) -> None:
     clock = ManualClock()
-    timed = loads(TAGS.replace("far: {timeout: {after: 3000000d}}", "far: {timeout: {after: 10s}}"))
+    timed = loads(TAGS.replace("far: {timeout: {after: 3650d}}", "far: {timeout: {after: 10s}}"))
     e = Engine(timed, SQLiteStore(tmp_path / "w.db"), PEOPLE, effects=Bank().effects(), clock=clock, allow_unverified="t", lease=5)
     for name in ("bad", "good"):
         e.start(name, "c", {"limit": "10"})

@@ -9,7 +9,7 @@ it on the diagram.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -25,7 +25,7 @@ from .engine import Witness
 from .system import Move, System
 from .z3expr import SYSTEM_ID, UNSET
 
-__all__ = ["Counterexample", "Step", "decode", "replay"]
+__all__ = ["Counterexample", "ReplayError", "Step", "decode", "replay", "replay_final"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class Counterexample:
 
     spec: str
     context: Mapping[str, Value]
-    steps: tuple[Step, ...]
+    #: A tuple, or a lazily built run shared with other results (see :mod:`.explore`).
+    steps: Sequence[Step]
     final: Step | None = None
     principals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -243,3 +244,18 @@ def replay(spec: Spec, cex: Counterexample) -> Replayed:
 
 def _normal(values: Mapping[str, Value]) -> dict[str, Any]:
     return {k: (Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in values.items()}
+
+
+def replay_final(spec: Spec, cex: Counterexample) -> Fired:
+    """Replay ``cex`` and then its final step, which must *happen* — with every check the
+    runtime makes, domains included — and take the transition it names."""
+    end = replay(spec, cex)
+    final = cex.final
+    if final is None:
+        raise ReplayError("the run has no final step")
+    outcome = fire(spec, end.state, end.values, final.event, final.actor, frozenset(final.roles), dict(final.params), system=final.kind == "timeout")
+    if not isinstance(outcome, Fired):
+        raise ReplayError(f"the final step (`{final.event}`) was refused: {outcome.message}")
+    if outcome.transition.index != final.transition:
+        raise ReplayError(f"the final step (`{final.event}`) took a different transition")
+    return outcome

@@ -10,23 +10,25 @@ Every question is "is there a reachable configuration (and step inputs) where ``
   alike — and the invariant is returned; *unsat* means ``bad`` is reachable; anything else is
   *unknown*.
 
-Solver work is bounded by Z3's deterministic resource limit (``rlimit``) per query, and
-optionally by wall-clock time; running out of either is *unknown*, never success.
+Solver work is bounded by Z3's deterministic resource limit (``rlimit``) per query,
+optionally by wall-clock time per query, and by a wall-clock budget for the whole check
+(:attr:`Budget.seconds`, shared by every check run inside :func:`overall`): once it is spent
+no query starts and each one running is stopped, and the questions left end *unknown*,
+never success.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import z3
 
-from .budget import Budget
+from .budget import Budget, Deadline, OutOfTime, overall
 from .system import Inputs, State, System
 
-__all__ = ["Budget", "Engine", "SpacerAnswer", "Witness"]
+__all__ = ["Budget", "Deadline", "Engine", "OutOfTime", "SpacerAnswer", "Witness", "overall"]
 
 Bad = Callable[[State, Inputs], z3.BoolRef]
 
@@ -57,9 +59,12 @@ class SpacerAnswer:
 class Engine:
     """Runs BMC and Spacer queries on one system under one budget."""
 
-    def __init__(self, system: System, budget: Budget | None = None) -> None:
+    def __init__(self, system: System, budget: Budget | None = None, deadline: Deadline | None = None) -> None:
         self.system = system
         self.budget = budget or Budget()
+        # Without a deadline only an enclosing `overall` budget bounds the whole (the callers
+        # that pass none, like the spec diff, bound their queries by `rlimit` alone).
+        self.deadline = deadline or Deadline(None)
         self.queries = 0
         # Every formula is built once over these constants (``x --in--> y``) and renamed onto
         # each unrolled step with `z3.substitute`: building terms in Python costs far more
@@ -106,8 +111,8 @@ class Engine:
 
         Returns the witnesses found and the goals whose search ran out of budget."""
         system = self.system
+        self.deadline.check()
         solver = z3.Solver()
-        self.budget.apply(solver)
         states = [system.state("s0")]
         inputs = [system.inputs("i0")]
         solver.add(self._rename(self.initial, states[0]))
@@ -145,7 +150,7 @@ class Engine:
         ``exhausted``."""
         open_keys = list(terms)
         while open_keys:
-            self.queries += 1
+            self._ask(solver)
             solver.push()
             solver.add(z3.Or([terms[k] for k in open_keys]))
             answer = solver.check()
@@ -165,7 +170,7 @@ class Engine:
             solver.pop()
             break
         for key in open_keys:
-            self.queries += 1
+            self._ask(solver)
             solver.push()
             solver.add(terms[key])
             answer = solver.check()
@@ -175,16 +180,21 @@ class Engine:
                 exhausted.add(key)
             solver.pop()
 
+    def _ask(self, solver: z3.Solver | z3.Fixedpoint) -> None:
+        """Count a query and set its limits; raise :class:`OutOfTime` when none is left."""
+        self.deadline.check()
+        self.queries += 1
+        self.budget.apply(solver, self.deadline)
+
     def spacer(self, *bads: Bad) -> SpacerAnswer:
         """Decide whether any of ``bads`` is reachable with Spacer (see the module docstring)."""
         system = self.system
-        self.queries += 1
         s = self.x
         xs, ins, ys = system.flat(s), system.flat(self.i), system.flat(self.y)
         sorts = [v.sort() for v in xs]
         inv = z3.Function("Inv", *sorts, z3.BoolSort())
         solver = z3.SolverFor("HORN")
-        self.budget.apply(solver)
+        self._ask(solver)
         bad = z3.Or([self.term(b) for b in bads]) if len(bads) != 1 else self.term(bads[0])
         solver.add(z3.ForAll(xs, z3.Implies(self.initial, inv(*xs))))
         solver.add(z3.ForAll(xs + ins + ys, z3.Implies(z3.And(inv(*xs), self.relation), inv(*ys))))
@@ -200,24 +210,15 @@ class Engine:
         return SpacerAnswer("unknown", reason=solver.reason_unknown())
 
     def _invariant(self, model: z3.ModelRef, inv: z3.FuncDeclRef, s: State) -> str | None:
+        from .readable import readable
+
         interp = model[inv]
         if interp is None:
             return None
         body = interp.else_value() if isinstance(interp, z3.FuncInterp) else interp
         names = [z3.Const(key.replace("@state", "state"), s[key].sort()) for key in sorted(s)]
         try:
-            text = str(z3.simplify(z3.substitute_vars(body, *names)))
+            formula = z3.simplify(z3.substitute_vars(body, *names))
         except z3.Z3Exception:
             return None
-        codes = self.system.codes
-        states = [st.name for st in self.system.spec.states]
-        tests = {"==": int.__eq__, "<=": int.__le__, ">=": int.__ge__, "<": int.__lt__, ">": int.__gt__}
-
-        def name(match: re.Match[str]) -> str:
-            op, code = match.group(1), int(match.group(2))
-            chosen = [st for st in states if tests[op](codes[st], code)]
-            if len(chosen) == 1:
-                return f'state == "{chosen[0]}"'
-            return "state in [" + ", ".join(f'"{st}"' for st in chosen) + "]"
-
-        return re.sub(r"state (==|<=|>=|<|>) (-?\d+)", name, " ".join(text.split()))
+        return readable(self.system, formula)

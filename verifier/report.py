@@ -142,7 +142,26 @@ def _location(loc: Location) -> dict[str, Any]:
     return {"file": loc.file, "line": loc.line or None, "column": loc.column or None}
 
 
-def _result(result: Result) -> dict[str, Any]:
+#: Witnesses of this many steps or more are left out of the JSON report, and so are all
+#: witnesses once a file's report holds ``MAX_WITNESS_TOTAL`` witness steps: one run shows
+#: thousands of states of a large workflow, and a plan per state would grow with the square
+#: of its length. The result's message still gives the run's length.
+MAX_WITNESS_STEPS = 100
+MAX_WITNESS_TOTAL = 20_000
+
+
+def _results(results: Sequence[Result]) -> list[dict[str, Any]]:
+    out = []
+    total = 0
+    for result in results:
+        shown = result.witness is not None and len(result.witness.steps) < MAX_WITNESS_STEPS and total + len(result.witness.steps) <= MAX_WITNESS_TOTAL
+        if shown and result.witness is not None:
+            total += len(result.witness.steps)
+        out.append(_result(result, witness=shown))
+    return out
+
+
+def _result(result: Result, *, witness: bool = True) -> dict[str, Any]:
     return {
         "rule": result.rule.id,
         "name": result.rule.name,
@@ -155,7 +174,7 @@ def _result(result: Result) -> dict[str, Any]:
         "bound": result.bound,
         "waived": result.waived,
         "counterexample": result.counterexample.to_plan() if result.counterexample else None,
-        "witness": result.witness.to_plan() if result.witness else None,
+        "witness": result.witness.to_plan() if result.witness is not None and witness else None,
         "invariant": result.invariant,
     }
 
@@ -192,7 +211,7 @@ def to_json(outcomes: Sequence[FileOutcome], version: str) -> dict[str, Any]:
             spec = outcome.report.spec
             entry["spec"] = spec.name
             entry["content_hash"] = spec.content_hash
-            entry["results"] = [_result(r) for r in outcome.report.results]
+            entry["results"] = _results(outcome.report.results)
         files.append(entry)
     return {
         "$schema": REPORT_SCHEMA_ID,
@@ -299,9 +318,9 @@ def report_json_schema() -> dict[str, Any]:
             "counterexample": _nullable({"$ref": "#/$defs/plan"})
             | {"description": "A run that violates the property."},
             "witness": _nullable({"$ref": "#/$defs/plan"})
-            | {"description": "A run that shows a reachability property."},
+            | {"description": f"A run that shows a reachability property (null for runs of {MAX_WITNESS_STEPS} steps or more, and once a file's witnesses hold {MAX_WITNESS_TOTAL:,} steps)."},
             "invariant": {
-                "description": "An inductive invariant the solver found (Z3 syntax).",
+                "description": "An inductive invariant the solver found, in the spec's expression language.",
                 "type": ["string", "null"],
             },
         },
@@ -434,7 +453,7 @@ def _finding_lines(result: Result, spec: Spec, colour: bool) -> list[str]:
         tag = _paint("warning", "yellow", colour)
     elif result.outcome == "unknown":
         tag = _paint("unknown", "yellow", colour)
-        suffix += " (not proved: unknown fails the gate; raise --rlimit or --timeout)"
+        suffix += " (not proved: unknown fails the gate; raise --budget, --rlimit or --timeout)"
     else:
         tag = _paint("violated", "red", colour)
     # An unknown's message is generic ("ran out of budget"): name what was not decided.

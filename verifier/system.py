@@ -88,6 +88,34 @@ def _set_keys(declared: Type) -> list[str]:
     raise Unsupported(f"sets of {declared.of.kind} have no Z3 encoding yet")
 
 
+def _flat(parts: tuple[Any, ...]) -> list[z3.BoolRef]:
+    if len(parts) == 1 and isinstance(parts[0], list | tuple):
+        return list(parts[0])
+    return list(parts)
+
+
+def _nary(make: Any, parts: list[z3.BoolRef]) -> z3.BoolRef:
+    ctx = parts[0].ctx
+    args = (z3.Ast * len(parts))(*(p.as_ast() for p in parts))
+    return z3.BoolRef(make(ctx.ref(), len(parts), args), ctx)
+
+
+def conj(*parts: Any) -> z3.BoolRef:
+    """``z3.And`` of Bool terms without its per-argument coercion (a tenth of the cost)."""
+    flat = _flat(parts)
+    if not flat:
+        return z3.BoolVal(True)
+    return flat[0] if len(flat) == 1 else _nary(z3.Z3_mk_and, flat)
+
+
+def disj(*parts: Any) -> z3.BoolRef:
+    """``z3.Or`` of Bool terms, like :func:`conj`."""
+    flat = _flat(parts)
+    if not flat:
+        return z3.BoolVal(False)
+    return flat[0] if len(flat) == 1 else _nary(z3.Z3_mk_or, flat)
+
+
 def _walk(node: Node) -> Iterator[Node]:
     yield node
     for child in children(node):
@@ -124,6 +152,19 @@ class System:
             target = spec.error_target(state.name)
             if target is not None:
                 self.moves.append(Move(len(self.moves), "error", state.name, target))
+        #: The moves of each transition (by index), and the transitions from each state.
+        self.moves_of: dict[int, list[Move]] = {}
+        for move in self.moves:
+            if move.transition is not None:
+                self.moves_of.setdefault(move.transition.index, []).append(move)
+        self.transitions_from: dict[str, list[Transition]] = {}
+        for transition in spec.transitions:
+            for source in transition.sources:
+                self.transitions_from.setdefault(source, []).append(transition)
+        # Terms over the same state and input vectors are built once: the goals, the
+        # transition relation and the local checks all ask for the same guards and values.
+        self._cache: dict[tuple[Any, ...], Any] = {}
+        self._tags: dict[int, tuple[dict[str, Any], str]] = {}
         self.event_params: dict[str, dict[str, Type]] = {}
         signatures: dict[str, tuple[Parameter, ...]] = {}
         for transition in spec.transitions:
@@ -188,6 +229,27 @@ class System:
         return i
 
     @staticmethod
+    def _tag(vector: dict[str, Any]) -> str:
+        """The name prefix of a vector's constants: vectors with one tag hold the same terms."""
+        first = next(iter(vector.values()))
+        return str(first.decl().name()).split(".", 1)[0]
+
+    def _memo(self, key: tuple[Any, ...], vectors: tuple[dict[str, Any], ...], make: Any) -> Any:
+        """``make()`` once per key and vector tags (a vector's tag is looked up once: the
+        table keeps the vector alive, so its id is never reused)."""
+        tags = []
+        for vector in vectors:
+            known = self._tags.get(id(vector))
+            if known is None:
+                known = self._tags[id(vector)] = (vector, self._tag(vector))
+            tags.append(known[1])
+        full = (*key, *tags)
+        made = self._cache.get(full)
+        if made is None:
+            made = self._cache[full] = make()
+        return made
+
+    @staticmethod
     def flat(vector: dict[str, Any]) -> list[Any]:
         return [vector[k] for k in sorted(vector)]
 
@@ -245,7 +307,7 @@ class System:
         elif kind == "enum":
             if sym.kind == "strlit":
                 return z3.BoolVal(term in declared.values)
-            parts.append(z3.Or([term == self.codes[v] for v in declared.values]))
+            parts.append(disj([term == self.codes[v] for v in declared.values]))
         elif kind == "str":
             text = as_string(sym, self.codes)
             if declared.max_length is not None:
@@ -255,21 +317,21 @@ class System:
         elif kind == "set" and declared.max_size is not None:
             bits = list((sym.term if sym.kind == "set" else self._list_bits(sym, _set_keys(declared))).values())
             parts.append(z3.Sum([z3.If(b, 1, 0) for b in bits]) <= declared.max_size if bits else TRUE)
-        return z3.And(parts) if parts else TRUE
+        return conj(parts) if parts else TRUE
 
     def domain(self, s: State) -> z3.BoolRef:
         """Every variable in its domain, the state code valid, principal role bits consistent."""
         syms = self.var_syms(s)
-        parts = [z3.Or([s["@state"] == self.codes[st.name] for st in self.spec.states])]
+        parts = [disj([s["@state"] == self.codes[st.name] for st in self.spec.states])]
         parts.extend(self.value_in(v.type, syms[v.name]) for v in self.spec.variables)
         for p in self.principals:
-            parts.append(z3.Implies(s[p] == UNSET, z3.And([z3.Not(s[f"{p}@{r}"]) for r in self.roles]) if self.roles else TRUE))
+            parts.append(z3.Implies(s[p] == UNSET, conj([z3.Not(s[f"{p}@{r}"]) for r in self.roles]) if self.roles else TRUE))
             parts.extend(self._exclusive([s[f"{p}@{r}"] for r in self.roles]))
         for a_index, a in enumerate(self.principals):
             for b in self.principals[a_index + 1 :]:
-                same = z3.And([s[f"{a}@{r}"] == s[f"{b}@{r}"] for r in self.roles]) if self.roles else TRUE
+                same = conj([s[f"{a}@{r}"] == s[f"{b}@{r}"] for r in self.roles]) if self.roles else TRUE
                 parts.append(z3.Implies(s[a] == s[b], same))
-        return z3.And(parts)
+        return conj(parts)
 
     def _exclusive(self, bits: list[z3.BoolRef]) -> list[z3.BoolRef]:
         by_role = dict(zip(self.roles, bits, strict=True))
@@ -297,7 +359,7 @@ class System:
             else:
                 parts.append(s[variable.name] == self._coerce(variable.type, value))
         parts.extend(z3.Not(s[f"@seen:{e}"]) for e in self.monitors)
-        return z3.And(parts)
+        return conj(parts)
 
     def _coerce(self, declared: Type, sym: Sym) -> Any:
         if declared.kind == "decimal" and sym.kind == "int":
@@ -320,22 +382,31 @@ class System:
     def permission(self, transition: Transition, i: Inputs) -> z3.BoolRef:
         if transition.permission == "public":
             return TRUE
+        return self._memo(("permission", transition.permission), (i,), lambda: self._permission(transition, i))
+
+    def _permission(self, transition: Transition, i: Inputs) -> z3.BoolRef:
         granting = [i[f"@actor@{r.name}"] for r in self.spec.roles if transition.permission in r.permissions]
-        return z3.Or(granting) if granting else z3.BoolVal(False)
+        return disj(granting) if granting else z3.BoolVal(False)
 
     def actor_valid(self, s: State, i: Inputs) -> z3.BoolRef:
         """The actor is a person (not unset, not the system) whose roles are consistent."""
+        return self._memo(("actor",), (s, i), lambda: self._actor_valid(s, i))
+
+    def _actor_valid(self, s: State, i: Inputs) -> z3.BoolRef:
         parts = [i["@actor"] >= 1]
         for p in self.principals:
-            same = z3.And([i[f"@actor@{r}"] == s[f"{p}@{r}"] for r in self.roles]) if self.roles else TRUE
+            same = conj([i[f"@actor@{r}"] == s[f"{p}@{r}"] for r in self.roles]) if self.roles else TRUE
             parts.append(z3.Implies(i["@actor"] == s[p], same))
         parts.extend(self._exclusive([i[f"@actor@{r}"] for r in self.roles]))
-        return z3.And(parts)
+        return conj(parts)
 
     def params_valid(self, event: str, i: Inputs) -> z3.BoolRef:
+        return self._memo(("params", event), (i,), lambda: self._params_valid(event, i))
+
+    def _params_valid(self, event: str, i: Inputs) -> z3.BoolRef:
         syms = self.param_syms(event, i)
         parts = [self.value_in(declared, syms[name]) for name, declared in self.event_params.get(event, {}).items()]
-        return z3.And(parts) if parts else TRUE
+        return conj(parts) if parts else TRUE
 
     def _params(self, move: Move, i: Inputs) -> dict[str, Sym]:
         assert move.transition is not None
@@ -350,41 +421,52 @@ class System:
         sym = self.compile(transition.guard.tree, s, params, actor)
         return sym.term, sym.ok
 
+    def _move_guard(self, transition: Transition, move: Move, s: State, i: Inputs) -> tuple[z3.BoolRef, z3.BoolRef]:
+        return self._memo(  # type: ignore[no-any-return]
+            ("guard", transition.index, move.kind), (s, i), lambda: self.guard(transition, s, self._params(move, i), self.actor(i, move))
+        )
+
     def selected(self, move: Move, s: State, i: Inputs) -> z3.BoolRef:
         """The move's transition is the one the runtime picks, and its assignments evaluate.
 
         Domain constraints on the new values are *not* included (see :meth:`new_values_ok`)."""
+        return self._memo(("selected", move.index), (s, i), lambda: self._selected(move, s, i))
+
+    def _selected(self, move: Move, s: State, i: Inputs) -> z3.BoolRef:
         transition = move.transition
         assert transition is not None
-        actor = self.actor(i, move)
-        params = self._params(move, i)
         parts: list[z3.BoolRef] = [s["@state"] == self.codes[move.source]]
         if move.kind == "transition":
             parts.extend([self.actor_valid(s, i), self.params_valid(transition.event, i), self.permission(transition, i)])
-        for earlier in self.spec.transitions_from(move.source):
+        for earlier in self.transitions_from.get(move.source, ()):
             if earlier.index >= transition.index:
                 break
             if earlier.event != transition.event:
                 continue
-            holds, defined = self.guard(earlier, s, params, actor)
-            passed_over = z3.And(defined, z3.Not(holds))
+            holds, defined = self._move_guard(earlier, move, s, i)
+            passed_over = conj(defined, z3.Not(holds))
             if move.kind == "transition":
                 parts.append(z3.Implies(self.permission(earlier, i), passed_over))
             else:
                 parts.append(passed_over)
-        holds, defined = self.guard(transition, s, params, actor)
+        holds, defined = self._move_guard(transition, move, s, i)
         parts.extend([defined, holds])
-        for _, expr in transition.assign:
-            parts.append(self.compile(expr.tree, s, params, actor).ok)
-        return z3.And(parts)
+        for sym in self.new_values(move, s, i).values():
+            parts.append(sym.ok)
+        return conj(parts)
 
     def new_values(self, move: Move, s: State, i: Inputs) -> dict[str, Sym]:
         """The symbolic values the move's assignments produce (assigned variables only)."""
         if move.transition is None:
             return {}
-        actor = self.actor(i, move)
-        params = self._params(move, i)
-        return {name: self.compile(expr.tree, s, params, actor) for name, expr in move.transition.assign}
+        transition = move.transition
+
+        def make() -> dict[str, Sym]:
+            actor = self.actor(i, move)
+            params = self._params(move, i)
+            return {name: self.compile(expr.tree, s, params, actor) for name, expr in transition.assign}
+
+        return self._memo(("new", transition.index, move.kind), (s, i), make)  # type: ignore[no-any-return]
 
     def new_values_ok(self, move: Move, s: State, i: Inputs, only: str | None = None) -> z3.BoolRef:
         """The assigned values lie in their domains (one variable when ``only`` is given)."""
@@ -393,13 +475,13 @@ class System:
             if only is not None and name != only:
                 continue
             parts.append(self.value_in(self.spec.variable_map[name].type, sym))
-        return z3.And(parts) if parts else TRUE
+        return conj(parts) if parts else TRUE
 
     def condition(self, move: Move, s: State, i: Inputs) -> z3.BoolRef:
         """The move can be taken from ``s`` with inputs ``i``."""
         if move.kind == "error":
             return s["@state"] == self.codes[move.source]
-        return z3.And(self.selected(move, s, i), self.new_values_ok(move, s, i))
+        return conj(self.selected(move, s, i), self.new_values_ok(move, s, i))
 
     def effect(self, move: Move, s: State, i: Inputs, s2: State) -> z3.BoolRef:
         """``s2`` is the state after taking the move from ``s`` (its condition assumed)."""
@@ -431,7 +513,7 @@ class System:
         for event in self.monitors:
             seen = s[f"@seen:{event}"]
             parts.append(s2[f"@seen:{event}"] == (TRUE if move.event == event and move.kind != "error" else seen))
-        return z3.And(parts)
+        return conj(parts)
 
     def _list_bits(self, sym: Sym, keys: list[str]) -> dict[str, z3.BoolRef]:
         from .z3expr import sym_eq
@@ -439,7 +521,7 @@ class System:
         out = {}
         for key in keys:
             probe = Sym("strlit", key, TRUE) if key not in ("True", "False") else Sym("bool", z3.BoolVal(key == "True"), TRUE)
-            out[key] = z3.Or([sym_eq(item, probe, self.codes) for item in sym.term]) if sym.term else z3.BoolVal(False)
+            out[key] = disj([sym_eq(item, probe, self.codes) for item in sym.term]) if sym.term else z3.BoolVal(False)
         return out
 
     def _role_of(self, identity: Any, role: str, s: State, i: Inputs, actor: Sym | None) -> z3.BoolRef:
@@ -449,24 +531,24 @@ class System:
             result = z3.If(identity == s[p], s[f"{p}@{role}"], result)
         if actor is not None and not z3.eq(actor.term, z3.IntVal(SYSTEM_ID)):
             result = z3.If(identity == actor.term, i[f"@actor@{role}"], result)
-        return z3.If(z3.Or(identity == UNSET, identity == SYSTEM_ID), z3.BoolVal(False), result)
+        return z3.If(disj(identity == UNSET, identity == SYSTEM_ID), z3.BoolVal(False), result)
 
     def step(self, s: State, i: Inputs, s2: State) -> z3.BoolRef:
         """The transition relation: some move is taken from ``s`` to ``s2``."""
         options = [
-            z3.And(i["@move"] == move.index, self.condition(move, s, i), self.effect(move, s, i, s2))
+            conj(i["@move"] == move.index, self.condition(move, s, i), self.effect(move, s, i, s2))
             for move in self.moves
         ]
-        return z3.And(z3.Or(options) if options else z3.BoolVal(False), self.domain(s2))
+        return conj(disj(options) if options else z3.BoolVal(False), self.domain(s2))
 
     def fires(self, transition: Transition, s: State, i: Inputs, *, check_domain: bool = True) -> z3.BoolRef:
         """Some move of ``transition`` (ordinary or timeout) is taken from ``s``."""
         options = []
-        for move in self.moves:
+        for move in self.moves_of.get(transition.index, ()):
             if move.transition is transition:
                 cond = self.condition(move, s, i) if check_domain else self.selected(move, s, i)
-                options.append(z3.And(i["@move"] == move.index, cond))
-        return z3.Or(options) if options else z3.BoolVal(False)
+                options.append(conj(i["@move"] == move.index, cond))
+        return disj(options) if options else z3.BoolVal(False)
 
     def in_state(self, state: str, s: State) -> z3.BoolRef:
         return s["@state"] == self.codes[state]

@@ -3,13 +3,18 @@
 Every importer returns an :class:`ImportResult`: the spec it built and a report of what it
 did with each construct of the source — ``mapped`` (same behaviour), ``over-approximated``
 (more behaviour than the source, so proofs stay sound but may be weaker) or ``refused``
-(not imported; the importer raises :class:`ImportError_` when nothing usable is left) — each
+(not imported; the importer raises :class:`InteropError` when nothing usable is left) — each
 with the source location. Nothing is dropped in silence.
+
+Formats: :mod:`.scxml` (W3C SCXML, flattened), :mod:`.asl` (Amazon States Language, validated
+by :mod:`.asl_check`), and the exporters :mod:`.export_scxml` and :mod:`.export_asl`. The
+command line reaches them through the tables of :mod:`railguard.interop_cli`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from railguard.spec.errors import Location, SpecError
@@ -49,6 +54,11 @@ class ImportResult:
 
     spec: Spec
     findings: tuple[Finding, ...] = ()
+    #: railguard state -> the source states it stands for (a flattened configuration, or the
+    #: source state of the same name); empty when the importer keeps names one to one.
+    states: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: source event name -> railguard event name, where they differ or were derived.
+    events: Mapping[str, str] = field(default_factory=dict)
 
     def of_kind(self, kind: FindingKind) -> tuple[Finding, ...]:
         """The findings of one kind, in source order."""
