@@ -272,7 +272,8 @@ Sink = Callable[[Checkpoint], object]
 
 class Checkpointer:
     """Writes a checkpoint after every ``every`` records the engine commits, or once
-    ``seconds`` have passed since the last one (whichever comes first), to a folder
+    ``seconds`` have passed since the last one (checked as records are committed; an idle
+    engine writes none, having nothing new to cover), to a folder
     (``checkpoint-<size>.json``) or to a callable that ships it off the machine.
 
     Give it to the engine (``Engine(..., checkpoints=Checkpointer(...))``); it is called after
