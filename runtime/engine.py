@@ -43,7 +43,7 @@ from .errors import (
     UnknownInstance,
     UnvouchedRow,
 )
-from .integrity import ROW_FIELD, row_digest, vouch
+from .integrity import ROW_FIELD, fields_digest, row_digest, vouch
 from .lifecycle import (
     CompensatePending,
     EffectPending,
@@ -226,7 +226,7 @@ class Engine:
         }
         advance(spec, None, RecordKind.START, target=state)
         row = replace(blank, values=encode_values(values), context=encode_values(context_values), version=1)
-        records, head, version = self._chain(blank, [payload], after=row)
+        records, head, version = self._chain(blank, [payload], digest=row_digest(row))
         row = replace(row, audit_head=head)
         self.store.create(row, records, self._timeout_timer(instance, state, version))
         if self.checkpoints is not None:
@@ -439,23 +439,27 @@ class Engine:
         """Write ``payloads`` as the next audit records and the row as ``phase`` leaves it, in one
         transaction; ConflictError if another writer moved the instance first."""
         now = self._now()
+        after = row.values if values is None else values
+        pending = None if phase.pending is None else phase.pending.to_json()
+        owed = [o.to_json() for o in phase.owed]
+        version = row.version + len(payloads)
+        digest = fields_digest(row.id, row.workflow, row.spec_hash, phase.state, after, version, phase.status, row.context, pending, owed)
+        records, head, _ = self._chain(row, payloads, now, digest=digest)
         new = InstanceRow(
             id=row.id,
             workflow=row.workflow,
             spec_hash=row.spec_hash,
             state=phase.state,
-            values=row.values if values is None else values,
-            version=row.version + len(payloads),
+            values=after,
+            version=version,
             status=phase.status,
-            audit_head=GENESIS,
+            audit_head=head,
             context=row.context,
-            pending=None if phase.pending is None else phase.pending.to_json(),
-            compensations=[o.to_json() for o in phase.owed],
+            pending=pending,
+            compensations=owed,
             created_at=row.created_at,
             updated_at=now.timestamp(),
         )
-        records, head, _ = self._chain(row, payloads, now, after=new)
-        new = replace(new, audit_head=head)
         known = self._recent.pop(row.id, None)
         if values is None and known is not None and known[0] is row:
             decoded = known[2]  # the values did not change
@@ -468,10 +472,10 @@ class Engine:
         return new, records
 
     def _chain(
-        self, row: InstanceRow, payloads: list[dict[str, Any]], now: datetime | None = None, *, after: InstanceRow
+        self, row: InstanceRow, payloads: list[dict[str, Any]], now: datetime | None = None, *, digest: str
     ) -> tuple[list[AuditRecord], str, int]:
-        """The records of ``payloads`` following ``row``'s head; the last one carries the
-        digest of the row ``after`` them (see :func:`~railguard.runtime.integrity.vouch`)."""
+        """The records of ``payloads`` following ``row``'s head; the last one carries
+        ``digest``, that of the row after them (see :func:`~railguard.runtime.integrity.vouch`)."""
         records = []
         head, seq = row.audit_head, row.version
         at = (now or self._now()).astimezone(UTC).isoformat()
@@ -480,7 +484,7 @@ class Engine:
             seq += 1
             body = {**common, **payload}
             if number == len(payloads):
-                body[ROW_FIELD] = row_digest(after)
+                body[ROW_FIELD] = digest
             record = chain(row.id, head, seq, body)
             records.append(record)
             head = record.hash
