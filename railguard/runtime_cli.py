@@ -134,6 +134,10 @@ def _add_engine(parser: argparse.ArgumentParser, *, directory_required: bool = F
         "--trust", metavar="KEY.pub", action="append", default=[],
         help="a public key whose signature on the certificate is accepted (repeat for several)",
     )
+    parser.add_argument(
+        "--earlier-spec", metavar="SPEC", action="append", default=[],
+        help="an earlier version of the spec that migrated instances ran on (their logs replay under it)",
+    )
 
 
 @contextmanager
@@ -231,6 +235,7 @@ def _engine(args: argparse.Namespace, spec: Spec, store: Store, *, needed: set[s
             raise UsageError(f"`{reference}` is not an Authenticator (an object with `authenticate(credential)`)")
     return Engine(
         spec, store, directory, effects=effects, certificate=certificate, trusted_keys=trusted,
+        earlier_specs=[_load_spec(p) for p in getattr(args, "earlier_spec", None) or ()],
         allow_unverified=getattr(args, "allow_unverified", None), authenticator=authenticator,
     )
 
@@ -441,6 +446,11 @@ def _describe(record: AuditRecord) -> str:
         return f"state `{p.get('state')}` timed out after {p.get('after_seconds')} s"
     if kind == "retry":
         return "an operator retries the compensations"
+    if kind == "migrated":
+        before, after = p.get("before") or {}, p.get("after") or {}
+        source = str((p.get("from") or {}).get("spec_hash"))[:19]
+        by = f" by {p['by']}" if p.get("by") else ""
+        return f"migrated{by} from {source} to {str(p.get('spec_hash'))[:19]}: `{before.get('state')}` → `{after.get('state')}`"
     return kind
 
 
@@ -480,6 +490,8 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 @_guarded
 def cmd_replay(args: argparse.Namespace) -> int:
     spec = _load_spec(args.spec)
+    others = [_load_spec(path) for path in args.also or ()]
+    names = {spec.name, *(other.name for other in others)}
     with _store(args, must_exist=True) as store:
         if args.instance:
             ids = [args.instance]
@@ -487,9 +499,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
             ids = []
             for instance in store.instances():
                 row = store.get(instance)
-                if row is not None and row.workflow == spec.name:
+                if row is not None and row.workflow in names:
                     ids.append(instance)
-        reports = [replay_instance(store, spec, i) for i in ids]
+        reports = [replay_instance(store, spec, i, specs=others) for i in ids]
     for report in reports:
         print(("✔ " if report.ok else "✘ ") + str(report))
     if not reports:
@@ -777,6 +789,7 @@ def add_commands(subparsers: Any) -> None:
     replay = subparsers.add_parser("replay", help="re-derive instances from their audit logs and compare (exit 1 on a mismatch)")
     replay.add_argument("spec", metavar="SPEC")
     replay.add_argument("--instance", metavar="ID", help="one instance (default: every instance of the spec)")
+    replay.add_argument("--also", action="append", metavar="SPEC", help="another version the logs may run on (before a `migrated` record); repeatable")
     _add_store(replay)
     replay.set_defaults(func=cmd_replay)
 

@@ -117,7 +117,9 @@ class Engine:
     credential) into the principal that acts (see :mod:`railguard.runtime.auth`); without
     one, ``actor`` is trusted as the authenticated caller. ``checkpoints`` writes signed tree
     heads of the store's global log as records are committed (see
-    :mod:`railguard.runtime.checkpoint`).
+    :mod:`railguard.runtime.checkpoint`). ``earlier_specs`` are the earlier versions of the spec
+    that migrated instances ran on: the engine replays an instance's log before it acts on a
+    row it did not write, and a log that began on another spec replays only with that spec.
     """
 
     def __init__(
@@ -137,6 +139,7 @@ class Engine:
         worker: str = "",
         authenticator: Authenticator | None = None,
         checkpoints: Checkpointer | None = None,
+        earlier_specs: Sequence[Spec] = (),
     ) -> None:
         self.spec = spec
         self.store = store
@@ -149,6 +152,7 @@ class Engine:
         self.worker = worker
         self.authenticator = authenticator
         self.checkpoints = checkpoints
+        self.earlier_specs = tuple(earlier_specs)
         self.certificate_note = self._check_certificate(certificate, trusted_keys, allow_unverified)
         # the rows this engine last committed, with their phase (see `fire`)
         self._recent: dict[str, tuple[InstanceRow, Phase, Mapping[str, Any] | None]] = {}
@@ -698,7 +702,7 @@ class Engine:
         found = vouch(row, records)
         why = str(found) if found is not None else None
         if why is None:
-            replayed = replay(self.spec, records, row.id)
+            replayed = replay(self.spec, records, row.id, specs=self.earlier_specs)
             if replayed.ok:
                 return
             why = str(replayed.mismatch)

@@ -10,9 +10,10 @@ itself, so a row edited or inserted behind its back is refused before any effect
 :func:`verify_store` is what ``railguard audit verify`` runs: each instance's chain must verify
 (:func:`railguard.runtime.audit.verify_chain`), each instance's version and audit head must be
 its last record's position and hash (so a record added or removed behind the engine's back is
-found), its last record must vouch for the row, no log may belong to an instance that does
-not exist, and every payload must be readable. The first problem found is named by instance
-and record position.
+found), its last record must vouch for the row, an instance's records may change spec only
+through a ``migrated`` record (and its row names the spec of its last record), no log may
+belong to an instance that does not exist, and every payload must be readable. The first
+problem found is named by instance and record position.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from railguard.spec import Spec
 from .audit import AuditRecord, Tamper, verify_chain
 from .codec import canonical_json
 from .errors import UnreadableRecord
+from .migrate import spec_lineage
 from .store import InstanceRow, Store
 
 __all__ = ["ROW_FIELD", "IntegrityReport", "fields_digest", "row_digest", "verify_store", "vouch"]
@@ -113,7 +115,11 @@ def verify_store(store: Store, specs: Sequence[Spec] = ()) -> IntegrityReport:
     logs: dict[str, list[AuditRecord]] = {}
     for record in records:
         logs.setdefault(record.instance, []).append(record)
-    return IntegrityReport(_unvouched(store, instances, logs, specs), len(records), len(instances))
+    problem = _unvouched(store, instances, logs, specs)
+    if problem is None:  # each instance changes spec only by a `migrated` record
+        rows = {i: row for i in instances if (row := store.get(i)) is not None}
+        problem = spec_lineage(records, rows)
+    return IntegrityReport(problem, len(records), len(instances))
 
 
 def _unvouched(store: Store, instances: list[str], logs: dict[str, list[AuditRecord]], specs: Sequence[Spec]) -> Tamper | None:
@@ -130,7 +136,7 @@ def _unvouched(store: Store, instances: list[str], logs: dict[str, list[AuditRec
         if spec is not None and spec.name == row.workflow:
             from .replay import replay
 
-            replayed = replay(spec, log, instance)
+            replayed = replay(spec, log, instance, specs=specs)
             if not replayed.ok:
                 return Tamper(instance, replayed.seq or log[-1].seq, f"it does not follow from the records before it under spec `{spec.name}`: {replayed.mismatch}")
     known = set(instances)

@@ -71,6 +71,7 @@ class RecordKind(StrEnum):
     RETRY = "retry"
     ABORT = "abort"
     TIMEOUT = "timeout"
+    MIGRATED = "migrated"
 
 
 #: The records that begin the error exit.
@@ -184,6 +185,8 @@ def advance(
     ``target`` is the state a ``start`` or ``step`` enters; ``owed`` the compensation a
     ``step`` that completed an effect adds; ``pending`` the call an ``effect-call`` makes;
     ``reason`` why an error exit (or a step into a failure terminal) is under way.
+    A ``migrated`` record moves a resting instance to ``target`` of ``spec`` — the NEW spec
+    it runs on from then on (see :mod:`railguard.runtime.migrate`).
     """
     if kind.__class__ is not RecordKind:
         try:
@@ -199,6 +202,8 @@ def advance(
         raise LifecycleError("the instance had already started")
     if kind is RecordKind.REFUSAL:
         return phase
+    if kind is RecordKind.MIGRATED:
+        return _migrate(spec, phase, target)
     if kind is RecordKind.EFFECT_CALL:
         _expect(phase, Status.ACTIVE)
         if pending is None:
@@ -259,6 +264,22 @@ def _enter(spec: Spec, target: str, owed: tuple[Owed, ...], reason: str) -> Phas
     if terminal == "failure":
         return Phase(Status.COMPENSATING, target, owed, CompensatePending(target, reason or f"entered failure terminal `{target}`"))
     return Phase(Status.ACTIVE, target, owed)
+
+
+def _migrate(new: Spec, phase: Phase, target: str | None) -> Phase:
+    """A resting instance (active, or done in a terminal) moved to ``target`` of ``new``; the
+    compensations it owes carry over."""
+    _expect(phase, Status.ACTIVE, Status.DONE)
+    if target is None or target not in new.state_map:
+        raise LifecycleError(f"a migration into `{target}`, which is not a state of `{new.name}`")
+    terminal = new.state_map[target].terminal
+    if terminal is None:
+        if phase.status is Status.DONE:
+            raise LifecycleError(f"a finished instance cannot be migrated into non-terminal state `{target}`")
+        return Phase(Status.ACTIVE, target, phase.owed)
+    if terminal == "failure" and phase.owed:
+        raise LifecycleError(f"a migration into failure terminal `{target}` while compensation `{phase.owed[-1].compensate}` is owed")
+    return Phase(Status.DONE, target)
 
 
 def _expect(phase: Phase, *allowed: Status) -> None:

@@ -9,7 +9,10 @@ semantics is consulted (``busy``, ``not-enabled`` on a finished instance, ``perm
 for the reserved ``system`` id or an operator command). The records of effects, compensations,
 error exits, timeouts, aborts and operator retries move the instance's status as the engine
 does, and are checked for consistency (the compensation run is the one owed, the error exit
-goes where the spec says).
+goes where the spec says). A ``migrated`` record (:mod:`railguard.runtime.migrate`) switches
+replay to NEW's semantics: NEW is looked up by content hash among the ``specs`` the caller
+gives, the migration is recomputed from the record's data, and must reach the recorded state
+and values.
 
 :func:`replay` returns a frozen :class:`ReplayReport`: the state, variables and status the log
 leads to, and the first record that does not follow, named by its position, in one sentence.
@@ -18,7 +21,7 @@ leads to, and the first record that does not follow, named by its position, in o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -31,8 +34,9 @@ from .audit import AuditRecord
 from .codec import decode_values, encode_values
 from .effects import effect_key
 from .engine import Engine
-from .errors import UnknownInstance
+from .errors import ExecutionError, UnknownInstance
 from .lifecycle import EffectPending, LifecycleError, Owed, Phase, RecordKind, Status, advance
+from .migrate import recompute_migration, spec_registry
 from .store import Store
 
 __all__ = ["ReplayReport", "replay", "replay_instance"]
@@ -50,7 +54,8 @@ class ReplayReport:
     ``status``, ``owed`` (compensations still owed, oldest first) and ``version`` (the last
     record that followed) describe the instance as re-derived. ``mismatch`` is the first
     disagreement in one sentence and ``seq`` the position of the record it names (``None``
-    when the disagreement is with the stored row as a whole).
+    when the disagreement is with the stored row as a whole). ``spec_hash`` is the content
+    hash of the spec the log leads to (NEW's after a ``migrated`` record).
     """
 
     instance: str
@@ -63,6 +68,7 @@ class ReplayReport:
     records: int = 0
     mismatch: str | None = None
     seq: int | None = None
+    spec_hash: str = ""
 
     def __str__(self) -> str:
         if self.ok:
@@ -87,6 +93,7 @@ class _Replayer:
     phase: Phase | None = None
     values: dict[str, Value] = field(default_factory=dict)
     version: int = 0
+    specs: Mapping[str, Spec] = field(default_factory=dict)
 
     @property
     def state(self) -> str | None:
@@ -105,10 +112,14 @@ class _Replayer:
             raise _Mismatch(f"it belongs to instance `{record.instance}`")
         if record.seq != self.version + 1:
             raise _Mismatch(f"expected record {self.version + 1} here")
-        if payload.get("workflow") != self.spec.name:
-            raise _Mismatch(f"it was written by workflow `{payload.get('workflow')}`, not `{self.spec.name}`")
-        if payload.get("spec_hash") != self.spec.content_hash:
-            raise _Mismatch(f"it was written by another version of `{self.spec.name}` ({str(payload.get('spec_hash'))[:19]}, not {self.spec.content_hash[:19]})")
+        # a migration is written under NEW and names the spec it leaves in `from`
+        written = payload.get("from") if kind == RecordKind.MIGRATED else payload
+        if not isinstance(written, Mapping):
+            raise _Mismatch("it does not name the spec it migrates from")
+        if written.get("workflow") != self.spec.name:
+            raise _Mismatch(f"it was written by workflow `{written.get('workflow')}`, not `{self.spec.name}`")
+        if written.get("spec_hash") != self.spec.content_hash:
+            raise _Mismatch(f"it was written by another version of `{self.spec.name}` ({str(written.get('spec_hash'))[:19]}, not {self.spec.content_hash[:19]})")
         if kind != RecordKind.START and self.phase is None:
             raise _Mismatch("the log does not begin with a `start` record")
         handler = _HANDLERS.get(kind)
@@ -327,6 +338,30 @@ class _Replayer:
             raise _Mismatch(f"state `{self.state}` has no timeout that takes the error exit after {payload.get('after_seconds')} s")
         self._error_start(RecordKind.TIMEOUT, payload)
 
+    def migrated(self, payload: Mapping[str, Any], seq: int) -> None:
+        self._expect_status(Status.ACTIVE, Status.DONE)
+        assert self.state is not None
+        named = str(payload.get("spec_hash"))
+        new = self.specs.get(named)
+        if new is None:
+            raise _Mismatch(f"it migrates the instance to spec {named[:19]}, which replay was not given (pass it among the specs)")
+        to = payload.get("to") or {}
+        if payload.get("workflow") != new.name or to.get("workflow") != new.name or to.get("spec_hash") != named:
+            raise _Mismatch(f"its `to` ({_show(to)}) is not the spec it is written under (`{new.name}` {named[:19]})")
+        before = payload.get("before") or {}
+        here = {**self._encoded(), "status": self.status}
+        if before != here:
+            raise _Mismatch(f"its `before` ({_show(before)}, {before.get('status')}) is not where the log leads ({_show(here)}, {self.status})")
+        try:
+            target, values = recompute_migration(self.spec, new, payload, self.state, self.values)
+        except ExecutionError as exc:
+            raise _Mismatch(str(exc)) from None
+        phase = advance(new, self.phase, RecordKind.MIGRATED, target=target)
+        expected = {"state": phase.state, "status": phase.status, "values": encode_values(values)}
+        if payload.get("after") != expected:
+            raise _Mismatch(f"it says the instance migrated to {_show(payload.get('after'))}, but the migration gives {_show(expected)}")
+        self.spec, self.phase, self.values = new, phase, dict(values)
+
 
 _HANDLERS: dict[str, Callable[[_Replayer, Mapping[str, Any], int], None]] = {
     RecordKind.START: _Replayer.start,
@@ -341,17 +376,22 @@ _HANDLERS: dict[str, Callable[[_Replayer, Mapping[str, Any], int], None]] = {
     RecordKind.RETRY: _Replayer.retry,
     RecordKind.ABORT: _Replayer.abort,
     RecordKind.TIMEOUT: _Replayer.timeout,
+    RecordKind.MIGRATED: _Replayer.migrated,
 }
 
 
-def replay(spec: Spec, records: Sequence[AuditRecord], instance: str | None = None) -> ReplayReport:
+def replay(spec: Spec, records: Sequence[AuditRecord], instance: str | None = None, *, specs: Iterable[Spec] = ()) -> ReplayReport:
     """Re-derive an instance of ``spec`` from its audit ``records`` (oldest first).
 
     Stops at the first record that does not follow from the ones before it. ``instance``
-    defaults to the instance of the first record.
+    defaults to the instance of the first record. ``specs`` are the other versions the log
+    may run on: replay starts with the one (``spec`` or among ``specs``) whose content hash
+    the first record names, and a ``migrated`` record switches to the one it names.
     """
     name = instance if instance is not None else (records[0].instance if records else "")
-    replayer = _Replayer(spec, name)
+    registry = spec_registry(spec, specs)
+    first = registry.get(str(records[0].payload.get("spec_hash"))) if records else None
+    replayer = _Replayer(first or spec, name, specs=registry)
     for record in records:
         try:
             replayer.apply(record)
@@ -364,20 +404,24 @@ def replay(spec: Spec, records: Sequence[AuditRecord], instance: str | None = No
     return _report(replayer, len(records), None, None)
 
 
-def replay_instance(engine_or_store: Engine | Store, spec: Spec, instance: str) -> ReplayReport:
-    """Replay ``instance`` from its audit log and compare the result with the stored row:
-    state, variables, version, status, the compensations owed and the audit head."""
+def replay_instance(engine_or_store: Engine | Store, spec: Spec, instance: str, *, specs: Iterable[Spec] = ()) -> ReplayReport:
+    """Replay ``instance`` from its audit log (``specs`` as for :func:`replay`) and compare the
+    result with the stored row: spec, state, variables, version, status, the compensations
+    owed and the audit head."""
     store = engine_or_store.store if isinstance(engine_or_store, Engine) else engine_or_store
     row = store.get(instance)
     if row is None:
         raise UnknownInstance(f"no instance `{instance}`")
     records = store.audit(instance)
-    report = replay(spec, records, instance)
+    report = replay(spec, records, instance, specs=specs)
     if not report.ok:
         return report
     differences = []
-    if row.workflow != spec.name:
+    final = spec_registry(spec, specs).get(report.spec_hash, spec)
+    if row.workflow != final.name:
         differences.append(f"runs workflow `{row.workflow}`")
+    elif row.spec_hash != final.content_hash:
+        differences.append(f"runs spec {row.spec_hash[:19]} (not {final.content_hash[:19]})")
     if row.state != report.state:
         differences.append(f"is in state `{row.state}`")
     if row.values != encode_values(report.values):
@@ -403,6 +447,7 @@ def _report(replayer: _Replayer, count: int, mismatch: str | None, seq: int | No
     return ReplayReport(
         instance=replayer.instance, ok=mismatch is None, state=replayer.state, values=dict(replayer.values),
         status=str(replayer.status), version=replayer.version, owed=owed, records=count, mismatch=mismatch, seq=seq,
+        spec_hash=replayer.spec.content_hash,
     )
 
 

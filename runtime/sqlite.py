@@ -163,9 +163,10 @@ class SQLiteStore:
     ) -> None:
         with self._write() as db:
             changed = db.execute(
-                # Identity, workflow, spec hash, context and creation time never change.
-                "UPDATE instances SET state=?, vals=?, version=?, status=?, audit_head=?, "
-                "pending=?, compensations=?, updated_at=? WHERE id=? AND version=?",
+                # Identity and creation time never change (workflow, spec hash and context
+                # only by a migration).
+                "UPDATE instances SET workflow=?, spec_hash=?, state=?, vals=?, version=?, status=?, audit_head=?, "
+                "context=?, pending=?, compensations=?, updated_at=? WHERE id=? AND version=?",
                 (*encode_changes(row), row.id, expected_version),
             ).rowcount
             if changed != 1:

@@ -152,15 +152,19 @@ def encode_row(row: InstanceRow) -> tuple[Any, ...]:
 
 
 def encode_changes(row: InstanceRow) -> tuple[Any, ...]:
-    """The columns a commit may change — state, values, version, status, audit head, pending,
-    compensations, updated_at — encoded as :func:`encode_row` encodes them (identity,
-    workflow, spec hash, context and creation time never change)."""
+    """The columns a commit may change — workflow, spec hash, state, values, version, status,
+    audit head, context, pending, compensations, updated_at — encoded as :func:`encode_row`
+    encodes them (identity and creation time never change; workflow, spec hash and context
+    change only when an instance is migrated to another spec)."""
     return (
+        row.workflow,
+        row.spec_hash,
         row.state,
         _json(row.values),
         row.version,
         row.status,
         row.audit_head,
+        _json(row.context),
         None if row.pending is None else _json(row.pending),
         _json(row.compensations),
         row.updated_at,
