@@ -40,6 +40,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "railguard.interop_cli",
     "railguard.runtime_cli",
     "railguard.gate_cli",
+    "railguard.trust_cli",
 )
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
@@ -204,22 +205,32 @@ def cmd_check(args: argparse.Namespace) -> int:
     report = outcomes[0].report
     if args.certificate is not None and report is not None:
         cert = issue(report, budget, symbolic=symbolic)
+        if args.sign_key is not None:
+            from railguard.verifier.certificate import sign
+            from railguard.verifier.keys import load_signing_key
+
+            cert = sign(cert, load_signing_key(args.sign_key))
         Path(args.certificate).write_text(cert.dumps(), encoding="utf-8")
         verdict = "every check passed" if cert.passed else "the spec did not pass, so it authorises nothing"
         if not symbolic:
             verdict += "; issued with `--no-data`, it never authorises execution"
+        if cert.key_id is None:
+            verdict += "; unsigned (no `--sign-key`), it authorises nothing"
+        else:
+            verdict += f"; signed by `{cert.key_id}`"
         print(f"railguard: wrote certificate `{args.certificate}` ({verdict})", file=sys.stderr)
     return exit_code(outcomes)
 
 
 def cmd_certificate_verify(args: argparse.Namespace) -> int:
     from railguard.verifier.certificate import load_certificate, verify_certificate
+    from railguard.verifier.keys import TrustSet
 
     spec = load_or_report(args.spec)
     if spec is None:
         return 2
     cert = load_certificate(args.certificate)
-    valid, reason = verify_certificate(spec, cert)
+    valid, reason = verify_certificate(spec, cert, TrustSet.load(args.trust))
     print(("✔ " if valid else "✘ ") + reason)
     return 0 if valid else 1
 
@@ -423,6 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write a pytest file and a trace file for every counterexample and witness into DIR",
     )
+    check.add_argument(
+        "--sign-key",
+        metavar="KEY",
+        help="sign the certificate with this private key (from `railguard keys generate`)",
+    )
     check.set_defaults(func=cmd_check)
 
     certificate = sub.add_parser("certificate", help="work with certificates")
@@ -432,6 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     certificate_verify.add_argument("spec", metavar="SPEC")
     certificate_verify.add_argument("certificate", metavar="FILE")
+    certificate_verify.add_argument(
+        "--trust", metavar="KEY.pub", action="append", default=[],
+        help="a public key whose signature is accepted (repeat for several; none accepts nothing)",
+    )
     certificate_verify.set_defaults(func=cmd_certificate_verify)
 
     render = sub.add_parser("render", help="draw a spec's state diagram")

@@ -129,10 +129,14 @@ def cmd_migrate_run(args: argparse.Namespace) -> int:
         print(f"{exc.location}: error: {exc.message}", file=sys.stderr)
         return 2
     certificate = None
+    trusted = None
     if args.certificate is not None:
+        from railguard.verifier.keys import KeyFileError, TrustSet
+
         try:
             certificate = load_certificate(args.certificate)
-        except CertificateError as exc:
+            trusted = TrustSet.load(args.trust)
+        except (CertificateError, KeyFileError) as exc:
             return _fail(str(exc))
     elif args.allow_unverified is None:
         return _fail(f"NEW spec `{new.name}` needs its own certificate: give --certificate FILE (from `railguard check --certificate`) or --allow-unverified REASON")
@@ -151,7 +155,7 @@ def cmd_migrate_run(args: argparse.Namespace) -> int:
     try:
         run = migrate_instances(
             store, old, new, migration, instances=None if args.all else args.instance, check=check,
-            certificate=certificate, allow_unverified=args.allow_unverified, by=args.actor or "", dry_run=args.dry_run,
+            certificate=certificate, trusted_keys=trusted, allow_unverified=args.allow_unverified, by=args.actor or "", dry_run=args.dry_run,
         )
     except MigrationRefused as exc:
         print(f"railguard: migrate run: refused: {exc}", file=sys.stderr)
@@ -220,6 +224,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     gate = run.add_mutually_exclusive_group()
     gate.add_argument("--certificate", metavar="NEW_CERT", help="NEW's certificate (from `railguard check --certificate`)")
     gate.add_argument("--allow-unverified", metavar="REASON", help="migrate to NEW without a certificate; the reason is audited")
+    run.add_argument("--trust", metavar="KEY.pub", action="append", default=[], help="a public key whose signature on NEW's certificate is accepted (repeatable)")
     run.add_argument("--as", dest="actor", metavar="NAME", help="who runs the migration (recorded in each `migrated` record)")
     run.add_argument("--dry-run", action="store_true", help="prove and decide every instance, but change nothing")
     run.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")

@@ -130,10 +130,18 @@ def _add_engine(parser: argparse.ArgumentParser, *, directory_required: bool = F
     gate = parser.add_mutually_exclusive_group()
     gate.add_argument("--certificate", metavar="FILE", help="the spec's certificate (from `railguard check --certificate`)")
     gate.add_argument("--allow-unverified", metavar="REASON", help="run without a certificate; the reason is audited")
+    parser.add_argument(
+        "--trust", metavar="KEY.pub", action="append", default=[],
+        help="a public key whose signature on the certificate is accepted (repeat for several)",
+    )
+    parser.add_argument(
+        "--earlier-spec", metavar="SPEC", action="append", default=[],
+        help="an earlier version of the spec that migrated instances ran on (their logs replay under it)",
+    )
 
 
 @contextmanager
-def _store(args: argparse.Namespace, *, must_exist: bool) -> Iterator[Store]:
+def _store(args: argparse.Namespace, *, must_exist: bool, readonly: bool = False) -> Iterator[Store]:
     dsn = getattr(args, "dsn", None)
     store: Store
     given = getattr(args, "db_file", None)
@@ -146,12 +154,12 @@ def _store(args: argparse.Namespace, *, must_exist: bool) -> Iterator[Store]:
     if dsn:
         from railguard.runtime.postgres import PostgresStore
 
-        store = PostgresStore(dsn)
+        store = PostgresStore(dsn, readonly=readonly)
     else:
         path = getattr(args, "db", None) or DEFAULT_DB
         if must_exist and not Path(path).is_file():
             raise UsageError(f"no database `{path}`: give an existing SQLite file (or --dsn URL)")
-        store = SQLiteStore(path)
+        store = SQLiteStore(path, readonly=readonly)
     try:
         yield store
     finally:
@@ -209,10 +217,13 @@ def _engine(args: argparse.Namespace, spec: Spec, store: Store, *, needed: set[s
 
     directory = load_directory(args.directory) if getattr(args, "directory", None) else StaticDirectory({})
     certificate = None
+    trusted: Any = None
     if getattr(args, "certificate", None):
         from railguard.verifier.certificate import load_certificate
+        from railguard.verifier.keys import TrustSet
 
         certificate = load_certificate(args.certificate)
+        trusted = TrustSet.load(getattr(args, "trust", None) or ())
     effects = _effects(getattr(args, "effects", None), spec, needed)
     authenticator: Any = KnownPrincipals(directory)
     reference = getattr(args, "authenticator", None)
@@ -223,7 +234,8 @@ def _engine(args: argparse.Namespace, spec: Spec, store: Store, *, needed: set[s
         if not callable(getattr(authenticator, "authenticate", None)):
             raise UsageError(f"`{reference}` is not an Authenticator (an object with `authenticate(credential)`)")
     return Engine(
-        spec, store, directory, effects=effects, certificate=certificate,
+        spec, store, directory, effects=effects, certificate=certificate, trusted_keys=trusted,
+        earlier_specs=[_load_spec(p) for p in getattr(args, "earlier_spec", None) or ()],
         allow_unverified=getattr(args, "allow_unverified", None), authenticator=authenticator,
     )
 
@@ -385,14 +397,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
 @_guarded
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from railguard.runtime.integrity import verify_store
+    from railguard.trust_cli import verify_global_log
 
-    with _store(args, must_exist=True) as store:
-        report = verify_store(store)
-    if report.tamper is not None:
-        print(f"audit: TAMPERED: {report.tamper}")
+    specs = [_load_spec(path) for path in args.spec]
+    with _store(args, must_exist=True, readonly=True) as store:
+        report = verify_store(store, specs)
+        if report.tamper is not None:
+            print(f"audit: TAMPERED: {report.tamper}")
+            return 1
+        logged = verify_global_log(args, store)
+    if logged is None:
         return 1
     records, instances = report.records, report.instances
-    print(f"audit: OK: {records} record{'s' if records != 1 else ''} of {instances} instance{'s' if instances != 1 else ''}; every hash chain verifies and ends at its instance's head")
+    print(f"audit: OK: {records} record{'s' if records != 1 else ''} of {instances} instance{'s' if instances != 1 else ''}; every hash chain verifies and ends at its instance's head; {logged}")
     return 0
 
 
@@ -508,7 +525,16 @@ def certificate_gate(report: Any) -> tuple[Any, str | None]:
         return None, "demo"
     from railguard.verifier.engine import Budget
 
-    return issue(report, Budget()), None
+    return module.sign(issue(report, Budget()), _demo_key()), None
+
+
+@functools.cache
+def _demo_key() -> Any:
+    """The demo's signing key: made afresh in each process, so the demo is both the issuer
+    (CI) and the runtime that trusts it."""
+    from railguard.verifier.keys import generate_key
+
+    return generate_key()
 
 
 @dataclass
@@ -639,7 +665,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 if handler is not None:
                     effects.register(handler, services[handler], quick)
         certificate, opt_out = gates[name]
-        return Engine(spec, store, people, effects=effects, certificate=certificate, allow_unverified=opt_out)
+        trusted = [_demo_key().public] if certificate is not None else None
+        return Engine(spec, store, people, effects=effects, certificate=certificate, trusted_keys=trusted, allow_unverified=opt_out)
 
     with SQLiteStore(db) as store:
         refunds, orders = engine("refund", store), engine("order", store)
@@ -748,7 +775,11 @@ def add_commands(subparsers: Any) -> None:
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = audit_sub.add_parser("verify", help="check every hash chain (exit 1 names the first tampered record)")
     _add_store(verify, positional=True)
+    verify.add_argument("--spec", metavar="SPEC", action="append", default=[], help="also replay each instance of this spec (repeat for several)")
     verify.set_defaults(func=cmd_audit_verify)
+    from railguard.trust_cli import add_audit_commands
+
+    add_audit_commands(audit_sub, verify, _add_store)
     show_log = audit_sub.add_parser("show", help="the audit log as a readable table")
     _add_store(show_log, positional=True)
     show_log.add_argument("--instance", metavar="ID", help="only this instance")

@@ -18,6 +18,7 @@ from .errors import (
     InstanceExists,
     StoreError,
     UnknownInstance,
+    UnvouchedRow,
 )
 from .lifecycle import RecordKind, Status
 from .memory import MemoryMachine
@@ -53,6 +54,7 @@ __all__ = [
     "SystemClock",
     "Tamper",
     "UnknownInstance",
+    "UnvouchedRow",
     "load_directory",
     "replay",
     "replay_instance",

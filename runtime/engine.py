@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from railguard.spec import Spec
 from railguard.spec.semantics import SYSTEM, Fired, Refusal, admit, fire
@@ -36,7 +36,14 @@ from .clock import Clock, SystemClock
 from .codec import decode_params, decode_values, encode_values
 from .directory import Directory
 from .effects import EffectCall, Effects, RetryPolicy, effect_key
-from .errors import CertificateRequired, ConflictError, ExecutionError, UnknownInstance
+from .errors import (
+    CertificateRequired,
+    ConflictError,
+    ExecutionError,
+    UnknownInstance,
+    UnvouchedRow,
+)
+from .integrity import ROW_FIELD, fields_digest, row_digest, vouch
 from .lifecycle import (
     CompensatePending,
     EffectPending,
@@ -49,6 +56,9 @@ from .lifecycle import (
     exit_kind,
 )
 from .store import InstanceRow, NewTimer, Store, Timer
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpointer
 
 __all__ = ["Engine", "Instance", "StepResult"]
 
@@ -98,13 +108,18 @@ class StepResult:
 class Engine:
     """Runs instances of ``spec`` on ``store``.
 
-    ``certificate`` must be a certificate of this exact spec recording no failure (see
+    ``certificate`` must be a certificate of this exact spec recording no failure, signed by
+    one of ``trusted_keys`` (a :class:`~railguard.verifier.keys.TrustSet` or public keys; see
     :mod:`railguard.verifier.certificate`); otherwise the engine refuses to run unless
     ``allow_unverified`` gives a reason, which is written into every instance's first record.
     ``operators`` are the directory roles allowed to abort an instance or retry a stuck one.
     ``authenticator``, when given, turns the ``actor`` every command is called with (then a
     credential) into the principal that acts (see :mod:`railguard.runtime.auth`); without
-    one, ``actor`` is trusted as the authenticated caller.
+    one, ``actor`` is trusted as the authenticated caller. ``checkpoints`` writes signed tree
+    heads of the store's global log as records are committed (see
+    :mod:`railguard.runtime.checkpoint`). ``earlier_specs`` are the earlier versions of the spec
+    that migrated instances ran on: the engine replays an instance's log before it acts on a
+    row it did not write, and a log that began on another spec replays only with that spec.
     """
 
     def __init__(
@@ -116,12 +131,15 @@ class Engine:
         effects: Effects | None = None,
         clock: Clock | None = None,
         certificate: Any = None,
+        trusted_keys: Any = None,
         allow_unverified: str | None = None,
         retry: RetryPolicy | None = None,
         lease: float = 30.0,
         operators: frozenset[str] = frozenset({"operator"}),
         worker: str = "",
         authenticator: Authenticator | None = None,
+        checkpoints: Checkpointer | None = None,
+        earlier_specs: Sequence[Spec] = (),
     ) -> None:
         self.spec = spec
         self.store = store
@@ -133,14 +151,16 @@ class Engine:
         self.operators = operators
         self.worker = worker
         self.authenticator = authenticator
-        self.certificate_note = self._check_certificate(certificate, allow_unverified)
+        self.checkpoints = checkpoints
+        self.earlier_specs = tuple(earlier_specs)
+        self.certificate_note = self._check_certificate(certificate, trusted_keys, allow_unverified)
         # the rows this engine last committed, with their phase (see `fire`)
         self._recent: dict[str, tuple[InstanceRow, Phase, Mapping[str, Any] | None]] = {}
         missing = sorted(handler_names(spec) - set(self.effects.handlers))
         if missing:
             raise ExecutionError(f"spec `{spec.name}` uses effect `{missing[0]}`, which has no registered handler")
 
-    def _check_certificate(self, certificate: Any, allow_unverified: str | None) -> dict[str, Any]:
+    def _check_certificate(self, certificate: Any, trusted_keys: Any, allow_unverified: str | None) -> dict[str, Any]:
         if certificate is None:
             if allow_unverified is None or not allow_unverified.strip():
                 raise CertificateRequired(
@@ -149,11 +169,13 @@ class Engine:
                 )
             return {"verified": False, "opt_out": allow_unverified.strip()}
         from railguard.verifier.certificate import verify_certificate
+        from railguard.verifier.keys import TrustSet
 
-        ok, reason = verify_certificate(self.spec, certificate)
+        trusted = trusted_keys if isinstance(trusted_keys, TrustSet) else TrustSet.of(trusted_keys or ())
+        ok, reason = verify_certificate(self.spec, certificate, trusted)
         if not ok:
             raise CertificateRequired(f"the certificate does not admit spec `{self.spec.name}`: {reason}")
-        return {"verified": True, "certificate": getattr(certificate, "fingerprint", None)}
+        return {"verified": True, "certificate": getattr(certificate, "fingerprint", None), "key_id": getattr(certificate, "key_id", None)}
 
     # ------------------------------------------------------------------ queries
 
@@ -207,9 +229,12 @@ class Engine:
             "certificate": self.certificate_note,
         }
         advance(spec, None, RecordKind.START, target=state)
-        records, head, version = self._chain(blank, [payload])
-        row = replace(blank, values=encode_values(values), context=encode_values(context_values), version=version, audit_head=head)
+        row = replace(blank, values=encode_values(values), context=encode_values(context_values), version=1)
+        records, head, version = self._chain(blank, [payload], digest=row_digest(row))
+        row = replace(row, audit_head=head)
         self.store.create(row, records, self._timeout_timer(instance, state, version))
+        if self.checkpoints is not None:
+            self.checkpoints.committed(self.store, len(records))
         return self._result(row, records, accepted=True, event=None)
 
     def fire(self, instance: str, event: str, actor: str, params: Mapping[str, Any] | None = None) -> StepResult:
@@ -418,19 +443,24 @@ class Engine:
         """Write ``payloads`` as the next audit records and the row as ``phase`` leaves it, in one
         transaction; ConflictError if another writer moved the instance first."""
         now = self._now()
-        records, head, version = self._chain(row, payloads, now)
+        after = row.values if values is None else values
+        pending = None if phase.pending is None else phase.pending.to_json()
+        owed = [o.to_json() for o in phase.owed]
+        version = row.version + len(payloads)
+        digest = fields_digest(row.id, row.workflow, row.spec_hash, phase.state, after, version, phase.status, row.context, pending, owed)
+        records, head, _ = self._chain(row, payloads, now, digest=digest)
         new = InstanceRow(
             id=row.id,
             workflow=row.workflow,
             spec_hash=row.spec_hash,
             state=phase.state,
-            values=row.values if values is None else values,
+            values=after,
             version=version,
             status=phase.status,
             audit_head=head,
             context=row.context,
-            pending=None if phase.pending is None else phase.pending.to_json(),
-            compensations=[o.to_json() for o in phase.owed],
+            pending=pending,
+            compensations=owed,
             created_at=row.created_at,
             updated_at=now.timestamp(),
         )
@@ -438,19 +468,28 @@ class Engine:
         if values is None and known is not None and known[0] is row:
             decoded = known[2]  # the values did not change
         self.store.commit(new, row.version, records, timers, cancel)
+        if self.checkpoints is not None:
+            self.checkpoints.committed(self.store, len(records))
         if len(self._recent) > 1024:
             self._recent.clear()
         self._recent[new.id] = (new, phase, decoded)
         return new, records
 
-    def _chain(self, row: InstanceRow, payloads: list[dict[str, Any]], now: datetime | None = None) -> tuple[list[AuditRecord], str, int]:
+    def _chain(
+        self, row: InstanceRow, payloads: list[dict[str, Any]], now: datetime | None = None, *, digest: str
+    ) -> tuple[list[AuditRecord], str, int]:
+        """The records of ``payloads`` following ``row``'s head; the last one carries
+        ``digest``, that of the row after them (see :func:`~railguard.runtime.integrity.vouch`)."""
         records = []
         head, seq = row.audit_head, row.version
         at = (now or self._now()).astimezone(UTC).isoformat()
         common = {"workflow": self.spec.name, "spec_hash": self.spec.content_hash, "at": at}
-        for payload in payloads:
+        for number, payload in enumerate(payloads, 1):
             seq += 1
-            record = chain(row.id, head, seq, {**common, **payload})
+            body = {**common, **payload}
+            if number == len(payloads):
+                body[ROW_FIELD] = digest
+            record = chain(row.id, head, seq, body)
             records.append(record)
             head = record.hash
         return records, head, seq
@@ -592,6 +631,7 @@ class Engine:
         row = self.store.get(timer.instance)
         if row is None or row.workflow != self.spec.name:
             return None
+        self._vouch(row)
         if timer.kind == "resume":
             if row.status in (Status.EFFECT_PENDING, Status.COMPENSATING) and row.pending is not None:
                 return self._settle(row)
@@ -626,6 +666,16 @@ class Engine:
         raise ConflictError(f"instance `{instance}` kept changing; {what}")
 
     def _row(self, instance: str) -> InstanceRow:
+        """The instance's row, read fresh and vouched for by its log (read again while writers
+        commit between the two reads)."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            try:
+                return self._read_row(instance)
+            except ConflictError:
+                continue
+        raise ConflictError(f"instance `{instance}` kept changing while its log was read")
+
+    def _read_row(self, instance: str) -> InstanceRow:
         row = self.store.get(instance)
         if row is None:
             raise UnknownInstance(f"no instance `{instance}`")
@@ -636,7 +686,31 @@ class Engine:
                 f"instance `{instance}` was started under spec {row.spec_hash[:19]}, not {self.spec.content_hash[:19]}; "
                 "finish it with the spec it started with"
             )
+        self._vouch(row)
         return row
+
+    def _vouch(self, row: InstanceRow) -> None:
+        """Refuse (UnvouchedRow) a row that its audit log does not vouch for: its last record
+        must carry the row's digest and the log must replay to it under this spec. A row equal
+        to the one this engine last committed needs no reading of the log."""
+        known = self._recent.get(row.id)
+        if known is not None and known[0] == row:
+            return
+        from .replay import replay
+
+        records = self.store.audit(row.id)
+        found = vouch(row, records)
+        why = str(found) if found is not None else None
+        if why is None:
+            replayed = replay(self.spec, records, row.id, specs=self.earlier_specs)
+            if replayed.ok:
+                return
+            why = str(replayed.mismatch)
+        # The row and the log are two reads: a writer that committed in between is a conflict
+        # (read again), not tampering. A row unchanged across the log read is what the log says.
+        if self.store.get(row.id) != row:
+            raise ConflictError(f"instance `{row.id}` changed while its log was read")
+        raise UnvouchedRow(f"instance `{row.id}` is not vouched for by its audit log, so the engine does not act on it: {why}")
 
     def _result(
         self, row: InstanceRow, records: Sequence[AuditRecord], *, accepted: bool, event: str | None, code: str | None = None, reason: str = ""

@@ -12,6 +12,7 @@ __all__ = [
     "StoreError",
     "UnknownInstance",
     "UnreadableRecord",
+    "UnvouchedRow",
 ]
 
 
@@ -33,6 +34,11 @@ class ConflictError(StoreError):
 
 class UnknownInstance(ExecutionError):
     """No instance has the given id."""
+
+
+class UnvouchedRow(ExecutionError):
+    """An instance row that its audit log does not vouch for (edited or inserted behind the
+    engine's back): the engine refuses to act on it."""
 
 
 class InstanceExists(ExecutionError):

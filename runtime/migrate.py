@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -144,6 +144,7 @@ def migrate_instances(
     instances: Sequence[str] | None = None,
     check: MigrationCheck | None = None,
     certificate: Any = None,
+    trusted_keys: Any = None,
     allow_unverified: str | None = None,
     clock: Clock | None = None,
     by: str = "",
@@ -156,7 +157,8 @@ def migrate_instances(
     Refused with :class:`MigrationRefused` unless the migration is for these two specs and
     proved safe: by ``check`` when given (the result of ``check_migration`` for this very
     migration), else by running ``check_migration`` under ``budget``. NEW needs its own
-    ``certificate`` (:class:`CertificateRequired` otherwise), unless ``allow_unverified``
+    ``certificate``, signed by one of ``trusted_keys`` as the engine requires
+    (:class:`CertificateRequired` otherwise), unless ``allow_unverified``
     gives a reason, which is written into every ``migrated`` record. ``by`` names who ran
     the migration (recorded). ``dry_run`` decides every instance as a real run would (each
     ``migrated`` outcome computed, record position left out) but commits nothing. Returns
@@ -168,7 +170,7 @@ def migrate_instances(
             f"migration `{migration.source}` goes from {migration.from_hash[:19]} to {migration.to_hash[:19]}, "
             f"not from `{old.name}` {old.content_hash[:19]} to `{new.name}` {new.content_hash[:19]}"
         )
-    note = _certificate_note(new, certificate, allow_unverified)
+    note = _certificate_note(new, certificate, trusted_keys, allow_unverified)
     if check is None:
         check = check_migration(old, new, migration, budget) if budget is not None else check_migration(old, new, migration)
     elif check.migration != migration:
@@ -189,7 +191,7 @@ def _runs_on(row: InstanceRow | None, spec: Spec) -> bool:
     return row is not None and row.workflow == spec.name and row.spec_hash == spec.content_hash
 
 
-def _certificate_note(new: Spec, certificate: Any, allow_unverified: str | None) -> dict[str, Any]:
+def _certificate_note(new: Spec, certificate: Any, trusted_keys: Any, allow_unverified: str | None) -> dict[str, Any]:
     """As the engine's gate: NEW's certificate must admit NEW, or the caller opts out in writing."""
     if certificate is None:
         if allow_unverified is None or not allow_unverified.strip():
@@ -199,11 +201,13 @@ def _certificate_note(new: Spec, certificate: Any, allow_unverified: str | None)
             )
         return {"verified": False, "opt_out": allow_unverified.strip()}
     from railguard.verifier.certificate import verify_certificate
+    from railguard.verifier.keys import TrustSet
 
-    ok, reason = verify_certificate(new, certificate)
+    trusted = trusted_keys if isinstance(trusted_keys, TrustSet) else TrustSet.of(trusted_keys or ())
+    ok, reason = verify_certificate(new, certificate, trusted)
     if not ok:
         raise CertificateRequired(f"the certificate does not admit NEW spec `{new.name}`: {reason}")
-    return {"verified": True, "certificate": getattr(certificate, "fingerprint", None)}
+    return {"verified": True, "certificate": getattr(certificate, "fingerprint", None), "key_id": getattr(certificate, "key_id", None)}
 
 
 @dataclass
@@ -236,6 +240,13 @@ class _Mover:
         if not _runs_on(row, old):
             why = f"instance `{instance}` runs `{row.workflow}` {row.spec_hash[:19]}, neither OLD nor NEW: not migrated"
             return InstanceMigration(instance, "other", why, row.state)
+        from .integrity import vouch
+
+        tampered = vouch(row, self.store.audit(instance))
+        if tampered is not None:
+            if self.store.get(instance) != row:
+                raise ConflictError(f"instance `{instance}` changed while its log was read")
+            return InstanceMigration(instance, "failed", f"instance `{instance}` is not vouched for by its audit log, so it is not migrated: {tampered}", row.state)
         busy = _busy(row)
         if busy is not None:
             return InstanceMigration(instance, "busy", f"instance `{instance}` {busy}: not migrated; it is left alone until it rests", row.state)
@@ -272,12 +283,16 @@ class _Mover:
             "context": context,
         }
         version = row.version + 1
-        record = chain(row.id, row.audit_head, version, payload)
         moved = InstanceRow(
             id=row.id, workflow=new.name, spec_hash=new.content_hash, state=phase.state, values=encoded, version=version,
-            status=phase.status, audit_head=record.hash, context=context, pending=None,
+            status=phase.status, audit_head=row.audit_head, context=context, pending=None,
             compensations=[o.to_json() for o in phase.owed], created_at=row.created_at, updated_at=now.timestamp(),
         )
+        from .integrity import ROW_FIELD, row_digest
+
+        payload[ROW_FIELD] = row_digest(moved)  # the record vouches for the row it leaves
+        record = chain(row.id, row.audit_head, version, payload)
+        moved = replace(moved, audit_head=record.hash)
         timers = []
         timeout = new.state_map[phase.state].timeout
         if timeout is not None and phase.status == Status.ACTIVE:

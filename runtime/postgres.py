@@ -26,7 +26,7 @@ from typing import Any
 from .audit import AuditRecord
 from .codec import canonical_json
 from .errors import ConflictError, InstanceExists, StoreError
-from .store import InstanceRow, NewTimer, Timer, decode_row, encode_row
+from .store import InstanceRow, LogEntry, NewTimer, Timer, decode_row, encode_row
 
 try:
     import psycopg
@@ -68,6 +68,12 @@ CREATE TABLE IF NOT EXISTS {s}.audit (
     hash TEXT NOT NULL,
     PRIMARY KEY (instance, seq)
 );
+ALTER TABLE {s}.audit ADD COLUMN IF NOT EXISTS gseq BIGINT UNIQUE;
+CREATE TABLE IF NOT EXISTS {s}.log_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    size BIGINT NOT NULL
+);
+INSERT INTO {s}.log_head (id, size) SELECT 1, COALESCE(MAX(gseq), 0) FROM {s}.audit ON CONFLICT (id) DO NOTHING;
 CREATE TABLE IF NOT EXISTS {s}.timers (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     instance TEXT NOT NULL,
@@ -104,7 +110,13 @@ QUERIES = {
         "WHERE id=%s AND version=%s"
     ),
     "cancel": "UPDATE {s}.timers SET done = TRUE WHERE instance = %s AND NOT done AND kind = ANY(%s)",
-    "append": "INSERT INTO {s}.audit (instance, seq, payload, prev_hash, hash) VALUES (%s,%s,%s,%s,%s)",
+    "append": "INSERT INTO {s}.audit (instance, seq, payload, prev_hash, hash, gseq) VALUES (%s,%s,%s,%s,%s,%s)",
+    # The row lock on the one log-head row is held until the step's transaction ends, so global
+    # positions are handed out in commit order with no gap (a rollback returns its numbers).
+    "reserve": "UPDATE {s}.log_head SET size = size + %s WHERE id = 1 RETURNING size",
+    "log": "SELECT gseq, instance, seq, hash FROM {s}.audit WHERE gseq IS NOT NULL ORDER BY gseq",
+    "unlogged": "SELECT count(*) FROM {s}.audit WHERE gseq IS NULL",
+    "log_ready": "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = 'log_head'",
     "add_timer": "INSERT INTO {s}.timers (instance, kind, due_at, version, payload) VALUES (%s,%s,%s,%s,%s)",
     "audit_one": "SELECT instance, seq, payload, prev_hash, hash FROM {s}.audit WHERE instance = %s ORDER BY seq",
     # Instances in creation order, then records whose instance row is missing (by id).
@@ -132,7 +144,9 @@ QUERIES = {
 class PostgresStore:
     """A store in the schema ``schema`` of the PostgreSQL database at ``dsn``."""
 
-    def __init__(self, dsn: str = DEFAULT_DSN, *, schema: str = "railguard", connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, dsn: str = DEFAULT_DSN, *, schema: str = "railguard", connect_timeout: float = 10.0, readonly: bool = False, global_log: bool = True
+    ) -> None:
         if psycopg is None:  # pragma: no cover
             raise StoreError("the PostgreSQL store needs psycopg 3: pip install 'railguard[postgres]'")
         if not schema or len(schema.encode()) > MAX_SCHEMA_NAME or "\x00" in schema:
@@ -140,6 +154,9 @@ class PostgresStore:
         self.dsn = dsn
         self.schema = schema
         self.connect_timeout = connect_timeout
+        #: read-only transactions, and no schema created (``railguard audit verify``)
+        self.readonly = readonly
+        self.global_log = global_log
         try:
             params = conninfo_to_dict(dsn)
         except psycopg.Error:
@@ -159,7 +176,10 @@ class PostgresStore:
         with self._lock:
             self._connection()
             try:
-                self._ensure_schema()
+                if readonly:
+                    self._check_schema()
+                else:
+                    self._ensure_schema()
             except BaseException:
                 self.close()  # no half-open store: its connection would outlive it unclosed
                 raise
@@ -187,6 +207,8 @@ class PostgresStore:
                 kwargs["connect_timeout"] = max(1, round(self.connect_timeout))
             if "application_name" not in params and "PGAPPNAME" not in os.environ:
                 kwargs["application_name"] = "railguard"
+            if self.readonly:
+                kwargs["options"] = "-c default_transaction_read_only=on"
             try:
                 conn = psycopg.connect(self.dsn, **kwargs)
             except psycopg.Error as exc:
@@ -212,12 +234,23 @@ class PostgresStore:
             except psycopg.Error as exc:
                 raise StoreError(f"PostgreSQL at {self.where} refused {doing}: {_first_line(exc)}") from None
 
+    def _check_schema(self) -> None:
+        with self._tx(f"checking the schema `{self.schema}`") as cur:
+            cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name IN ('instances', 'audit')", (self.schema,))
+            found = cur.fetchone()
+        if found is None or found[0] != 2:
+            raise StoreError(f"the schema `{self.schema}` at {self.where} is not a railguard store: it has no instances and audit tables")
+
     def _ensure_schema(self) -> None:
         with self._tx(f"checking the schema `{self.schema}`") as cur:
             cur.execute(self._q["triggers"], (self.schema, TRIGGER))
             found = cur.fetchone()
         if found is not None and found[0] == 1:
-            return  # already set up: a worker needs no CREATE privilege
+            with self._tx(f"checking the schema `{self.schema}`") as cur:
+                cur.execute(self._q["log_ready"], (self.schema,))
+                ready = cur.fetchone()
+            if ready is not None and ready[0] == 1:
+                return  # already set up: a worker needs no CREATE privilege
         with self._tx(f"creating the schema `{self.schema}`") as cur:
             # Serialise concurrent first uses: IF NOT EXISTS is not safe against a racing CREATE.
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema),))
@@ -264,8 +297,30 @@ class PostgresStore:
             self._add_timers(cur, timers)
 
     def _append(self, cur: psycopg.Cursor[tuple[Any, ...]], records: Sequence[AuditRecord]) -> None:
-        if records:
-            cur.executemany(self._q["append"], [(r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash) for r in records])
+        if not records:
+            return
+        start = None
+        if self.global_log:
+            cur.execute(self._q["reserve"], (len(records),))
+            found = cur.fetchone()
+            if found is None:
+                raise StoreError(f"the schema `{self.schema}` at {self.where} has no log head row")
+            start = int(found[0]) - len(records) + 1
+        cur.executemany(
+            self._q["append"],
+            [(r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash, None if start is None else start + i) for i, r in enumerate(records)],
+        )
+
+    def log_entries(self) -> list[LogEntry]:
+        with self._tx("reading the global log") as cur:
+            cur.execute(self._q["log"])
+            return [LogEntry(int(r[0]), r[1], int(r[2]), r[3]) for r in cur.fetchall()]
+
+    def unlogged(self) -> int:
+        with self._tx("reading the global log") as cur:
+            cur.execute(self._q["unlogged"])
+            found = cur.fetchone()
+        return 0 if found is None else int(found[0])
 
     def _add_timers(self, cur: psycopg.Cursor[tuple[Any, ...]], timers: Sequence[NewTimer]) -> None:
         if timers:

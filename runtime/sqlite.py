@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Literal
@@ -20,7 +21,7 @@ from typing import Literal
 from .audit import AuditRecord
 from .codec import canonical_json
 from .errors import ConflictError, InstanceExists, StoreError, UnreadableRecord
-from .store import InstanceRow, NewTimer, Timer, decode_row, encode_changes, encode_row
+from .store import InstanceRow, LogEntry, NewTimer, Timer, decode_row, encode_changes, encode_row
 
 __all__ = ["SQLiteStore"]
 
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS audit (
     payload TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL,
+    gseq INTEGER,
     PRIMARY KEY (instance, seq)
 );
 CREATE TABLE IF NOT EXISTS timers (
@@ -71,22 +73,49 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
 
 class SQLiteStore:
-    """A store in one SQLite file (``":memory:"`` for a private in-memory database)."""
+    """A store in one SQLite file (``":memory:"`` for a private in-memory database).
 
-    def __init__(self, path: str | os.PathLike[str] = "railguard.db", *, synchronous: Synchronous = "FULL", busy_timeout: float = 30.0) -> None:
+    ``readonly=True`` opens an existing store without writing to it (no tables or triggers
+    are created; every write fails), as ``railguard audit verify`` does."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "railguard.db",
+        *,
+        synchronous: Synchronous = "FULL",
+        busy_timeout: float = 30.0,
+        readonly: bool = False,
+        global_log: bool = True,
+    ) -> None:
         self.path = os.fspath(path)
         self.synchronous = synchronous
+        self.readonly = readonly
+        self.global_log = global_log
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            self._db.executescript(SCHEMA)
+            if readonly:
+                uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=busy_timeout, check_same_thread=False)
+                found = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if not {"instances", "audit"} <= found:
+                    self._db.close()
+                    raise StoreError(f"`{self.path}` is not a railguard store: it has no instances and audit tables")
+            else:
+                self._db = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout, check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(f"PRAGMA synchronous={synchronous}")
+                self._db.executescript(SCHEMA)
+                columns = {r[1] for r in self._db.execute("PRAGMA table_info(audit)")}
+                if "gseq" not in columns:  # a store made before the global log
+                    self._db.execute("ALTER TABLE audit ADD COLUMN gseq INTEGER")
+                self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS audit_gseq ON audit (gseq)")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite store `{self.path}`: {exc}") from None
         self._lock = threading.RLock()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        if self.readonly:
+            raise StoreError(f"the SQLite store `{self.path}` was opened read-only")
         with self._lock:
             db = self._db
             try:
@@ -149,14 +178,28 @@ class SQLiteStore:
             self._add_timers(db, timers)
 
     def _append(self, db: sqlite3.Connection, records: Sequence[AuditRecord]) -> None:
+        # The global position is taken inside the write transaction (BEGIN IMMEDIATE holds the
+        # database lock), so concurrent writers never leave a gap or a duplicate.
+        start = None
+        if self.global_log:
+            start = db.execute("SELECT COALESCE(MAX(gseq), 0) FROM audit").fetchone()[0] + 1
         if len(records) == 1:  # the common case, without executemany's setup
             (r,) = records
-            db.execute("INSERT INTO audit VALUES (?,?,?,?,?)", (r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash))
+            db.execute("INSERT INTO audit VALUES (?,?,?,?,?,?)", (r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash, start))
             return
         db.executemany(
-            "INSERT INTO audit VALUES (?,?,?,?,?)",
-            [(r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash) for r in records],
+            "INSERT INTO audit VALUES (?,?,?,?,?,?)",
+            [(r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash, None if start is None else start + i) for i, r in enumerate(records)],
         )
+
+    def log_entries(self) -> list[LogEntry]:
+        with self._lock:
+            rows = self._db.execute("SELECT gseq, instance, seq, hash FROM audit WHERE gseq IS NOT NULL ORDER BY gseq").fetchall()
+        return [LogEntry(*r) for r in rows]
+
+    def unlogged(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM audit WHERE gseq IS NULL").fetchone()[0])
 
     def _add_timers(self, db: sqlite3.Connection, timers: Sequence[NewTimer]) -> None:
         if not timers:
@@ -169,11 +212,15 @@ class SQLiteStore:
     def audit(self, instance: str | None = None) -> list[AuditRecord]:
         with self._lock:
             if instance is None:
-                rows = self._db.execute("SELECT a.* FROM audit a JOIN instances i ON i.id = a.instance ORDER BY i.rowid, a.seq").fetchall()
-                orphans = self._db.execute("SELECT * FROM audit WHERE instance NOT IN (SELECT id FROM instances) ORDER BY instance, seq").fetchall()
+                rows = self._db.execute(
+                    "SELECT a.instance, a.seq, a.payload, a.prev_hash, a.hash FROM audit a JOIN instances i ON i.id = a.instance ORDER BY i.rowid, a.seq"
+                ).fetchall()
+                orphans = self._db.execute(
+                    "SELECT instance, seq, payload, prev_hash, hash FROM audit WHERE instance NOT IN (SELECT id FROM instances) ORDER BY instance, seq"
+                ).fetchall()
                 rows = rows + orphans
             else:
-                rows = self._db.execute("SELECT * FROM audit WHERE instance = ? ORDER BY seq", (instance,)).fetchall()
+                rows = self._db.execute("SELECT instance, seq, payload, prev_hash, hash FROM audit WHERE instance = ? ORDER BY seq", (instance,)).fetchall()
         records = []
         for r in rows:
             try:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from .audit import AuditRecord
 from .codec import canonical_json
 
-__all__ = ["InstanceRow", "NewTimer", "Store", "Timer", "decode_row", "encode_changes", "encode_row"]
+__all__ = ["InstanceRow", "LogEntry", "NewTimer", "Store", "Timer", "decode_row", "encode_changes", "encode_row"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,17 @@ class InstanceRow:
     compensations: list[dict[str, Any]] = field(default_factory=list)
     created_at: float = 0.0
     updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One record's place in the store's global log: its position ``gseq`` (from 1, assigned
+    in the transaction that wrote it), instance, position in that instance's chain, and hash."""
+
+    gseq: int
+    instance: str
+    seq: int
+    hash: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +108,15 @@ class Store(Protocol):
 
     def instances(self) -> list[str]:
         """Every instance id, in creation order."""
+        ...
+
+    def log_entries(self) -> list[LogEntry]:
+        """Every record's entry in the global log, by global position."""
+        ...
+
+    def unlogged(self) -> int:
+        """How many audit records have no global position (written before the global log, or
+        by a store opened with ``global_log=False``)."""
         ...
 
     def claim_due(self, now: float, lease: float, limit: int = 10, worker: str = "") -> list[Timer]:

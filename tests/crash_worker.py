@@ -86,7 +86,12 @@ def crash_worker(config: dict) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     store = open_store(config["store"])
     system = ExternalSystem(config["log"], latency=config["latency"], seed=config["seed"])
-    engines = make_engines(store, system, lease=config["lease"], worker=f"w{os.getpid()}")
+    checkpoints = None
+    if config.get("checkpoints"):
+        from railguard.runtime.checkpoint import Checkpointer
+
+        checkpoints = Checkpointer(config["checkpoints"], every=5)
+    engines = make_engines(store, system, lease=config["lease"], worker=f"w{os.getpid()}", checkpoints=checkpoints)
     rng = random.Random(config["seed"])
     driver = Driver(engines, store, instance_ids(config["upto"] + 1, config["per_batch"]), rng=rng, redeliver=config["redeliver"])
     while True:

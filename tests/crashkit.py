@@ -318,11 +318,12 @@ def load_specs() -> dict[str, Spec]:
     return {name: load(EXAMPLES / f"{name}.yaml") for name in WORKFLOWS}
 
 
-def make_engines(store: Store, system: ExternalSystem, *, lease: float, worker: str, scripted: bool = True) -> dict[str, Engine]:
+def make_engines(store: Store, system: ExternalSystem, *, lease: float, worker: str, scripted: bool = True, checkpoints: Any = None) -> dict[str, Engine]:
     return {
         name: Engine(
             spec, store, PEOPLE, effects=make_effects(spec, system, scripted=scripted), clock=SystemClock(),
             allow_unverified="crash test: the examples are verified by test_examples", lease=lease, worker=worker,
+            checkpoints=checkpoints,
         )
         for name, spec in load_specs().items()
     }

@@ -23,16 +23,20 @@ from railguard.verifier.certificate import (
     issue,
     load_certificate,
     required_checks,
+    sign,
     verify_certificate,
 )
 from railguard.verifier.checklist import checklist
 from railguard.verifier.engine import Budget
+from railguard.verifier.keys import TrustSet, generate_key, write_key_pair
 from railguard.verifier.results import SYMBOLIC, UNUSED_WAIVER
 from railguard.verifier.strategies import specs
 
 from .conftest import CANONICAL, EXAMPLES, ROOT
 
 WHEN = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+KEY = generate_key()
+TRUST = TrustSet.of([KEY])
 MUTATED = (EXAMPLES / "deploy.yaml").read_text().replace("guard: attempts < 3", "guard: attempts <= 3")
 WAIVER = "\nwaivers:\n  - check: domain-escape\n    target: retry\n    reason: the CI retries at most twice in practice\n"
 
@@ -58,7 +62,7 @@ def test_a_certificate_records_every_check_and_passes_for_a_clean_spec(
     assert certificate.symbolic is True
     assert {r.outcome for r in certificate.results} == {"proved"}
     assert {r.key for r in certificate.results} == required_checks(refund)
-    assert verify_certificate(refund, certificate)[0] is True
+    assert verify_certificate(refund, sign(certificate, KEY), TRUST)[0] is True
 
 
 def test_a_certificate_round_trips_through_json(certificate: Certificate, tmp_path: Path) -> None:
@@ -124,9 +128,9 @@ def test_a_waived_finding_keeps_the_certificate_valid_and_keeps_its_reason() -> 
     (waived,) = [r for r in cert.results if r.waived is not None]
     assert (waived.rule, waived.outcome) == ("RG404", "violated")
     assert waived.waived == "the CI retries at most twice in practice"
-    valid, reason = verify_certificate(spec, cert)
+    valid, reason = verify_certificate(spec, sign(cert, KEY), TRUST)
     assert valid is True
-    assert reason.endswith("1 waived")
+    assert reason.endswith(f"1 waived, signed by `{KEY.id}`")
 
 
 def test_a_certificate_with_unknown_results_is_rejected(refund: Spec) -> None:
@@ -233,12 +237,14 @@ def test_the_checklist_does_not_depend_on_how_far_the_solver_got(document: dict[
 
 def test_checking_a_certificate_loads_no_solver(certificate: Certificate, tmp_path: Path) -> None:
     path = tmp_path / "refund.cert.json"
-    path.write_text(certificate.dumps())
+    path.write_text(sign(certificate, KEY).dumps())
+    _, public = write_key_pair(KEY, tmp_path / "key")
     program = (
         "import sys, json\n"
         "from railguard.spec import load\n"
         "from railguard.verifier.certificate import load_certificate, verify_certificate\n"
-        f"valid, reason = verify_certificate(load({str(EXAMPLES / 'refund.yaml')!r}), load_certificate({str(path)!r}))\n"
+        "from railguard.verifier.keys import TrustSet\n"
+        f"valid, reason = verify_certificate(load({str(EXAMPLES / 'refund.yaml')!r}), load_certificate({str(path)!r}), TrustSet.load([{str(public)!r}]))\n"
         "print(json.dumps({'valid': valid, 'loaded': sorted(m for m in ('z3', 'networkx') if m in sys.modules)}))\n"
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
@@ -272,9 +278,10 @@ def test_a_certificate_with_an_unknown_outcome_is_a_certificate_error(certificat
 def test_check_writes_a_certificate_that_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cert = tmp_path / "refund.cert.json"
     spec = str(EXAMPLES / "refund.yaml")
-    assert main(["check", spec, "--certificate", str(cert)]) == 0
+    assert main(["keys", "generate", str(tmp_path / "ci.key")]) == 0
+    assert main(["check", spec, "--certificate", str(cert), "--sign-key", str(tmp_path / "ci.key")]) == 0
     assert "wrote certificate" in capsys.readouterr().err
-    assert main(["certificate", "verify", spec, str(cert)]) == 0
+    assert main(["certificate", "verify", spec, str(cert), "--trust", str(tmp_path / "ci.key.pub")]) == 0
     assert capsys.readouterr().out.startswith("✔ the certificate is valid for `refund`")
 
 
@@ -350,7 +357,9 @@ def test_a_certificate_with_a_waived_structural_finding_covers_that_finding() ->
     spec = loads(text + "\nwaivers:\n  - check: unreachable-state\n    target: limbo\n    reason: kept for the migration\n")
     cert = issue(verify(spec), now=WHEN)
     assert ("RG101", "limbo") in required_checks(spec)
-    assert verify_certificate(spec, cert) == (True, f"the certificate is valid for `refund` ({spec.content_hash}): {len(cert.results)} checks passed, 1 waived")
+    assert verify_certificate(spec, sign(cert, KEY), TRUST) == (
+        True, f"the certificate is valid for `refund` ({spec.content_hash}): {len(cert.results)} checks passed, 1 waived, signed by `{KEY.id}`"
+    )
     dropped = replace(cert, results=tuple(r for r in cert.results if r.key != ("RG101", "limbo")))
     valid, reason = verify_certificate(spec, dropped)
     assert valid is False

@@ -27,6 +27,7 @@ from railguard.runtime import (
     SQLiteStore,
     StaticDirectory,
 )
+from railguard.runtime.checkpoint import load_checkpoint, verify_log
 
 from .crashkit import (
     Driver,
@@ -81,6 +82,7 @@ def crash_campaign(target: Mapping[str, str], tmp_path: Path, seed: int, *, late
                 {
                     "store": dict(target), "log": str(log), "seed": seed * 100_000 + stats.cycles * 10 + k,
                     "upto": upto, "per_batch": PER_BATCH, "lease": LEASE, "latency": latency, "redeliver": 0.1,
+                    "checkpoints": str(tmp_path / "checkpoints"),
                 }
                 for k in range(PARALLEL)
             ]
@@ -96,6 +98,10 @@ def crash_campaign(target: Mapping[str, str], tmp_path: Path, seed: int, *, late
         driver = Driver(engines, store, instances, rng=random.Random(seed), redeliver=0.0)
         stragglers = drive_to_rest(driver, deadline=60.0)
         findings = check_store(store, log, instances, load_specs())
+        heads = [load_checkpoint(p) for p in sorted((tmp_path / "checkpoints").glob("checkpoint-*.json"))]
+        logged = verify_log(store, heads)
+        if not heads or not logged.ok or logged.checkpoints != len(heads):
+            findings.problems.append(f"the global log with {len(heads)} checkpoints from killed workers: {logged.problem}")
     finally:
         store.close()
     return Campaign(stats, instances, findings, time.monotonic() - began, stragglers, by_workers)

@@ -42,7 +42,8 @@ from railguard.runtime.migrate import MigrationRefused, migrate_instances, spec_
 from railguard.runtime.replay import replay, replay_instance
 from railguard.spec import Spec, load, loads
 from railguard.verifier import verify
-from railguard.verifier.certificate import Certificate, issue
+from railguard.verifier.certificate import Certificate, issue, sign
+from railguard.verifier.keys import TrustSet, generate_key, write_key_pair
 from railguard.verifier.migration import (
     Migration,
     MigrationCheck,
@@ -75,9 +76,13 @@ def proof() -> MigrationCheck:
     return check_migration(*specs(), migration())
 
 
+CI = generate_key()
+TRUST = TrustSet.of([CI])
+
+
 @functools.cache
 def certificate(which: int) -> Certificate:
-    return issue(verify(specs()[which]))
+    return sign(issue(verify(specs()[which])), CI)
 
 
 class Died(BaseException):
@@ -100,7 +105,7 @@ def populate(store: Store, clock: ManualClock | None = None) -> dict[str, str]:
     instance -> what it is."""
     mode = {"pay": "ok"}
     old = specs()[0]
-    engine = Engine(old, store, PEOPLE, effects=refund_effects(mode), certificate=certificate(0), clock=clock, lease=1.0)
+    engine = Engine(old, store, PEOPLE, effects=refund_effects(mode), certificate=certificate(0), trusted_keys=TRUST, clock=clock, lease=1.0)
     engine.start("draft", "sue")
     for name, amount in (("small", 200), ("large", 4000)):
         engine.start(name, "sue")
@@ -141,6 +146,8 @@ def db_args(target: dict[str, str]) -> list[str]:
 def write_certificate(tmp_path: Path, which: int) -> str:
     path = tmp_path / f"cert{which}.json"
     path.write_text(certificate(which).dumps())
+    if not (tmp_path / "ci.key.pub").exists():
+        write_key_pair(CI, tmp_path / "ci.key")
     return str(path)
 
 
@@ -156,7 +163,7 @@ def test_a_proved_migration_moves_live_refunds_into_the_new_review_state(target:
     finally:
         store.close()
     cert = write_certificate(tmp_path, 1)
-    code = main(["migrate", "run", *db_args(target), str(OLD_FILE), str(NEW_FILE), str(GOOD), "--all", "--certificate", cert, "--as", "ops", "--format", "json"])
+    code = main(["migrate", "run", *db_args(target), str(OLD_FILE), str(NEW_FILE), str(GOOD), "--all", "--certificate", cert, "--trust", str(Path(cert).parent / "ci.key.pub"), "--as", "ops", "--format", "json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 1  # `paying` is in the middle of its payment: left behind, said plainly
     outcomes = {i["instance"]: i["outcome"] for i in out["instances"]}
@@ -186,7 +193,7 @@ def test_a_proved_migration_moves_live_refunds_into_the_new_review_state(target:
         assert verify_store(store).ok
         for instance in rows:
             assert replay_instance(store, new, instance, specs=[old]).ok, instance
-        engine = Engine(new, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(1))
+        engine = Engine(new, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(1), trusted_keys=TRUST, earlier_specs=[old])
         assert engine.fire("large", "approve", "max").state == "approved"
         assert replay_instance(store, new, "large", specs=[old]).ok
     finally:
@@ -211,8 +218,8 @@ def test_running_the_migration_again_leaves_migrated_instances_as_they_are(tmp_p
     old, new = specs()
     store = SQLiteStore(tmp_path / "r.db")
     populate(store)
-    first = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["small"])
-    again = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["small", "nobody"])
+    first = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), trusted_keys=TRUST, instances=["small"])
+    again = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), trusted_keys=TRUST, instances=["small", "nobody"])
     assert [i.outcome for i in first.instances] == ["migrated"]
     assert [i.outcome for i in again.instances] == ["already", "missing"]
     assert [r.kind for r in store.audit("small")] == ["start", "step", "migrated"]
@@ -223,13 +230,13 @@ def test_a_busy_instance_is_left_alone_until_it_rests_and_then_migrates(tmp_path
     clock = ManualClock()
     store = SQLiteStore(tmp_path / "r.db")
     populate(store, clock)
-    run = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["paying"])
+    run = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), trusted_keys=TRUST, instances=["paying"])
     assert run.instances[0].outcome == "busy"
     assert store.get("paying").status == "effect-pending"
     clock.advance(5)  # the lease of the call the crash cut short expires: a worker resumes it
-    Engine(old, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(0), clock=clock).run_due()
+    Engine(old, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(0), trusted_keys=TRUST, clock=clock).run_due()
     assert store.get("paying").state == "paid"  # type: ignore[union-attr]
-    again = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["paying"])
+    again = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), trusted_keys=TRUST, instances=["paying"])
     assert again.instances[0].outcome == "finished"  # at rest now; `paid` is not in the state map
     assert verify_store(store).ok
 
@@ -238,7 +245,7 @@ def test_a_migration_that_loses_a_race_to_a_step_decides_again_on_the_fresh_inst
     old, new = specs()
     store = SQLiteStore(tmp_path / "r.db")
     populate(store)
-    engine = Engine(old, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(0))
+    engine = Engine(old, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(0), trusted_keys=TRUST)
     commit = store.commit
     raced: list[str] = []
 
@@ -248,7 +255,7 @@ def test_a_migration_that_loses_a_race_to_a_step_decides_again_on_the_fresh_inst
         commit(row, expected, records, timers, cancel)
 
     store.commit = racing_commit  # type: ignore[method-assign]
-    run = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["large"])
+    run = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), trusted_keys=TRUST, instances=["large"])
     assert raced == ["approved"]
     assert (run.instances[0].outcome, run.instances[0].before, run.instances[0].after) == ("migrated", "approved", "approved")
     assert [r.kind for r in store.audit("large")] == ["start", "step", "step", "migrated"]
@@ -261,7 +268,7 @@ def test_a_finished_instance_moves_only_when_the_state_map_lists_its_terminal(tm
     listing = loads_migration(text, old, new)
     store = SQLiteStore(tmp_path / "r.db")
     populate(store)
-    run = migrate_instances(store, old, new, listing, certificate=certificate(1), instances=["paid", "rejected"])
+    run = migrate_instances(store, old, new, listing, certificate=certificate(1), trusted_keys=TRUST, instances=["paid", "rejected"])
     assert [i.outcome for i in run.instances] == ["migrated", "finished"]
     row = store.get("paid")
     assert row is not None
@@ -313,7 +320,7 @@ def test_an_order_that_owes_a_compensation_keeps_owing_it_on_new_and_new_runs_it
     run = migrate_instances(store, old, new, moving, allow_unverified="test")
     assert [i.outcome for i in run.instances] == ["migrated"]
     assert [c["compensate"] for c in store.get("o1").compensations] == ["inventory.release"]  # type: ignore[union-attr]
-    result = Engine(new, store, people, effects=effects, allow_unverified="test").fire("o1", "charge", "ops")
+    result = Engine(new, store, people, effects=effects, allow_unverified="test", earlier_specs=[old]).fire("o1", "charge", "ops")
     assert (result.state, result.status, result.values["priority"]) == ("failed", "done", True)
     assert calls[-1] == ("inventory.release", effect_key("o1", 3, "inventory.release"))  # the reservation called at record 3
     assert replay_instance(store, new, "o1", specs=[old]).ok
@@ -331,7 +338,7 @@ def test_a_migration_whose_value_map_breaks_an_invariant_is_refused_with_a_count
     records = len(store.audit())
     doubled = load_migration(DOUBLED, old, new)
     with pytest.raises(MigrationRefused) as refused:
-        migrate_instances(store, old, new, doubled, certificate=certificate(1))
+        migrate_instances(store, old, new, doubled, certificate=certificate(1), trusted_keys=TRUST)
     check = refused.value.check
     assert check is not None
     assert check.outcome == "violated"
@@ -339,7 +346,7 @@ def test_a_migration_whose_value_map_breaks_an_invariant_is_refused_with_a_count
     assert example.mapped_values["amount"] > 5000
     assert example.values["amount"] <= 5000
     store.close()
-    code = main(["migrate", "run", "--db", str(db), str(OLD_FILE), str(NEW_FILE), str(DOUBLED), "--all", "--certificate", write_certificate(tmp_path, 1)])
+    code = main(["migrate", "run", "--db", str(db), str(OLD_FILE), str(NEW_FILE), str(DOUBLED), "--all", "--certificate", write_certificate(tmp_path, 1), "--trust", str(tmp_path / "ci.key.pub")])
     assert code == 1
     assert "counterexample for RGM103" in capsys.readouterr().out
     store = SQLiteStore(db)
@@ -352,7 +359,7 @@ def test_new_needs_its_own_certificate(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "r.db")
     populate(store)
     with pytest.raises(CertificateRequired, match="does not admit NEW"):
-        migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(0))
+        migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(0), trusted_keys=TRUST)
     with pytest.raises(CertificateRequired, match="has no certificate"):
         migrate_instances(store, old, new, migration(), check=proof())
     assert all(r.kind != "migrated" for r in store.audit())
@@ -365,12 +372,12 @@ def test_an_engine_of_new_runs_a_migrated_instance_and_still_refuses_one_of_old(
     old, new = specs()
     store = SQLiteStore(tmp_path / "r.db")
     populate(store)
-    migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["large"])
-    engine_new = Engine(new, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(1))
+    migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), trusted_keys=TRUST, instances=["large"])
+    engine_new = Engine(new, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(1), trusted_keys=TRUST, earlier_specs=[old])
     assert engine_new.fire("large", "approve", "max").accepted
     with pytest.raises(ExecutionError, match="started under spec"):
         engine_new.fire("small", "approve", "max")  # still on OLD: no migration, no run on NEW
-    engine_old = Engine(old, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(0))
+    engine_old = Engine(old, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(0), trusted_keys=TRUST)
     with pytest.raises(ExecutionError):
         engine_old.fire("large", "pay", "bot")  # and OLD no longer runs the migrated one
     assert engine_old.fire("small", "approve", "max").accepted
@@ -380,7 +387,7 @@ def test_a_migration_for_other_specs_is_refused(tmp_path: Path) -> None:
     old, new = specs()
     store = SQLiteStore(tmp_path / "r.db")
     with pytest.raises(MigrationRefused, match="not from"):
-        migrate_instances(store, new, old, migration(), check=proof(), certificate=certificate(0))
+        migrate_instances(store, new, old, migration(), check=proof(), certificate=certificate(0), trusted_keys=TRUST)
 
 
 # ---------------------------------------------------------------------- replay and audit verify
@@ -390,7 +397,7 @@ def test_replay_follows_a_migrated_record_only_with_new_among_its_specs(tmp_path
     old, new = specs()
     store = SQLiteStore(tmp_path / "r.db")
     populate(store)
-    migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["large"])
+    migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), trusted_keys=TRUST, instances=["large"])
     records = store.audit("large")
     alone = replay(old, records)
     assert not alone.ok
@@ -407,7 +414,7 @@ def test_a_forged_migrated_record_does_not_replay(tmp_path: Path) -> None:
     old, new = specs()
     store = SQLiteStore(tmp_path / "r.db")
     populate(store)
-    migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["large"])
+    migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), trusted_keys=TRUST, instances=["large"])
     records = store.audit("large")
     forged = dict(records[-1].payload)
     forged["after"] = {**forged["after"], "values": {**forged["after"]["values"], "risk": "low"}}
@@ -424,7 +431,7 @@ def test_audit_verify_finds_a_spec_changed_behind_the_logs_back(tmp_path: Path) 
     db = tmp_path / "r.db"
     store = SQLiteStore(db)
     populate(store)
-    migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["large"])
+    migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), trusted_keys=TRUST, instances=["large"])
     assert verify_store(store).ok
     store.close()
     with sqlite3.connect(db) as conn:  # run `small` on NEW without migrating it
@@ -433,7 +440,8 @@ def test_audit_verify_finds_a_spec_changed_behind_the_logs_back(tmp_path: Path) 
     tamper = verify_store(store).tamper
     assert tamper is not None
     assert tamper.instance == "small"
-    assert "behind the log's back" in tamper.reason
+    # the row digest of its last record names the first problem (before the spec lineage)
+    assert "the row was edited behind the engine's back" in tamper.reason
     assert not replay_instance(store, new, "small", specs=[old]).ok
 
 
@@ -465,7 +473,7 @@ def test_the_migration_cancels_the_timers_of_old_and_starts_the_timeout_of_new(t
         live = conn.execute("SELECT kind, due_at, payload FROM timers WHERE instance = 'r' AND done = 0").fetchall()
     assert [(k, d - start, json.loads(p)) for k, d, p in live] == [("timeout", 7200.0, {"state": "review"})]
     clock.advance(3600)  # OLD's deadline passes: nothing happens
-    engine_new = Engine(new, store, PEOPLE, effects=refund_effects({"pay": "ok"}), allow_unverified="test", clock=clock)
+    engine_new = Engine(new, store, PEOPLE, effects=refund_effects({"pay": "ok"}), allow_unverified="test", clock=clock, earlier_specs=[old])
     assert engine_new.run_due() == []
     assert store.get("r").state == "review"
     clock.advance(3601)  # NEW's deadline passes: the error exit
@@ -550,7 +558,7 @@ def test_sigkill_mid_migration_leaves_every_instance_migrated_or_not_and_every_c
     old, new = specs()
     rng = random.Random(20261201)
     store = open_store(target)
-    engine = Engine(old, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(0))
+    engine = Engine(old, store, PEOPLE, effects=refund_effects({"pay": "ok"}), certificate=certificate(0), trusted_keys=TRUST)
     migrators = Migrators(tmp_path / "migrator-errors.txt")
     kills = interrupted = cycles = 0
     per_instance = 0.0  # how long a migrator takes per instance, measured by a first run left alone
@@ -595,7 +603,7 @@ def test_sigkill_mid_migration_leaves_every_instance_migrated_or_not_and_every_c
         assert migrators.failures() == ""
     finally:
         migrators.close()
-    final = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1))
+    final = migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), trusted_keys=TRUST)
     assert final.complete
     assert whole_or_untouched(store, old, new) == []
     assert [i for i in store.instances() if store.get(i).spec_hash != new.content_hash] == []  # type: ignore[union-attr]
@@ -611,7 +619,7 @@ def test_the_replay_and_audit_commands_follow_a_migration(tmp_path: Path, capsys
     db = tmp_path / "r.db"
     store = SQLiteStore(db)
     populate(store)
-    migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), instances=["large", "small"])
+    migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), trusted_keys=TRUST, instances=["large", "small"])
     store.close()
     assert main(["audit", "verify", str(db)]) == 0
     assert main(["replay", str(NEW_FILE), "--db", str(db), "--instance", "large"]) == 1  # OLD is needed for the start

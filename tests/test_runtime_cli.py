@@ -107,14 +107,21 @@ def test_start_fire_show_round_trip(place: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_run_start_with_a_certificate_and_context(place: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from railguard.verifier.certificate import issue
+    from railguard.verifier.certificate import issue, sign
+    from railguard.verifier.keys import generate_key, write_key_pair
 
     spec = load(ORDER)
-    (place / "order.cert.json").write_text(issue(verify(spec)).dumps(), encoding="utf-8")
-    assert cli("run", "start", ORDER, "--instance", "o1", "--as", "cus", "--db", "o.db", "--certificate", "order.cert.json", "--directory", "people.yaml") == 0
+    key = generate_key()
+    write_key_pair(key, place / "ci.key")
+    (place / "order.cert.json").write_text(sign(issue(verify(spec)), key).dumps(), encoding="utf-8")
+    # deny by default: a signed certificate without a trusted key admits nothing
+    assert cli("run", "start", ORDER, "--instance", "o0", "--as", "cus", "--db", "o.db", "--certificate", "order.cert.json", "--directory", "people.yaml") == 2
+    assert "no trusted keys are configured" in capsys.readouterr().err
+    assert cli("run", "start", ORDER, "--instance", "o1", "--as", "cus", "--db", "o.db", "--certificate", "order.cert.json", "--trust", "ci.key.pub", "--directory", "people.yaml") == 0
     with SQLiteStore(place / "o.db") as store:
         start = store.audit("o1")[0].payload
     assert start["certificate"]["verified"] is True
+    assert start["certificate"]["key_id"] == key.id
     assert start["roles"] == ["customer"]
     capsys.readouterr()
     # a certificate of another spec does not admit this one

@@ -734,3 +734,47 @@ def test_postgres_stores_opened_at_once_create_the_schema_once() -> None:
         stores[0].drop()
         for s in stores:
             s.close()
+
+
+# ---------------------------------------------------------------------- the global log (issue 14)
+
+
+def test_concurrent_writers_leave_the_global_log_without_gaps_or_duplicates(backend: Backend) -> None:
+    rows = [new_instance(backend.open(), f"g{k}") for k in range(4)]
+    writers = [backend.open() for _ in range(4)]
+    barrier = threading.Barrier(len(writers) * 2)
+
+    def write(index: int, store: Store) -> None:
+        barrier.wait()
+        row = rows[index % 4]
+        for _ in range(10):
+            try:
+                row = step(store, row, {"kind": "step", "writer": index})
+            except ConflictError:  # a lost race writes nothing, so it takes no position either
+                fresh = store.get(row.id)
+                assert fresh is not None
+                row = fresh
+
+    run_threads([partial(write, i, writers[i % 4]) for i in range(8)])
+    reader = backend.open()
+    entries = reader.log_entries()
+    assert [e.gseq for e in entries] == list(range(1, len(entries) + 1))
+    assert len(entries) == len(reader.audit())
+    assert {(e.instance, e.seq, e.hash) for e in entries} == {(r.instance, r.seq, r.hash) for r in reader.audit()}
+    assert reader.unlogged() == 0
+
+
+def test_a_read_only_store_creates_nothing_and_refuses_writes(backend: Backend) -> None:
+    readonly: dict[str, Any] = {"readonly": True}
+    with pytest.raises(StoreError, match=r"is not a railguard store|unable to open"):
+        SQLiteStore(backend.target, **readonly) if backend.name == "sqlite" else PostgresStore(PG_DSN, schema=backend.target, **readonly)
+    if backend.name == "sqlite":
+        assert not Path(backend.target).exists() or Path(backend.target).stat().st_size == 0
+    row = new_instance(backend.open(), "ro")
+    store: Store = SQLiteStore(backend.target, **readonly) if backend.name == "sqlite" else PostgresStore(PG_DSN, schema=backend.target, **readonly)
+    try:
+        assert store.get("ro") == row
+        with pytest.raises(StoreError):
+            step(store, row, {"kind": "step"})
+    finally:
+        store.close()

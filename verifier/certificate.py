@@ -6,7 +6,10 @@ plain JSON (``railguard_certificate: 1``) and has a stable :attr:`~Certificate.f
 over everything but its declared creation time. The runtime calls :func:`verify_certificate`
 before it runs a spec; ``railguard certificate verify SPEC FILE`` does the same from a shell.
 
-A certificate is valid for a spec when the hashes match, it was issued by the same major
+A certificate names the key that signed it (``key_id``) and carries an Ed25519
+``signature`` over its canonical content (:func:`sign`, :mod:`railguard.verifier.keys`). A
+certificate is valid for a spec when it is signed by a key of the verifier's trust set, the
+hashes match, it was issued by the same major
 version of railguard, every check it records passed (proved, waived, or only a warning — an
 ``unknown`` never passes), it was issued with the data checks on, and it covers every check
 that this version of railguard runs on the spec. Checking a certificate runs no solver and
@@ -18,17 +21,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from railguard import __version__
 from railguard.spec import Spec
+from railguard.spec.codec import canonical_json
 
 from .budget import Budget
 from .checklist import required_keys
 from .errors import VerifierError
+from .keys import SigningKey, TrustSet
 from .results import Outcome, Report
 
 __all__ = [
@@ -39,11 +44,14 @@ __all__ = [
     "issue",
     "load_certificate",
     "required_checks",
+    "sign",
     "verify_certificate",
 ]
 
 #: Version of the certificate's JSON shape (its ``railguard_certificate`` field).
 CERTIFICATE_VERSION = 1
+#: What a certificate's signature is over (see :meth:`railguard.verifier.keys.SigningKey.sign`).
+SIGNATURE_DOMAIN = "certificate v1"
 
 
 class CertificateError(VerifierError):
@@ -79,7 +87,9 @@ class Certificate:
     ``created`` is the declared wall-clock time of issue (ISO 8601, UTC); it is informative
     only and left out of :attr:`fingerprint`. ``symbolic`` is false for a certificate issued
     with ``--no-data``, which never authorises execution. ``declared_fingerprint`` is the
-    fingerprint read from a file, if any, so that an edited file is caught.
+    fingerprint read from a file, if any, so that an edited file is caught. ``key_id`` and
+    ``signature`` are the signing key's id and its signature over :meth:`signed_text`
+    (``None`` for an unsigned certificate, which never authorises execution).
     """
 
     spec_name: str
@@ -91,6 +101,8 @@ class Certificate:
     passed: bool
     symbolic: bool = True
     declared_fingerprint: str | None = field(default=None, compare=False, repr=False)
+    key_id: str | None = None
+    signature: str | None = field(default=None, repr=False)
 
     def _content(self) -> dict[str, Any]:
         return {
@@ -111,6 +123,11 @@ class Certificate:
         canonical = json.dumps(self._content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
+    def signed_text(self) -> str:
+        """What the signature covers: the canonical JSON of the content (everything the
+        fingerprint covers) and the key id."""
+        return canonical_json({"content": self._content(), "key_id": self.key_id})
+
     @property
     def failures(self) -> tuple[CertifiedCheck, ...]:
         return tuple(r for r in self.results if r.failed)
@@ -120,6 +137,10 @@ class Certificate:
         content = self._content()
         content["created"] = self.created
         content["fingerprint"] = self.fingerprint
+        if self.key_id is not None:
+            content["key_id"] = self.key_id
+        if self.signature is not None:
+            content["signature"] = self.signature
         return content
 
     def dumps(self) -> str:
@@ -147,6 +168,10 @@ class Certificate:
             fingerprint = data.get("fingerprint")
             if fingerprint is not None and not isinstance(fingerprint, str):
                 raise CertificateError("the certificate's `fingerprint` must be a string")
+            key = data.get("key_id")
+            signature = data.get("signature")
+            if not isinstance(key, str | None) or not isinstance(signature, str | None):
+                raise CertificateError("the certificate's `key_id` and `signature` must be strings")
             return cls(
                 spec_name=_typed(data, "spec_name", str),
                 content_hash=_typed(data, "content_hash", str),
@@ -157,6 +182,8 @@ class Certificate:
                 passed=_typed(data, "passed", bool),
                 symbolic=_typed(data, "symbolic", bool),
                 declared_fingerprint=fingerprint,
+                key_id=key,
+                signature=signature,
             )
         except (TypeError, ValueError) as exc:
             raise CertificateError(f"the certificate is malformed: {exc}") from None
@@ -241,6 +268,13 @@ def issue(
     )
 
 
+def sign(cert: Certificate, key: SigningKey) -> Certificate:
+    """``cert`` signed by ``key``: it names the key's id and carries its signature over
+    :meth:`Certificate.signed_text`."""
+    named = replace(cert, key_id=key.id, signature=None)
+    return replace(named, signature=key.sign(SIGNATURE_DOMAIN, named.signed_text()))
+
+
 def required_checks(spec: Spec) -> frozenset[tuple[str, str]]:
     """The (rule id, subject) of every check this railguard runs on ``spec``, structure and
     data alike, worked out from the spec without a solver (see
@@ -256,8 +290,24 @@ def _describe(check: CertifiedCheck) -> str:
     return f"`{check.rule} {check.name}` for `{check.subject}`"
 
 
-def verify_certificate(spec: Spec, cert: Certificate) -> tuple[bool, str]:
-    """Whether ``cert`` authorises running ``spec``, and why (one sentence either way)."""
+def verify_certificate(spec: Spec, cert: Certificate, trusted: TrustSet | None = None) -> tuple[bool, str]:
+    """Whether ``cert`` authorises running ``spec``, and why (one sentence either way).
+
+    Deny by default: without a ``trusted`` set of keys no certificate is accepted, since
+    anyone who can write the file could have written it. The content is checked first, so
+    the reason names what is wrong with an edited certificate; then the signature."""
+    ok, reason = _verify_content(spec, cert)
+    if not ok:
+        return ok, reason
+    if not trusted:
+        return False, "no trusted keys are configured, so the certificate's signature cannot be checked (give the issuer's public key with `--trust KEY.pub`)"
+    problem = trusted.check(SIGNATURE_DOMAIN, cert.signed_text(), cert.key_id, cert.signature)
+    if problem is not None:
+        return False, f"the certificate is not vouched for: {problem}"
+    return True, f"{reason}, signed by `{cert.key_id}`"
+
+
+def _verify_content(spec: Spec, cert: Certificate) -> tuple[bool, str]:
     if cert.declared_fingerprint is not None and cert.declared_fingerprint != cert.fingerprint:
         return False, "the certificate was edited after it was issued: its fingerprint does not match its content"
     if _major(cert.railguard_version) != _major(__version__):
