@@ -107,19 +107,24 @@ def _context(text: str | None) -> dict[str, Any]:
     return data
 
 
-def _certificate(args: argparse.Namespace, spec: Any) -> tuple[Any, str | None]:
+def _certificate(args: argparse.Namespace, spec: Any) -> tuple[Any, str | None, Any]:
+    """The certificate, the opt-out reason and the trust set. A certificate file is accepted
+    only when signed by a key given with ``--trust``; without one, the spec is verified here
+    and its certificate signed by a key made for this process alone."""
     if args.allow_unverified:
-        return None, args.allow_unverified
-    from railguard.verifier.certificate import issue, load_certificate
+        return None, args.allow_unverified, None
+    from railguard.verifier.certificate import issue, load_certificate, sign
+    from railguard.verifier.keys import TrustSet, generate_key
 
     if args.certificate:
-        return load_certificate(args.certificate), None
+        return load_certificate(args.certificate), None, TrustSet.load(args.trust or ())
     from railguard.verifier import verify
 
     report = verify(spec)
     if report.failed:
         raise _Unusable(f"spec `{spec.name}` does not pass `railguard check`, so no plan can be admitted for it (or opt out with --allow-unverified REASON)")
-    return issue(report), None
+    key = generate_key()
+    return sign(issue(report), key), None, TrustSet.of([key])
 
 
 def _print(answer: dict[str, Any], fmt: str, text: str) -> None:
@@ -160,18 +165,18 @@ def cmd_admit(args: argparse.Namespace) -> int:
     plan = _read_plan(args.plan)
     roles = frozenset(_roles(args.roles) or ())
     context = _context(args.context)
-    certificate, opt_out = _certificate(args, spec)
+    certificate, opt_out, trusted = _certificate(args, spec)
     from railguard.verifier.admission import Gate, Principal, new_instance
 
-    gate = Gate(spec, certificate, allow_unverified=opt_out)
+    gate = Gate(spec, certificate, allow_unverified=opt_out, trusted_keys=trusted)
     if args.instance is None and not args.execute:
         admission = gate.admit(plan, Principal(args.actor, roles), new_instance(spec, context), goal=args.goal)
         _print(admission.to_json(), args.format, _admission_text(admission))
         return 0 if admission.admitted else 1
-    return _with_runtime(args, spec, plan, roles, context, certificate, opt_out, gate)
+    return _with_runtime(args, spec, plan, roles, context, certificate, opt_out, gate, trusted)
 
 
-def _with_runtime(args: argparse.Namespace, spec: Any, plan: Any, roles: frozenset[str], context: dict[str, Any], certificate: Any, opt_out: str | None, gate: Any) -> int:
+def _with_runtime(args: argparse.Namespace, spec: Any, plan: Any, roles: frozenset[str], context: dict[str, Any], certificate: Any, opt_out: str | None, gate: Any, trusted: Any) -> int:
     from railguard.runtime import SQLiteStore, StaticDirectory
     from railguard.runtime.engine import Engine, handler_names
     from railguard.runtime.gate import PlanGateway
@@ -197,7 +202,7 @@ def _with_runtime(args: argparse.Namespace, spec: Any, plan: Any, roles: frozens
         owed = {str(c.get("compensate")) for c in row.compensations} if row is not None else set()
         needed = handler_names(spec, [s.event for s in plan.steps]) | owed if args.execute else set()
         effects = _effects(args.effects, spec, needed)
-        engine = Engine(spec, store, StaticDirectory({args.actor: sorted(roles)}), effects=effects, certificate=certificate, allow_unverified=opt_out)
+        engine = Engine(spec, store, StaticDirectory({args.actor: sorted(roles)}), effects=effects, certificate=certificate, trusted_keys=trusted, allow_unverified=opt_out)
         gateway = PlanGateway(engine, gate)
         instance = args.instance or plan.instance or "plan-1"
         if not args.execute:
@@ -238,7 +243,8 @@ def add_commands(subparsers: Any) -> None:
     admit.add_argument("--effects", metavar="MODULE:NAME", help="effect handlers for --execute")
     admit.add_argument("--format", choices=("text", "json"), default="text")
     gate = admit.add_mutually_exclusive_group()
-    gate.add_argument("--certificate", metavar="FILE", help="the spec's certificate")
+    gate.add_argument("--certificate", metavar="FILE", help="the spec's signed certificate (with --trust)")
+    admit.add_argument("--trust", action="append", metavar="KEY.pub", help="a public key whose signature on the certificate is accepted (repeat for several)")
     gate.add_argument("--allow-unverified", metavar="REASON", help="admit without a certificate; every invariant is checked per step")
     admit.add_argument("--demo", action="store_true", help="run the scripted-model demo of the plan gate")
     admit.set_defaults(func=cmd_admit)

@@ -41,8 +41,9 @@ def run_gate_demo(out: TextIO | None = None, *, db: str = ":memory:") -> int:
     from railguard.runtime.replay import replay
     from railguard.spec import load
     from railguard.verifier.admission import Gate, Rejected
-    from railguard.verifier.certificate import issue
+    from railguard.verifier.certificate import issue, sign
     from railguard.verifier.checks import verify
+    from railguard.verifier.keys import generate_key
     from railguard.verifier.plans import parse_plan
 
     stream = out or sys.stdout
@@ -52,7 +53,8 @@ def run_gate_demo(out: TextIO | None = None, *, db: str = ":memory:") -> int:
 
     spec = load(PAYOUT_SPEC)
     report = verify(spec)
-    certificate = issue(report) if not report.failed else None
+    key = generate_key()  # the demo is both the issuer (CI) and the runtime that trusts it
+    certificate = sign(issue(report), key) if not report.failed else None
     opt_out = None if certificate is not None else "demo: the payout spec did not verify here"
     sent: list[dict[str, Any]] = []
 
@@ -63,8 +65,8 @@ def run_gate_demo(out: TextIO | None = None, *, db: str = ":memory:") -> int:
     effects = Effects()
     effects.register("payments.send", send)
     store = SQLiteStore(db)
-    engine = Engine(spec, store, StaticDirectory(PEOPLE), effects=effects, certificate=certificate, allow_unverified=opt_out)
-    gate = Gate(spec, certificate, allow_unverified=opt_out)
+    engine = Engine(spec, store, StaticDirectory(PEOPLE), effects=effects, certificate=certificate, trusted_keys=[key], allow_unverified=opt_out)
+    gate = Gate(spec, certificate, allow_unverified=opt_out, trusted_keys=[key])
     gateway = PlanGateway(engine, gate)
     say(f"plan gate demo: `{spec.name}` " + (f"certified {certificate.fingerprint[:19]}" if certificate else f"UNVERIFIED ({opt_out})"))
     ok = True

@@ -36,6 +36,7 @@ from railguard.verifier.plans import OPEN, Plan
 from .audit import AuditRecord, chain
 from .engine import Engine, StepResult
 from .errors import ConflictError, ExecutionError
+from .integrity import ROW_FIELD, row_digest
 
 __all__ = ["Execution", "PlanGateway"]
 
@@ -177,7 +178,11 @@ class PlanGateway:
             row = engine.store.get(instance)
             if row is None:
                 raise ExecutionError(f"no instance `{instance}` to audit the plan on")
-            payload = {
+            try:
+                engine._vouch(row)  # never write a note that would vouch for an edited row
+            except ConflictError:
+                continue
+            payload: dict[str, Any] = {
                 "workflow": engine.spec.name,
                 "spec_hash": engine.spec.content_hash,
                 "at": engine.clock.now().astimezone(UTC).isoformat(),
@@ -186,8 +191,10 @@ class PlanGateway:
                 "state": row.state,
                 **body,
             }
+            moved = replace(row, version=row.version + 1, updated_at=engine.clock.now().timestamp())
+            payload[ROW_FIELD] = row_digest(moved)  # the note vouches for the row it leaves
             record = chain(row.id, row.audit_head, row.version + 1, payload)
-            new = replace(row, version=row.version + 1, audit_head=record.hash, updated_at=engine.clock.now().timestamp())
+            new = replace(moved, audit_head=record.hash)
             try:
                 engine.store.commit(new, row.version, [record])
             except ConflictError:

@@ -21,13 +21,17 @@ from railguard.verifier.admission import (
     Rejected,
     new_instance,
 )
-from railguard.verifier.certificate import issue
+from railguard.verifier.certificate import issue, sign
 from railguard.verifier.checks import verify
+from railguard.verifier.keys import generate_key
 from railguard.verifier.plans import OPEN, Plan, PlanStep
 
 from .conftest import EXAMPLES
 from .explicit import domain
 from .gatekit import WORKER, assert_shortest, plan, tiny
+
+#: The issuer's key: tests sign their certificates, and the gate and engine trust it.
+KEY = generate_key()
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +127,7 @@ def test_a_certificate_that_does_not_admit_the_spec_is_refused() -> None:
 
 def test_the_certificate_discharges_the_invariants_it_proves() -> None:
     spec = load(EXAMPLES / "refund.yaml")
-    gate = Gate(spec, issue(verify(spec)))
+    gate = Gate(spec, sign(issue(verify(spec)), KEY), trusted_keys=[KEY])
     assert gate.checked == ()
     alice = Principal("alice", frozenset({"support"}))
     answer = gate.admit(Plan("refund", (PlanStep("request", {"amount": 100}),)), alice, new_instance(spec))
@@ -135,7 +139,7 @@ def test_the_certificate_discharges_the_invariants_it_proves() -> None:
 
 def test_skipping_the_four_eyes_approval_is_not_admitted() -> None:
     spec = load(EXAMPLES / "refund.yaml")
-    gate = Gate(spec, issue(verify(spec)))
+    gate = Gate(spec, sign(issue(verify(spec)), KEY), trusted_keys=[KEY])
     erin = Principal("erin", frozenset({"support", "manager", "payments"}))
     answer = gate.admit(Plan("refund", (PlanStep("request", {"amount": 100}), PlanStep("approve"), PlanStep("pay"))), erin, new_instance(spec))
     assert isinstance(answer, Rejected)

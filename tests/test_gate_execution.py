@@ -19,11 +19,15 @@ from railguard.runtime.engine import Engine
 from railguard.runtime.gate import PlanGateway
 from railguard.spec import load
 from railguard.verifier.admission import Gate
-from railguard.verifier.certificate import issue
+from railguard.verifier.certificate import issue, sign
 from railguard.verifier.checks import verify
+from railguard.verifier.keys import generate_key
 from railguard.verifier.plans import OPEN, parse_plan
 
 from .conftest import EXAMPLES
+
+#: The issuer's key: tests sign their certificates, and the gate and engine trust it.
+KEY = generate_key()
 
 PEOPLE = {"alice": ["support"], "bob": ["manager"], "carol": ["payments"]}
 
@@ -37,12 +41,12 @@ def _effects() -> Effects:
 @pytest.fixture
 def refund() -> Any:
     spec = load(EXAMPLES / "refund.yaml")
-    return spec, issue(verify(spec))
+    return spec, sign(issue(verify(spec)), KEY)
 
 
 def _gateway(spec: Any, certificate: Any, directory: Any) -> PlanGateway:
-    engine = Engine(spec, SQLiteStore(":memory:"), directory, effects=_effects(), certificate=certificate)
-    return PlanGateway(engine, Gate(spec, certificate))
+    engine = Engine(spec, SQLiteStore(":memory:"), directory, effects=_effects(), certificate=certificate, trusted_keys=[KEY])
+    return PlanGateway(engine, Gate(spec, certificate, trusted_keys=[KEY]))
 
 
 def test_an_admitted_plan_runs_and_its_plan_admission_and_certificate_are_audited(refund: Any) -> None:
@@ -123,9 +127,9 @@ def test_a_step_refused_at_execution_time_stops_the_plan_fail_closed(refund: Any
 
 def test_an_open_param_takes_its_value_at_run_time_or_stops_the_plan() -> None:
     spec = load(EXAMPLES / "deploy.yaml")
-    certificate = issue(verify(spec))
-    engine = Engine(spec, SQLiteStore(":memory:"), StaticDirectory({"c": ["author", "ci"]}), effects=Effects().register("cluster.rollout", lambda call: {}), certificate=certificate)
-    gateway = PlanGateway(engine, Gate(spec, certificate))
+    certificate = sign(issue(verify(spec)), KEY)
+    engine = Engine(spec, SQLiteStore(":memory:"), StaticDirectory({"c": ["author", "ci"]}), effects=Effects().register("cluster.rollout", lambda call: {}), certificate=certificate, trusted_keys=[KEY])
+    gateway = PlanGateway(engine, Gate(spec, certificate, trusted_keys=[KEY]))
     plan = parse_plan({"workflow": "deploy", "steps": [{"event": "submit", "params": {"environment": {"$open": True}}}, {"event": "report_green"}]})
     assert plan.steps[0].params["environment"] is OPEN
     run = gateway.execute(plan, "c", instance="d-1", bindings={0: {"environment": "production"}})

@@ -315,7 +315,9 @@ def test_the_demo_exits_zero_with_the_expected_final_states(demo: tuple[int, Pat
         "order-1": ("shipped", "done"),
         "order-2": ("failed", "done"),
         "refund-2": ("requested", "active"),
+        "payout-1": ("paid", "done"),  # the plan gate's scenes: proposed, approved, repaired, paid
     }
+    assert [r.kind for r in logs["payout-1"]].count("note") == 4  # two plans, each admitted and done
     assert [r.kind for r in logs["order-2"]][-4:] == ["effect-call", "effect-failed", "compensation", "error-exit"]
     assert logs["order-2"][-2].payload["compensation"]["name"] == "inventory.release"
     assert logs["order-2"][-3].payload["effect"]["attempts"] == 2

@@ -365,6 +365,7 @@ class Gate:
         certificate: Any = None,
         *,
         allow_unverified: str | None = None,
+        trusted_keys: Any = None,
         max_steps: int = MAX_STEPS,
         rlimit: int = SYMBOLIC_RLIMIT,
     ) -> None:
@@ -378,8 +379,10 @@ class Gate:
             proved: set[str] = set()
         else:
             from .certificate import verify_certificate
+            from .keys import TrustSet
 
-            ok, reason = verify_certificate(spec, certificate)
+            trusted = trusted_keys if isinstance(trusted_keys, TrustSet) else TrustSet.of(trusted_keys or ())
+            ok, reason = verify_certificate(spec, certificate, trusted)
             if not ok:
                 raise AdmissionError(f"the certificate does not admit spec `{spec.name}`: {reason}")
             self.certificate = str(certificate.fingerprint)

@@ -376,7 +376,10 @@ def _decode_config(systems: Sequence[System], model: z3.ModelRef, s: Sequence[St
         for variable in system.spec.variables:
             if variable.name in out:
                 continue
-            if variable.type.kind == "set":
+            if variable.type.kind == "set" and variable.type.of is not None and variable.type.of.kind not in ("enum", "bool"):
+                # An array-encoded set: shown as the model's array, which names its members.
+                out[variable.name] = str(model.eval(vector[variable.name], model_completion=True))
+            elif variable.type.kind == "set":
                 assert variable.type.of is not None
                 keys = variable.type.of.values if variable.type.of.kind == "enum" else ("True", "False")
                 out[variable.name] = sorted(k for k in keys if z3.is_true(model.eval(vector[f"{variable.name}#{k}"], model_completion=True)))
@@ -458,7 +461,10 @@ class _Differ:
         self.unsupported = ""
         try:
             self.systems = shared_systems(old, new)
+            for system in self.systems:
+                _ = Engine(system, budget).relation  # the encoding is built lazily: fail here, not mid-way
         except Unsupported as exc:
+            self.systems = None
             self.unsupported = str(exc)
 
     def add(self, rule: DiffRule, subject: str, message: str, location: Location, old_location: Location | None = None, witness: Mapping[str, Any] | None = None, undecided: bool = False) -> None:

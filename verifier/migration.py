@@ -564,6 +564,8 @@ class _Prover:
     def run(self) -> list[Obligation]:
         try:
             self.old_sys, self.new_sys = shared_systems(self.old_tracked, self.new, self.literals)
+            for system in (self.old_sys, self.new_sys):
+                _ = Engine(system, self.budget).relation  # the encoding is built lazily: fail here
         except Unsupported as exc:
             return [Obligation("RGM103", "migration", "*", "unknown", f"the migration cannot be checked symbolically: {exc}", self.migration.location())]
         reachable = self.reachable = reachable_states(self.old)
@@ -605,6 +607,13 @@ class _Prover:
             declared = self.new.variable_map[name].type
             sym = compile_z3(expr.tree, old_vars, {}, None, s["@state"], old_sys.codes)
             ok[name] = sym.ok
+            if declared.kind == "set" and declared.of is not None and declared.of.kind not in ("enum", "bool"):
+                # Sets of str, int, decimal and principals are Z3 arrays, mapped whole.
+                if sym.kind != "array":
+                    raise Unsupported(f"a value for the set `{name}` that is not a set of the same kind")
+                inside[name] = new_sys.value_in(declared, sym)
+                vector[name] = sym.term
+                continue
             if declared.kind == "set":
                 assert declared.of is not None
                 keys = list(declared.of.values) if declared.of.kind == "enum" else ["True", "False"]
