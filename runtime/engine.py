@@ -32,12 +32,12 @@ from railguard.spec.semantics import SYSTEM, Fired, Refusal, admit, fire
 
 from .audit import GENESIS, AuditRecord, chain, recordable, recordable_mapping
 from .auth import Authenticator, NotAuthenticated
+from .certify import certificate_note
 from .clock import Clock, SystemClock
 from .codec import decode_params, decode_values, encode_values
 from .directory import Directory
 from .effects import EffectCall, Effects, RetryPolicy, effect_key
 from .errors import (
-    CertificateRequired,
     ConflictError,
     ExecutionError,
     UnknownInstance,
@@ -105,6 +105,7 @@ class StepResult:
     records: tuple[AuditRecord, ...] = ()
 
 
+
 class Engine:
     """Runs instances of ``spec`` on ``store``.
 
@@ -161,21 +162,7 @@ class Engine:
             raise ExecutionError(f"spec `{spec.name}` uses effect `{missing[0]}`, which has no registered handler")
 
     def _check_certificate(self, certificate: Any, trusted_keys: Any, allow_unverified: str | None) -> dict[str, Any]:
-        if certificate is None:
-            if allow_unverified is None or not allow_unverified.strip():
-                raise CertificateRequired(
-                    f"spec `{self.spec.name}` ({self.spec.content_hash[:19]}) has no certificate: "
-                    "run `railguard check --certificate FILE` or opt out with a written reason"
-                )
-            return {"verified": False, "opt_out": allow_unverified.strip()}
-        from railguard.verifier.certificate import verify_certificate
-        from railguard.verifier.keys import TrustSet
-
-        trusted = trusted_keys if isinstance(trusted_keys, TrustSet) else TrustSet.of(trusted_keys or ())
-        ok, reason = verify_certificate(self.spec, certificate, trusted)
-        if not ok:
-            raise CertificateRequired(f"the certificate does not admit spec `{self.spec.name}`: {reason}")
-        return {"verified": True, "certificate": getattr(certificate, "fingerprint", None), "key_id": getattr(certificate, "key_id", None)}
+        return certificate_note(self.spec, certificate, trusted_keys, allow_unverified)
 
     # ------------------------------------------------------------------ queries
 

@@ -39,8 +39,9 @@ from railguard.spec.codec import decode_values, encode_values
 from railguard.spec.types import Value
 
 from .audit import AuditRecord, Tamper, chain
+from .certify import certificate_note
 from .clock import Clock, SystemClock
-from .errors import CertificateRequired, ConflictError, ExecutionError
+from .errors import ConflictError, ExecutionError
 from .lifecycle import (
     EffectPending,
     LifecycleError,
@@ -170,7 +171,7 @@ def migrate_instances(
             f"migration `{migration.source}` goes from {migration.from_hash[:19]} to {migration.to_hash[:19]}, "
             f"not from `{old.name}` {old.content_hash[:19]} to `{new.name}` {new.content_hash[:19]}"
         )
-    note = _certificate_note(new, certificate, trusted_keys, allow_unverified)
+    note = certificate_note(new, certificate, trusted_keys, allow_unverified, what="NEW spec")
     if check is None:
         check = check_migration(old, new, migration, budget) if budget is not None else check_migration(old, new, migration)
     elif check.migration != migration:
@@ -189,25 +190,6 @@ def migrate_instances(
 
 def _runs_on(row: InstanceRow | None, spec: Spec) -> bool:
     return row is not None and row.workflow == spec.name and row.spec_hash == spec.content_hash
-
-
-def _certificate_note(new: Spec, certificate: Any, trusted_keys: Any, allow_unverified: str | None) -> dict[str, Any]:
-    """As the engine's gate: NEW's certificate must admit NEW, or the caller opts out in writing."""
-    if certificate is None:
-        if allow_unverified is None or not allow_unverified.strip():
-            raise CertificateRequired(
-                f"NEW spec `{new.name}` ({new.content_hash[:19]}) has no certificate: run `railguard check --certificate FILE` "
-                "on it, or opt out with a written reason"
-            )
-        return {"verified": False, "opt_out": allow_unverified.strip()}
-    from railguard.verifier.certificate import verify_certificate
-    from railguard.verifier.keys import TrustSet
-
-    trusted = trusted_keys if isinstance(trusted_keys, TrustSet) else TrustSet.of(trusted_keys or ())
-    ok, reason = verify_certificate(new, certificate, trusted)
-    if not ok:
-        raise CertificateRequired(f"the certificate does not admit NEW spec `{new.name}`: {reason}")
-    return {"verified": True, "certificate": getattr(certificate, "fingerprint", None), "key_id": getattr(certificate, "key_id", None)}
 
 
 @dataclass
