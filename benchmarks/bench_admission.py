@@ -26,9 +26,12 @@ from railguard.gate_demo import PAYOUT_SPEC
 from railguard.spec import load
 from railguard.spec.semantics import fire
 from railguard.verifier.admission import Admitted, Gate, Principal, new_instance
-from railguard.verifier.certificate import issue
+from railguard.verifier.certificate import issue, sign
 from railguard.verifier.checks import verify
+from railguard.verifier.keys import generate_key
 from railguard.verifier.plans import OPEN, Plan, PlanStep
+
+KEY = generate_key()  # the benchmark signs its certificates and trusts its own key
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -99,7 +102,7 @@ def main() -> None:
     for path in [*sorted(EXAMPLES.glob("*.yaml")), PAYOUT_SPEC]:
         spec = load(path)
         report = verify(spec)
-        gate = Gate(spec, issue(report)) if not report.failed else Gate(spec, allow_unverified="benchmark: no certificate")
+        gate = Gate(spec, sign(issue(report), KEY), trusted_keys=[KEY]) if not report.failed else Gate(spec, allow_unverified="benchmark: no certificate")
         principal, context, prefix, loop = _cycle(spec.name)
         start = new_instance(spec, context)
         for length in (1, 5, 20):
@@ -112,13 +115,13 @@ def main() -> None:
             p50, p99 = _pct(a, 0.5), _pct(a, 0.99)
             print(f"{spec.name:8} {length:>5} {p50:>8.1f} {p99:>8.1f} {1e6 / statistics.mean(a):>9.0f} {_pct(b, 0.5):>9.1f} {_pct(b, 0.99):>9.1f} {p50 / _pct(b, 0.5):>8.2f}x")
     spec = load(EXAMPLES / "refund.yaml")
-    gate = Gate(spec, issue(verify(spec)))
+    gate = Gate(spec, sign(issue(verify(spec)), KEY), trusted_keys=[KEY])
     alice = Principal("alice", frozenset({"support"}))
     start = new_instance(spec)
     open_plan = Plan("refund", (PlanStep("request", {"amount": OPEN}),))
     bounded = Plan("deploy", (PlanStep("submit", {"environment": OPEN}), PlanStep("report_green")))
     deploy = load(EXAMPLES / "deploy.yaml")
-    deploy_gate = Gate(deploy, issue(verify(deploy)))
+    deploy_gate = Gate(deploy, sign(issue(verify(deploy)), KEY), trusted_keys=[KEY])
     ci = Principal("ci", frozenset({"author", "ci"}))
     small = 50 if args.quick else 300
     rejected = _timed(lambda: gate.admit(open_plan, alice, start), small)
