@@ -308,6 +308,36 @@ def read_text(text: str, file: str = "<spec>", fmt: str | None = None) -> Docume
         return read_yaml(text, file)
 
 
+
+def bracket_depth(text: str, stop: int | None = None) -> int:
+    """How deeply ``[``/``{`` nest in JSON ``text``, ignoring brackets inside strings: a
+    linear pre-scan, so a very deep document is refused before a recursive parser sees it.
+    With ``stop``, the scan ends as soon as the depth passes it."""
+    if "[" not in text and "{" not in text:
+        return 0
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if stop is not None and deepest > stop:
+                    return deepest
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def _precheck(text: str, file: str) -> None:
     if len(text) > MAX_BYTES:
         raise _error(

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from railguard.spec.codec import encode_value
 from railguard.spec.model import Spec
+from railguard.spec.source import bracket_depth
 from railguard.spec.types import Type
 
 from .errors import VerifierError
@@ -228,7 +229,7 @@ def loads_plan(text: str | bytes) -> Plan:
             raise PlanError("not-json", "the plan is not UTF-8 text") from None
     if len(text) > MAX_PLAN_BYTES:
         raise PlanError("too-large", f"the plan is larger than {MAX_PLAN_BYTES} bytes: send a shorter plan")
-    if _nesting(text) > MAX_PLAN_DEPTH:
+    if bracket_depth(text, MAX_PLAN_DEPTH) > MAX_PLAN_DEPTH:
         raise PlanError("too-deep", f"the plan nests deeper than {MAX_PLAN_DEPTH} levels, which no plan needs")
     try:
         data = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
@@ -237,33 +238,6 @@ def loads_plan(text: str | bytes) -> Plan:
     except (ValueError, RecursionError) as exc:
         raise PlanError("not-json", f"the plan is not valid JSON: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}") from None
     return parse_plan(data)
-
-
-def _nesting(text: str) -> int:
-    """The deepest bracket nesting of JSON text, ignoring brackets inside strings."""
-    if "[" not in text and "{" not in text:
-        return 0
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > MAX_PLAN_DEPTH:
-                    return deepest
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 # ---------------------------------------------------------------------- JSON Schema

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from railguard.spec.errors import LoadError
+from railguard.spec.source import bracket_depth
 
 from . import InteropError
 
@@ -80,29 +81,6 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _max_bracket_depth(text: str) -> int:
-    """How deeply ``[``/``{`` nest in ``text`` outside strings (a linear pre-scan, so that a
-    10,000-deep document is refused before the recursive JSON parser sees it)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
 def safe_json(text: str, source: str) -> Any:
     """Parse JSON (or, when it does not start with ``{``/``[``, YAML) with the depth, size and
     duplicate-key limits of an import; YAML aliases and tags are refused."""
@@ -110,7 +88,7 @@ def safe_json(text: str, source: str) -> Any:
         raise InteropError(f"`{source}` is longer than {MAX_BYTES} characters, more than an import accepts")
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
-        if _max_bracket_depth(stripped) > MAX_DEPTH:
+        if bracket_depth(stripped, MAX_DEPTH) > MAX_DEPTH:
             raise InteropError(f"`{source}` is nested more than {MAX_DEPTH} levels deep")
         try:
             data = json.loads(stripped, object_pairs_hook=_reject_duplicates)
