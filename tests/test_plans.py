@@ -128,3 +128,53 @@ def test_plan_text_beyond_the_size_bound_is_refused_unread() -> None:
     with pytest.raises(PlanError) as caught:
         loads_plan(b" " * (MAX_PLAN_BYTES + 1))
     assert caught.value.code == "too-large"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"workflow": "w", "workflow": "x", "steps": []}',
+        '{"workflow": "w", "steps": [{"event": "e", "params": {"amount": 1, "amount": 9000}}]}',
+        '{"workflow": "w", "steps": [{"event": "e", "event": "f"}]}',
+    ],
+)
+def test_a_key_repeated_in_one_object_makes_the_plan_unusable(text: str) -> None:
+    with pytest.raises(PlanError) as caught:
+        loads_plan(text)
+    assert caught.value.code == "not-a-plan"
+    assert "repeats the key" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"workflow": "w", "steps": [{"event": "\ud800"}]},
+        {"workflow": "\udfff", "steps": []},
+        {"workflow": "w", "steps": [{"event": "e", "params": {"\udc00": 1}}]},
+        {"workflow": "w", "steps": [{"event": "e", "params": {"x": ["ok", "\ud83d"]}}]},
+    ],
+)
+def test_text_with_a_lone_surrogate_makes_the_plan_unusable(data: dict[str, object]) -> None:
+    with pytest.raises(PlanError) as caught:
+        parse_plan(data)
+    assert caught.value.code == "not-a-plan"
+    assert "not valid Unicode" in caught.value.message
+    with pytest.raises(PlanError):
+        loads_plan(json.dumps(data))
+
+
+def test_an_escaped_surrogate_pair_is_one_valid_character() -> None:
+    plan = loads_plan('{"workflow": "w", "steps": [{"event": "\\ud83d\\ude00"}]}')
+    assert plan.steps[0].event == "\U0001f600"
+
+
+def test_a_leading_byte_order_mark_is_ignored() -> None:
+    plan = loads_plan(b'\xef\xbb\xbf{"workflow": "w", "steps": []}')
+    assert plan == Plan("w", ())
+
+
+def test_an_integer_too_long_for_python_is_read_exactly_for_admission_to_refuse() -> None:
+    digits = "9" * 5_000
+    plan = loads_plan('{"workflow": "w", "steps": [{"event": "e", "params": {"n": ' + digits + "}}]}")
+    assert plan.steps[0].params["n"] == Decimal(digits)
+    assert loads_plan('{"workflow": "w", "steps": [{"event": "e", "params": {"n": 12}}]}').steps[0].params["n"] == 12
