@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from railguard.runtime.store import Store
     from railguard.spec import Spec
-    from railguard.verifier.engine import Budget
+    from railguard.verifier.budget import Budget
 
 __all__ = ["add_commands"]
 
@@ -75,7 +75,7 @@ def _budget(args: argparse.Namespace, default: Budget) -> Budget:
 def cmd_diff(args: argparse.Namespace) -> int:
     from railguard import __version__
     from railguard.verifier.diff import diff
-    from railguard.verifier.engine import Budget
+    from railguard.verifier.budget import Budget
 
     old, new = _load(args.old), _load(args.new)
     if old is None or new is None:
@@ -91,7 +91,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate_check(args: argparse.Namespace) -> int:
-    from railguard.verifier.engine import Budget
+    from railguard.verifier.budget import Budget
     from railguard.verifier.migration import MigrationError, check_migration, load_migration
 
     old, new = _load(args.old), _load(args.new)
@@ -117,7 +117,7 @@ def cmd_migrate_run(args: argparse.Namespace) -> int:
     from railguard.runtime.errors import ExecutionError
     from railguard.runtime.migrate import MigrationRefused, migrate_instances
     from railguard.verifier.certificate import CertificateError, load_certificate
-    from railguard.verifier.engine import Budget
+    from railguard.verifier.budget import Budget
     from railguard.verifier.migration import MigrationError, check_migration, load_migration
 
     old, new = _load(args.old), _load(args.new)

@@ -523,7 +523,7 @@ def certificate_gate(report: Any) -> tuple[Any, str | None]:
     issue = getattr(module, "issue", None)
     if not callable(issue) or not callable(getattr(module, "verify_certificate", None)):
         return None, "demo"
-    from railguard.verifier.engine import Budget
+    from railguard.verifier.budget import Budget
 
     return module.sign(issue(report, Budget()), _demo_key()), None
 

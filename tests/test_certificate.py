@@ -27,7 +27,7 @@ from railguard.verifier.certificate import (
     verify_certificate,
 )
 from railguard.verifier.checklist import checklist
-from railguard.verifier.engine import Budget
+from railguard.verifier.budget import Budget
 from railguard.verifier.keys import TrustSet, generate_key, write_key_pair
 from railguard.verifier.results import SYMBOLIC, UNUSED_WAIVER
 from railguard.verifier.strategies import specs
