@@ -74,8 +74,8 @@ def _budget(args: argparse.Namespace, default: Budget) -> Budget:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from railguard import __version__
-    from railguard.verifier.diff import diff
     from railguard.verifier.budget import Budget
+    from railguard.verifier.diff import diff
 
     old, new = _load(args.old), _load(args.new)
     if old is None or new is None:
@@ -116,8 +116,8 @@ _PREFIXES = ("postgresql://", "postgres://")
 def cmd_migrate_run(args: argparse.Namespace) -> int:
     from railguard.runtime.errors import ExecutionError
     from railguard.runtime.migrate import MigrationRefused, migrate_instances
-    from railguard.verifier.certificate import CertificateError, load_certificate
     from railguard.verifier.budget import Budget
+    from railguard.verifier.certificate import CertificateError, load_certificate
     from railguard.verifier.migration import MigrationError, check_migration, load_migration
 
     old, new = _load(args.old), _load(args.new)

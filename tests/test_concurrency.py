@@ -35,13 +35,13 @@ from .crashkit import (
     ExternalSystem,
     by_instance,
     effect_keys,
+    harness_replay_log,
     load_specs,
     make_engines,
     open_store,
     postgres_target,
     race_script,
     read_log,
-    harness_replay_log,
     worker_command,
 )
 

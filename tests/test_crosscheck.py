@@ -26,8 +26,8 @@ from railguard.cli import main
 from railguard.spec import EvaluationError, Invariant, Spec, Transition, load, load_data
 from railguard.spec.semantics import Fired
 from railguard.verifier import Report, Result, verify
-from railguard.verifier.counterexample import Counterexample, replay_counterexample
 from railguard.verifier.budget import Budget
+from railguard.verifier.counterexample import Counterexample, replay_counterexample
 from railguard.verifier.strategies import deep_specs, specs
 
 from .conftest import EXAMPLES

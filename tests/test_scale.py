@@ -16,8 +16,8 @@ from railguard.cli import main
 from railguard.spec import Spec, load, load_data
 from railguard.spec.expr import Compare, Literal, parse
 from railguard.verifier import verify
-from railguard.verifier.counterexample import replay_counterexample, replay_final_step
 from railguard.verifier.budget import Budget, overall
+from railguard.verifier.counterexample import replay_counterexample, replay_final_step
 from railguard.verifier.explore import Run
 
 from .conftest import EXAMPLES

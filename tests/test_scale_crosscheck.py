@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from railguard.spec import Spec, load_data
 from railguard.spec.semantics import Fired, fire
 from railguard.verifier import verify
-from railguard.verifier.counterexample import replay_counterexample, replay_final_step
 from railguard.verifier.budget import Budget
+from railguard.verifier.counterexample import replay_counterexample, replay_final_step
 
 from .explicit import Exploration, domain, explore
 from .test_crosscheck import COMPARED, explicit_verdicts, z3_verdicts

@@ -44,8 +44,8 @@ import z3
 from railguard.spec import Invariant, Location, Spec, Transition, Variable
 from railguard.spec.codec import encode_value
 
-from .counterexample import ReplayError, decode, replay_counterexample
 from .budget import Budget
+from .counterexample import ReplayError, decode, replay_counterexample
 from .prover import Bad, Prover
 from .structure import reachable_states
 from .system import Inputs, State, System

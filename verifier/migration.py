@@ -74,11 +74,11 @@ from railguard.spec.semantics import SYSTEM, Fired, fire
 from railguard.spec.source import Document, one_line, read_text
 from railguard.spec.types import Type, Value
 
+from .budget import Budget
 from .counterexample import Counterexample, ReplayError, Step, decode, replay_counterexample
 from .diff import shared_systems
-from .budget import Budget
-from .prover import Prover, Witness
 from .errors import VerifierError
+from .prover import Prover, Witness
 from .structure import reachable_states
 from .system import Inputs, State, System
 from .z3expr import SYSTEM_ID, TRUE, UNSET, Sym, Unsupported, as_string, compile_z3, sym_eq

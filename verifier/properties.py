@@ -26,10 +26,16 @@ from railguard.spec.semantics import Fired, fire
 from railguard.spec.types import Type
 
 from . import results as R
-from .counterexample import Counterexample, ReplayError, decode, replay_counterexample, replay_final_step
 from .budget import Budget, Deadline, OutOfTime
-from .prover import Bad, Prover, Witness
+from .counterexample import (
+    Counterexample,
+    ReplayError,
+    decode,
+    replay_counterexample,
+    replay_final_step,
+)
 from .explore import explore
+from .prover import Bad, Prover, Witness
 from .readable import readable
 from .results import Result
 from .structure import reachable_states

@@ -26,7 +26,7 @@ from typing import Literal
 
 import z3
 
-from .budget import Budget, Deadline, OutOfTime
+from .budget import Budget, Deadline
 from .system import Inputs, State, System
 
 __all__ = ["Prover", "SpacerAnswer", "Witness"]
