@@ -67,17 +67,6 @@ def verify_global_log(args: argparse.Namespace, store: Any) -> str | None:
     return f"the global log of {report.size} records has no gap{proved}"
 
 
-def _guarded(name: str) -> Any:
-    """The handler ``name`` of this module run inside the runtime commands' error boundary."""
-
-    def run(args: argparse.Namespace) -> int:
-        from railguard.runtime_cli import _guarded as guard
-
-        return int(guard(globals()[name])(args))
-
-    return run
-
-
 def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     from railguard.runtime.checkpoint import make_checkpoint
     from railguard.runtime_cli import _store
@@ -131,10 +120,10 @@ def add_audit_commands(audit_sub: Any, verify: argparse.ArgumentParser, add_stor
     add_store(checkpoint, positional=True)
     checkpoint.add_argument("--sign-key", metavar="KEY", help="sign it with this private key (from `railguard keys generate`)")
     checkpoint.add_argument("-o", "--output", metavar="FILE", required=True, help="where to write the checkpoint")
-    checkpoint.set_defaults(func=_guarded("cmd_audit_checkpoint"))
+    checkpoint.set_defaults(func=cmd_audit_checkpoint)
     prove = audit_sub.add_parser("prove", help="the inclusion proof of one record (INSTANCE:SEQ)")
     add_store(prove, positional=True)
     prove.add_argument("record", metavar="RECORD", type=_record, help="the record, as INSTANCE:SEQ")
     prove.add_argument("--checkpoint", metavar="FILE", help="prove it in the tree this checkpoint signed (default: the whole log)")
     prove.add_argument("-o", "--output", metavar="FILE", help="write the proof here (default: stdout)")
-    prove.set_defaults(func=_guarded("cmd_audit_prove"))
+    prove.set_defaults(func=cmd_audit_prove)

@@ -21,6 +21,7 @@ from railguard.spec import Spec
 from railguard.spec.semantics import SYSTEM, Fired, fire
 from railguard.spec.types import Type, Value
 
+from .errors import VerifierError
 from .prover import Witness
 from .system import Move, System
 from .z3expr import SYSTEM_ID, UNSET
@@ -239,8 +240,9 @@ class Replayed:
     seen: frozenset[str]
 
 
-class ReplayError(Exception):
-    """A counterexample did not replay: the encoding and the runtime semantics disagree."""
+class ReplayError(VerifierError):
+    """A counterexample did not replay: the encoding and the runtime semantics disagree (a bug
+    in railguard, which the checks report as ``unknown``)."""
 
 
 def replay_counterexample(spec: Spec, cex: Counterexample) -> Replayed:
