@@ -17,21 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from railguard.runtime_cli import UsageError
+from railguard.runtime_cli import UsageError, _json_object, _load_spec
 
 __all__ = ["add_commands"]
-
-
-def _spec(path: str) -> Any:
-    from railguard.spec import load
-
-    if not Path(path).is_file():
-        raise UsageError(f"no spec file `{path}`")
-    return load(path)
 
 
 def _roles(text: str | None) -> list[str] | None:
@@ -43,7 +34,7 @@ def _roles(text: str | None) -> list[str] | None:
 def cmd_tools(args: argparse.Namespace) -> int:
     from railguard.verifier.tools import tools
 
-    spec = _spec(args.spec)
+    spec = _load_spec(args.spec)
     defined = tools(spec, args.format, roles=_roles(args.roles), submit_plan=not args.no_submit_plan)
     sys.stdout.write(json.dumps(defined, indent=2, ensure_ascii=False) + "\n")
     return 0
@@ -61,18 +52,6 @@ def _read_plan(source: str) -> Any:
         with path.open("rb") as handle:
             data = handle.read(MAX_PLAN_BYTES + 1)
     return loads_plan(data)
-
-
-def _context(text: str | None) -> dict[str, Any]:
-    if text is None:
-        return {}
-    try:
-        data = json.loads(text, parse_float=Decimal)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--context is not valid JSON: {exc.msg} at column {exc.colno}") from None
-    if not isinstance(data, dict):
-        raise UsageError("--context must be a JSON object, like '{\"limit\": 1000}'")
-    return data
 
 
 def _certificate(args: argparse.Namespace, spec: Any) -> tuple[Any, str | None, Any]:
@@ -128,10 +107,10 @@ def cmd_admit(args: argparse.Namespace) -> int:
         raise UsageError("give a SPEC and a PLAN (or --demo)")
     if not args.actor:
         raise UsageError("give the authenticated --actor the plan runs as")
-    spec = _spec(args.spec)
+    spec = _load_spec(args.spec)
     plan = _read_plan(args.plan)
     roles = frozenset(_roles(args.roles) or ())
-    context = _context(args.context)
+    context = _json_object(args.context, "--context")
     certificate, opt_out, trusted = _certificate(args, spec)
     from railguard.verifier.admission import Gate, Principal, new_instance
 

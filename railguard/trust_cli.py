@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from railguard._cliutil import write
+
 __all__ = ["add_commands"]
 
 
@@ -99,11 +101,7 @@ def cmd_audit_prove(args: argparse.Namespace) -> int:
     head = load_checkpoint(args.checkpoint) if args.checkpoint else None
     with _store(args, must_exist=True, readonly=True) as store:
         proof = prove(store, instance, seq, None if head is None else head.size)
-    text = json.dumps(proof.to_json(), indent=2) + "\n"
-    if args.output in (None, "-"):
-        sys.stdout.write(text)
-    else:
-        Path(args.output).write_text(text, encoding="utf-8")
+    write(args.output, json.dumps(proof.to_json(), indent=2) + "\n")
     if not proof.verify() or (head is not None and head.root != proof.root):
         print(f"audit: record {seq} of `{instance}` is not in the tree the checkpoint signed (the log changed)", file=sys.stderr)
         return 1

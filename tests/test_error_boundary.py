@@ -99,8 +99,8 @@ COMMANDS = [
     (["audit", "prove", "x:1"], "railguard.runtime_cli._store"),
     (["replay", REFUND], "railguard.runtime_cli._store"),
     (["demo"], "railguard.runtime_cli._find_examples"),
-    (["tools", REFUND], "railguard.gate_cli._spec"),
-    (["admit", REFUND, "plan.json", "--actor", "alice"], "railguard.gate_cli._spec"),
+    (["tools", REFUND], "railguard.gate_cli._load_spec"),
+    (["admit", REFUND, "plan.json", "--actor", "alice"], "railguard.gate_cli._load_spec"),
 ]
 
 
