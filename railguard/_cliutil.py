@@ -20,6 +20,7 @@ their parsers cheaply.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
@@ -34,6 +35,7 @@ __all__ = [
     "debug_requested",
     "fail",
     "load_or_report",
+    "positive_number",
     "report_problems",
     "run_command",
     "sentence",
@@ -48,6 +50,7 @@ USAGE = 2
 INTERRUPTED = 130
 
 _Args = TypeVar("_Args")
+_Number = TypeVar("_Number", int, float)
 
 
 def sentence(text: str) -> str:
@@ -74,6 +77,23 @@ def write(output: str | None, text: str) -> None:
         sys.stdout.write(text)
     else:
         Path(output).write_text(text, encoding="utf-8")
+
+
+def positive_number(kind: Callable[[str], _Number], what: str) -> Callable[[str], _Number]:
+    """An argparse ``type`` that reads a number with ``kind`` (``int``, ``float``) and accepts it
+    only when positive; anything else is a usage error naming ``what`` was expected (``"a
+    positive integer"``)."""
+
+    def parse(text: str) -> _Number:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"`{text}` is not {what}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"`{text}` is not {what}")
+        return value
+
+    return parse
 
 
 def load_or_report(path: str) -> Spec | None:

@@ -17,12 +17,12 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from railguard import __version__
-from railguard._cliutil import DEBUG_ENV, fail, load_or_report, run_command, write
+from railguard._cliutil import DEBUG_ENV, fail, load_or_report, positive_number, run_command, write
 
 # Each command imports what it needs when it runs: `railguard --version` and building the
 # parser load neither the spec language nor the verifier (Z3, networkx).
@@ -97,19 +97,6 @@ def _expand(paths: Sequence[str]) -> tuple[list[str], list[str]]:
             if found.suffix.lower() in SPEC_SUFFIXES and found.is_file():
                 (files if _declares_railguard(found) else skipped).append(str(found))
     return files, skipped
-
-
-def _number(kind: Callable[[str], float], what: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"`{text}` is not {what}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"`{text}` is not {what}")
-        return value
-
-    return parse
 
 
 class _Progress:
@@ -397,25 +384,25 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("-o", "--output", metavar="FILE", help="write the report to this file")
     check.add_argument(
         "--timeout",
-        type=_number(float, "a positive number of seconds"),
+        type=positive_number(float, "a positive number of seconds"),
         metavar="SECONDS",
         help="wall-clock limit per solver query (default: none; the rlimit already bounds each query)",
     )
     check.add_argument(
         "--rlimit",
-        type=_number(int, "a positive integer"),
+        type=positive_number(int, "a positive integer"),
         metavar="N",
         help=f"deterministic solver budget per query, in Z3 resource units (default: {Budget().rlimit})",
     )
     check.add_argument(
         "--depth",
-        type=_number(int, "a positive integer"),
+        type=positive_number(int, "a positive integer"),
         metavar="N",
         help=f"steps the bounded search unrolls before the unbounded proof (default: {Budget().bmc_depth})",
     )
     check.add_argument(
         "--budget",
-        type=_number(float, "a positive number of seconds"),
+        type=positive_number(float, "a positive number of seconds"),
         metavar="SECONDS",
         help=f"wall-clock budget for the whole run; checks still open when it is spent end `unknown` (default: {Budget().seconds})",
     )

@@ -22,45 +22,30 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from railguard._cliutil import fail, load_or_report, positive_number, write
+
 if TYPE_CHECKING:
     from railguard.runtime.store import Store
     from railguard.spec import Spec
-    from railguard.verifier.engine import Budget
+    from railguard.verifier.budget import Budget
+    from railguard.verifier.migration import Migration
 
 __all__ = ["add_commands"]
 
 
-def _fail(message: str) -> int:
-    print(f"railguard: error: {message}", file=sys.stderr)
-    return 2
+def _specs_and_migration(args: argparse.Namespace) -> tuple[Spec, Spec, Migration] | None:
+    """OLD, NEW and the migration file between them, or None once their problems are printed
+    (one located line each; the command exits 2)."""
+    from railguard.verifier.migration import MigrationError, load_migration
 
-
-def _write(output: str | None, text: str) -> None:
-    if output is None or output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(output).write_text(text, encoding="utf-8")
-
-
-def _load(path: str) -> Spec | None:
-    from railguard.spec import LoadError, load
-
-    try:
-        return load(path)
-    except LoadError as exc:
-        for problem in exc.problems:
-            print(f"{problem.location}: error: {problem.message}", file=sys.stderr)
+    old, new = load_or_report(args.old), load_or_report(args.new)
+    if old is None or new is None:
         return None
-
-
-def _positive(text: str) -> int:
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"`{text}` is not a positive integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"`{text}` is not a positive integer")
-    return value
+        return old, new, load_migration(args.migration, old, new)
+    except MigrationError as exc:
+        print(f"{exc.location}: error: {exc.message}", file=sys.stderr)
+        return None
 
 
 def _budget(args: argparse.Namespace, default: Budget) -> Budget:
@@ -74,39 +59,35 @@ def _budget(args: argparse.Namespace, default: Budget) -> Budget:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from railguard import __version__
+    from railguard.verifier.budget import Budget
     from railguard.verifier.diff import diff
-    from railguard.verifier.engine import Budget
 
-    old, new = _load(args.old), _load(args.new)
+    old, new = load_or_report(args.old), load_or_report(args.new)
     if old is None or new is None:
         return 2
     report = diff(old, new, _budget(args, Budget(rlimit=50_000_000)))
     if args.format == "json":
-        _write(args.output, json.dumps(report.to_json(), indent=2) + "\n")
+        write(args.output, json.dumps(report.to_json(), indent=2) + "\n")
     elif args.format == "sarif":
-        _write(args.output, json.dumps(report.to_sarif(__version__), indent=2) + "\n")
+        write(args.output, json.dumps(report.to_sarif(__version__), indent=2) + "\n")
     else:
-        _write(args.output, report.to_text())
+        write(args.output, report.to_text())
     return report.exit_code
 
 
 def cmd_migrate_check(args: argparse.Namespace) -> int:
-    from railguard.verifier.engine import Budget
-    from railguard.verifier.migration import MigrationError, check_migration, load_migration
+    from railguard.verifier.budget import Budget
+    from railguard.verifier.migration import check_migration
 
-    old, new = _load(args.old), _load(args.new)
-    if old is None or new is None:
+    loaded = _specs_and_migration(args)
+    if loaded is None:
         return 2
-    try:
-        migration = load_migration(args.migration, old, new)
-    except MigrationError as exc:
-        print(f"{exc.location}: error: {exc.message}", file=sys.stderr)
-        return 2
+    old, new, migration = loaded
     result = check_migration(old, new, migration, _budget(args, Budget()))
     if args.format == "json":
-        _write(args.output, json.dumps(result.to_json(), indent=2) + "\n")
+        write(args.output, json.dumps(result.to_json(), indent=2) + "\n")
     else:
-        _write(args.output, result.to_text())
+        write(args.output, result.to_text())
     return 0 if result.passed else 1
 
 
@@ -114,44 +95,33 @@ _PREFIXES = ("postgresql://", "postgres://")
 
 
 def cmd_migrate_run(args: argparse.Namespace) -> int:
-    from railguard.runtime.errors import ExecutionError
     from railguard.runtime.migrate import MigrationRefused, migrate_instances
-    from railguard.verifier.certificate import CertificateError, load_certificate
-    from railguard.verifier.engine import Budget
-    from railguard.verifier.migration import MigrationError, check_migration, load_migration
+    from railguard.verifier.budget import Budget
+    from railguard.verifier.certificate import load_certificate
+    from railguard.verifier.migration import check_migration
 
-    old, new = _load(args.old), _load(args.new)
-    if old is None or new is None:
+    loaded = _specs_and_migration(args)
+    if loaded is None:
         return 2
-    try:
-        migration = load_migration(args.migration, old, new)
-    except MigrationError as exc:
-        print(f"{exc.location}: error: {exc.message}", file=sys.stderr)
-        return 2
+    old, new, migration = loaded
     certificate = None
     trusted = None
     if args.certificate is not None:
-        from railguard.verifier.keys import KeyFileError, TrustSet
+        from railguard.verifier.keys import TrustSet
 
-        try:
-            certificate = load_certificate(args.certificate)
-            trusted = TrustSet.load(args.trust)
-        except (CertificateError, KeyFileError) as exc:
-            return _fail(str(exc))
+        certificate = load_certificate(args.certificate)  # a bad file: the boundary says why (exit 2)
+        trusted = TrustSet.load(args.trust)
     elif args.allow_unverified is None:
-        return _fail(f"NEW spec `{new.name}` needs its own certificate: give --certificate FILE (from `railguard check --certificate`) or --allow-unverified REASON")
+        return fail(f"NEW spec `{new.name}` needs its own certificate: give --certificate FILE (from `railguard check --certificate`) or --allow-unverified REASON")
     url = args.db
     if not url.startswith(_PREFIXES) and not Path(url).is_file():
-        return _fail(f"no database `{url}`: give an existing SQLite file or a postgresql:// URL")
+        return fail(f"no database `{url}`: give an existing SQLite file or a postgresql:// URL")
     check = check_migration(old, new, migration, _budget(args, Budget()))
     if not check.passed:
         sys.stdout.write(check.to_text().replace("railguard migrate check:", "railguard migrate run:"))
         print(f"railguard: migrate run: refused: `{args.migration}` is not proved safe ({check.outcome}); no instance was touched", file=sys.stderr)
         return 1
-    try:
-        store = _open_store(url, args.schema)
-    except ExecutionError as exc:
-        return _fail(str(exc))
+    store = _open_store(url, args.schema)
     try:
         run = migrate_instances(
             store, old, new, migration, instances=None if args.all else args.instance, check=check,
@@ -160,12 +130,10 @@ def cmd_migrate_run(args: argparse.Namespace) -> int:
     except MigrationRefused as exc:
         print(f"railguard: migrate run: refused: {exc}", file=sys.stderr)
         return 1
-    except ExecutionError as exc:
-        return _fail(str(exc))
     finally:
         store.close()
     if args.format == "json":
-        _write(None, json.dumps(run.to_json(), indent=2) + "\n")
+        write(None, json.dumps(run.to_json(), indent=2) + "\n")
     else:
         marks = {"migrated": "✔", "already": "=", "finished": "·"}
         lines = [f"{marks.get(i.outcome, '✘')} {i.outcome}: {i.reason}" for i in run.instances]
@@ -173,7 +141,7 @@ def cmd_migrate_run(args: argparse.Namespace) -> int:
         tail = "" if run.complete else "; run it again for those left behind once they rest"
         dry = " (dry run: nothing was changed)" if args.dry_run else ""
         lines.append(f"railguard migrate run: {migration.source}: {counts or 'no instances of OLD'}{tail}{dry}")
-        _write(None, "\n".join(lines) + "\n")
+        write(None, "\n".join(lines) + "\n")
     return 0 if run.complete else 1
 
 
@@ -187,10 +155,12 @@ def _open_store(url: str, schema: str) -> Store:
     return SQLiteStore(url)
 
 
-def _solver_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rlimit", type=_positive, metavar="N", help="deterministic solver budget per query, in Z3 resource units")
-    parser.add_argument("--depth", type=_positive, metavar="N", help="steps the bounded search unrolls before the unbounded proof")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write the report to this file")
+def _solver_options(parser: argparse.ArgumentParser, *, output: bool = True) -> None:
+    positive = positive_number(int, "a positive integer")
+    parser.add_argument("--rlimit", type=positive, metavar="N", help="deterministic solver budget per query, in Z3 resource units")
+    parser.add_argument("--depth", type=positive, metavar="N", help="steps the bounded search unrolls before the unbounded proof")
+    if output:
+        parser.add_argument("-o", "--output", metavar="FILE", help="write the report to this file")
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -228,6 +198,5 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     run.add_argument("--as", dest="actor", metavar="NAME", help="who runs the migration (recorded in each `migrated` record)")
     run.add_argument("--dry-run", action="store_true", help="prove and decide every instance, but change nothing")
     run.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
-    run.add_argument("--rlimit", type=_positive, metavar="N", help="deterministic solver budget per query, in Z3 resource units")
-    run.add_argument("--depth", type=_positive, metavar="N", help="steps the bounded search unrolls before the unbounded proof")
+    _solver_options(run, output=False)
     run.set_defaults(func=cmd_migrate_run)

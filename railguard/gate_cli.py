@@ -15,54 +15,14 @@ plan, a bad spec, certificate or argument). Without ``--certificate`` or
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
-from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from railguard.runtime_cli import UsageError, _json_object, _load_spec
+
 __all__ = ["add_commands"]
-
-
-class _Unusable(Exception):
-    """Unusable input: exit 2 with one sentence."""
-
-
-def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        from railguard.spec import LoadError, RailguardError
-
-        try:
-            return command(args)
-        except LoadError as exc:
-            for problem in exc.problems:
-                print(f"{problem.location}: error: {problem.message}", file=sys.stderr)
-            return 2
-        except (_Unusable, RailguardError) as exc:
-            print(f"railguard: error: {exc}", file=sys.stderr)
-            return 2
-        except OSError as exc:
-            print(f"railguard: error: cannot use `{exc.filename or 'a file'}`: {(exc.strerror or str(exc)).lower()}", file=sys.stderr)
-            return 2
-        except Exception as exc:  # one sentence and exit 2, never a traceback
-            first = (str(exc).splitlines() or [""])[0]
-            # the runtime CLI's usage errors are already one sentence
-            shown = first if type(exc).__name__ == "UsageError" else f"{type(exc).__name__}: {first}"
-            print(f"railguard: error: {shown}", file=sys.stderr)
-            return 2
-
-    return run
-
-
-def _spec(path: str) -> Any:
-    from railguard.spec import load
-
-    if not Path(path).is_file():
-        raise _Unusable(f"no spec file `{path}`")
-    return load(path)
 
 
 def _roles(text: str | None) -> list[str] | None:
@@ -71,11 +31,10 @@ def _roles(text: str | None) -> list[str] | None:
     return [r.strip() for r in text.split(",") if r.strip()]
 
 
-@_guarded
 def cmd_tools(args: argparse.Namespace) -> int:
     from railguard.verifier.tools import tools
 
-    spec = _spec(args.spec)
+    spec = _load_spec(args.spec)
     defined = tools(spec, args.format, roles=_roles(args.roles), submit_plan=not args.no_submit_plan)
     sys.stdout.write(json.dumps(defined, indent=2, ensure_ascii=False) + "\n")
     return 0
@@ -89,22 +48,10 @@ def _read_plan(source: str) -> Any:
     else:
         path = Path(source)
         if not path.is_file():
-            raise _Unusable(f"no plan file `{source}`")
+            raise UsageError(f"no plan file `{source}`")
         with path.open("rb") as handle:
             data = handle.read(MAX_PLAN_BYTES + 1)
     return loads_plan(data)
-
-
-def _context(text: str | None) -> dict[str, Any]:
-    if text is None:
-        return {}
-    try:
-        data = json.loads(text, parse_float=Decimal)
-    except json.JSONDecodeError as exc:
-        raise _Unusable(f"--context is not valid JSON: {exc.msg} at column {exc.colno}") from None
-    if not isinstance(data, dict):
-        raise _Unusable("--context must be a JSON object, like '{\"limit\": 1000}'")
-    return data
 
 
 def _certificate(args: argparse.Namespace, spec: Any) -> tuple[Any, str | None, Any]:
@@ -122,7 +69,7 @@ def _certificate(args: argparse.Namespace, spec: Any) -> tuple[Any, str | None, 
 
     report = verify(spec)
     if report.failed:
-        raise _Unusable(f"spec `{spec.name}` does not pass `railguard check`, so no plan can be admitted for it (or opt out with --allow-unverified REASON)")
+        raise UsageError(f"spec `{spec.name}` does not pass `railguard check`, so no plan can be admitted for it (or opt out with --allow-unverified REASON)")
     key = generate_key()
     return sign(issue(report), key), None, TrustSet.of([key])
 
@@ -151,20 +98,19 @@ def _admission_text(admission: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-@_guarded
 def cmd_admit(args: argparse.Namespace) -> int:
     if args.demo:
         from railguard.gate_demo import run_gate_demo
 
         return run_gate_demo()
     if args.spec is None or args.plan is None:
-        raise _Unusable("give a SPEC and a PLAN (or --demo)")
+        raise UsageError("give a SPEC and a PLAN (or --demo)")
     if not args.actor:
-        raise _Unusable("give the authenticated --actor the plan runs as")
-    spec = _spec(args.spec)
+        raise UsageError("give the authenticated --actor the plan runs as")
+    spec = _load_spec(args.spec)
     plan = _read_plan(args.plan)
     roles = frozenset(_roles(args.roles) or ())
-    context = _context(args.context)
+    context = _json_object(args.context, "--context")
     certificate, opt_out, trusted = _certificate(args, spec)
     from railguard.verifier.admission import Gate, Principal, new_instance
 
@@ -183,7 +129,7 @@ def _with_runtime(args: argparse.Namespace, spec: Any, plan: Any, roles: frozens
     from railguard.runtime_cli import _effects
 
     if args.db is None and not args.execute:
-        raise _Unusable("--instance needs --db FILE: the store that holds the instance")
+        raise UsageError("--instance needs --db FILE: the store that holds the instance")
     path = args.db or ":memory:"
     store: Any
     if path.startswith(("postgresql://", "postgres://")):
@@ -193,7 +139,7 @@ def _with_runtime(args: argparse.Namespace, spec: Any, plan: Any, roles: frozens
     else:
         path = path.removeprefix("sqlite:///")
         if path != ":memory:" and args.instance and not args.execute and not Path(path).is_file():
-            raise _Unusable(f"no database `{path}`")
+            raise UsageError(f"no database `{path}`")
         store = SQLiteStore(path)
     try:
         # the handlers the plan's steps can call and the compensations the instance owes (its

@@ -38,7 +38,7 @@ def run_gate_demo(out: TextIO | None = None, *, db: str = ":memory:") -> int:
     from railguard.runtime.engine import Engine
     from railguard.runtime.gate import PlanGateway
     from railguard.runtime.planner import ScriptedPlanner, plan_with_repair, rejection_summary
-    from railguard.runtime.replay import replay
+    from railguard.runtime.replay import replay_log
     from railguard.spec import load
     from railguard.verifier.admission import Gate, Rejected
     from railguard.verifier.certificate import issue, sign
@@ -123,7 +123,7 @@ def run_gate_demo(out: TextIO | None = None, *, db: str = ":memory:") -> int:
     records = store.audit("payout-1")
     tamper = verify_chain(records)
     notes = [r.payload.get("note") for r in records if r.kind == "note"]
-    replayed = replay(spec, records)
+    replayed = replay_log(spec, records)
     say(f"\naudit: {len(records)} records, chain {'intact' if tamper is None else f'BROKEN at {tamper}'}, plan notes {notes}, replay {'matches' if replayed.ok else 'DIFFERS'}")
     expect(tamper is None and replayed.ok, "the audit log should verify and replay")
     store.close()

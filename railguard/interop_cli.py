@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from railguard._cliutil import fail, load_or_report, write
+
 __all__ = ["EXPORTERS", "IMPORTERS", "add_commands"]
 
 # format -> "module:function"
@@ -41,33 +43,12 @@ def _resolve(reference: str) -> Callable[..., Any]:
     return function
 
 
-def _fail(message: str) -> int:
-    print(f"railguard: error: {message}", file=sys.stderr)
-    return 2
-
-
-def _write(output: str | None, text: str) -> None:
-    if output is None or output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(output).write_text(text, encoding="utf-8")
-
-
 def cmd_export(args: argparse.Namespace) -> int:
-    from railguard.spec import LoadError, SpecError, load
-    from railguard.verifier import VerifierError
-
-    try:
-        spec = load(args.spec)
-    except LoadError as exc:
-        for problem in exc.problems:
-            print(f"{problem.location}: error: {problem.message}", file=sys.stderr)
+    spec = load_or_report(args.spec)
+    if spec is None:
         return 2
-    try:
-        text = _resolve(EXPORTERS[args.format])(spec)
-    except (VerifierError, SpecError) as exc:
-        return _fail(str(exc))
-    _write(args.output, text)
+    # a spec the format cannot express raises a railguard error: one sentence, exit 2
+    write(args.output, _resolve(EXPORTERS[args.format])(spec))
     return 0
 
 
@@ -98,14 +79,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     fmt = args.from_format or _guess_format(args.source)
     if fmt is None:
-        return _fail(f"cannot tell the format of `{args.source}`: give `--from` ({', '.join(sorted(IMPORTERS))})")
+        return fail(f"cannot tell the format of `{args.source}`: give `--from` ({', '.join(sorted(IMPORTERS))})")
     if fmt not in IMPORTERS:
-        return _fail(f"unknown import format `{fmt}` (formats: {', '.join(sorted(IMPORTERS)) or 'none'})")
+        return fail(f"unknown import format `{fmt}` (formats: {', '.join(sorted(IMPORTERS)) or 'none'})")
     try:
         result = _resolve(IMPORTERS[fmt])(args.source, roles=_roles(args.roles))
     except (SpecError, ValueError) as exc:
-        return _fail(str(exc))
-    _write(args.output, dumps(result.spec))
+        return fail(str(exc))
+    write(args.output, dumps(result.spec))
     if args.report_format == "json":
         report = [
             {"kind": f.kind.value, "construct": f.construct, "message": f.message, "location": str(f.location)}

@@ -2,8 +2,9 @@
 
 `add_commands` adds them to the ``railguard`` parser; each sets ``func``, which
 returns the exit code. Exit codes: 0 done, 1 a refused step, a tampered log or a replay that
-does not match, 2 unusable input (bad arguments, spec, certificate, database) — always one
-sentence on stderr, never a traceback.
+does not match, 2 unusable input (bad arguments, spec, certificate, database). The handlers
+raise; the one error boundary of :func:`railguard.cli.main` (:func:`railguard._cliutil.run_command`)
+turns an error into one sentence on stderr and exit 2, with a traceback only under ``--debug``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -40,49 +41,18 @@ from railguard.runtime import (
 from railguard.runtime.codec import encode_values
 from railguard.runtime.engine import handler_names
 from railguard.runtime.replay import ReplayReport, replay_instance
-from railguard.spec import LoadError, Spec, SpecError, load
+from railguard.spec import RailguardError, Spec, load
 
-__all__ = ["DEMO_DB", "add_commands", "certificate_gate"]
+__all__ = ["DEMO_DB", "UsageError", "add_commands", "certificate_gate"]
 
 DEFAULT_DB = "railguard.db"
 DEMO_DB = "railguard-demo.db"
 DEMO_EXAMPLES = ("refund", "order", "deploy")
 
 
-class UsageError(Exception):
-    """Unusable input, said in one sentence (exit 2)."""
-
-
-def _fail(message: str) -> int:
-    print(f"railguard: error: {message}", file=sys.stderr)
-    return 2
-
-
-def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn every error into one sentence on stderr and exit code 2."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except LoadError as exc:
-            for problem in exc.problems:
-                print(f"{problem.location}: error: {problem.message}", file=sys.stderr)
-            return 2
-        except (UsageError, ExecutionError, SpecError) as exc:
-            return _fail(str(exc))
-        except OSError as exc:
-            where = exc.filename or "a file"
-            return _fail(f"cannot use `{where}`: {(exc.strerror or str(exc)).lower()}")
-        except Exception as exc:  # the contract is one sentence and exit 2, never a traceback
-            from railguard.verifier import VerifierError
-
-            if isinstance(exc, VerifierError):
-                return _fail(str(exc))
-            first = (str(exc).splitlines() or [""])[0]
-            return _fail(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
-
-    return run
+class UsageError(RailguardError):
+    """Unusable input to a command, said in one sentence: the error boundary of
+    :func:`railguard.cli.main` prints it and exits 2."""
 
 
 # ---------------------------------------------------------------------- arguments
@@ -277,7 +247,6 @@ def _print_result(result: StepResult, fmt: str) -> None:
         print(_result_text(result))
 
 
-@_guarded
 def cmd_run_start(args: argparse.Namespace) -> int:
     spec = _load_spec(args.spec)
     context = _json_object(args.context, "--context")
@@ -288,7 +257,6 @@ def cmd_run_start(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
 def cmd_run_fire(args: argparse.Namespace) -> int:
     spec = _load_spec(args.spec)
     params = _json_object(args.params, "--params")
@@ -322,7 +290,6 @@ def _instance_json(store: Store, instance: str) -> dict[str, Any]:
     }
 
 
-@_guarded
 def cmd_run_show(args: argparse.Namespace) -> int:
     with _store(args, must_exist=True) as store:
         shown = _instance_json(store, args.instance)
@@ -361,7 +328,6 @@ def _short(value: Any) -> str:
 # ---------------------------------------------------------------------- worker
 
 
-@_guarded
 def cmd_worker(args: argparse.Namespace) -> int:
     spec = _load_spec(args.spec)
     if args.interval <= 0:
@@ -394,7 +360,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- audit
 
 
-@_guarded
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from railguard.runtime.integrity import verify_store
     from railguard.trust_cli import verify_global_log
@@ -454,7 +419,6 @@ def _describe(record: AuditRecord) -> str:
     return kind
 
 
-@_guarded
 def cmd_audit_show(args: argparse.Namespace) -> int:
     with _store(args, must_exist=True) as store:
         records = store.audit(args.instance)
@@ -471,7 +435,6 @@ def cmd_audit_show(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
 def cmd_audit_export(args: argparse.Namespace) -> int:
     with _store(args, must_exist=True) as store:
         records = store.audit(args.instance)
@@ -487,7 +450,6 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- replay
 
 
-@_guarded
 def cmd_replay(args: argparse.Namespace) -> int:
     spec = _load_spec(args.spec)
     others = [_load_spec(path) for path in args.also or ()]
@@ -523,7 +485,7 @@ def certificate_gate(report: Any) -> tuple[Any, str | None]:
     issue = getattr(module, "issue", None)
     if not callable(issue) or not callable(getattr(module, "verify_certificate", None)):
         return None, "demo"
-    from railguard.verifier.engine import Budget
+    from railguard.verifier.budget import Budget
 
     return module.sign(issue(report, Budget()), _demo_key()), None
 
@@ -611,7 +573,6 @@ class _Narrator:
             self.line(f"{'':<9} {'':<40}   rests in `{result.state}` (failure terminal, fail-closed)")
 
 
-@_guarded
 def cmd_demo(args: argparse.Namespace) -> int:
     from railguard.runtime.integrity import verify_store
     from railguard.verifier import verify
@@ -800,17 +761,3 @@ def add_commands(subparsers: Any) -> None:
     demo = subparsers.add_parser("demo", help=f"verify the examples, run them on SQLite ({DEMO_DB}) and verify the audit log")
     demo.add_argument("--dir", metavar="DIR", help="where to put the demo database (default: the current folder)")
     demo.set_defaults(func=cmd_demo)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The runtime commands on their own (``python -m railguard.runtime_cli``), until they join
-    the ``railguard`` command."""
-    parser = argparse.ArgumentParser(prog="railguard")
-    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

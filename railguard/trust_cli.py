@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from railguard._cliutil import write
+
 __all__ = ["add_commands"]
 
 
@@ -67,17 +69,6 @@ def verify_global_log(args: argparse.Namespace, store: Any) -> str | None:
     return f"the global log of {report.size} records has no gap{proved}"
 
 
-def _guarded(name: str) -> Any:
-    """The handler ``name`` of this module run inside the runtime commands' error boundary."""
-
-    def run(args: argparse.Namespace) -> int:
-        from railguard.runtime_cli import _guarded as guard
-
-        return int(guard(globals()[name])(args))
-
-    return run
-
-
 def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     from railguard.runtime.checkpoint import make_checkpoint
     from railguard.runtime_cli import _store
@@ -110,11 +101,7 @@ def cmd_audit_prove(args: argparse.Namespace) -> int:
     head = load_checkpoint(args.checkpoint) if args.checkpoint else None
     with _store(args, must_exist=True, readonly=True) as store:
         proof = prove(store, instance, seq, None if head is None else head.size)
-    text = json.dumps(proof.to_json(), indent=2) + "\n"
-    if args.output in (None, "-"):
-        sys.stdout.write(text)
-    else:
-        Path(args.output).write_text(text, encoding="utf-8")
+    write(args.output, json.dumps(proof.to_json(), indent=2) + "\n")
     if not proof.verify() or (head is not None and head.root != proof.root):
         print(f"audit: record {seq} of `{instance}` is not in the tree the checkpoint signed (the log changed)", file=sys.stderr)
         return 1
@@ -131,10 +118,10 @@ def add_audit_commands(audit_sub: Any, verify: argparse.ArgumentParser, add_stor
     add_store(checkpoint, positional=True)
     checkpoint.add_argument("--sign-key", metavar="KEY", help="sign it with this private key (from `railguard keys generate`)")
     checkpoint.add_argument("-o", "--output", metavar="FILE", required=True, help="where to write the checkpoint")
-    checkpoint.set_defaults(func=_guarded("cmd_audit_checkpoint"))
+    checkpoint.set_defaults(func=cmd_audit_checkpoint)
     prove = audit_sub.add_parser("prove", help="the inclusion proof of one record (INSTANCE:SEQ)")
     add_store(prove, positional=True)
     prove.add_argument("record", metavar="RECORD", type=_record, help="the record, as INSTANCE:SEQ")
     prove.add_argument("--checkpoint", metavar="FILE", help="prove it in the tree this checkpoint signed (default: the whole log)")
     prove.add_argument("-o", "--output", metavar="FILE", help="write the proof here (default: stdout)")
-    prove.set_defaults(func=_guarded("cmd_audit_prove"))
+    prove.set_defaults(func=cmd_audit_prove)

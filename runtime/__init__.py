@@ -22,7 +22,7 @@ from .errors import (
 )
 from .lifecycle import RecordKind, Status
 from .memory import MemoryMachine
-from .replay import ReplayReport, replay, replay_instance
+from .replay import ReplayReport, replay_instance, replay_log
 from .sqlite import SQLiteStore
 from .store import InstanceRow, Store
 
@@ -56,7 +56,7 @@ __all__ = [
     "UnknownInstance",
     "UnvouchedRow",
     "load_directory",
-    "replay",
     "replay_instance",
+    "replay_log",
     "verify_chain",
 ]

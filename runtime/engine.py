@@ -683,13 +683,13 @@ class Engine:
         known = self._recent.get(row.id)
         if known is not None and known[0] == row:
             return
-        from .replay import replay
+        from .replay import replay_log
 
         records = self.store.audit(row.id)
         found = vouch(row, records)
         why = str(found) if found is not None else None
         if why is None:
-            replayed = replay(self.spec, records, row.id, specs=self.earlier_specs)
+            replayed = replay_log(self.spec, records, row.id, specs=self.earlier_specs)
             if replayed.ok:
                 return
             why = str(replayed.mismatch)

@@ -102,7 +102,7 @@ class IntegrityReport:
 def verify_store(store: Store, specs: Sequence[Spec] = ()) -> IntegrityReport:
     """Verify every audit chain in ``store`` and each instance's row against its last record;
     the log of each instance of one of ``specs`` (same name and content hash) must also
-    replay under it (:func:`railguard.runtime.replay.replay`), which finds a record forged
+    replay under it (:func:`railguard.runtime.replay.replay_log`), which finds a record forged
     with its chain recomputed that the spec does not allow."""
     instances = store.instances()
     try:
@@ -134,9 +134,9 @@ def _unvouched(store: Store, instances: list[str], logs: dict[str, list[AuditRec
             return found
         spec = by_hash.get(row.spec_hash)
         if spec is not None and spec.name == row.workflow:
-            from .replay import replay
+            from .replay import replay_log
 
-            replayed = replay(spec, log, instance, specs=specs)
+            replayed = replay_log(spec, log, instance, specs=specs)
             if not replayed.ok:
                 return Tamper(instance, replayed.seq or log[-1].seq, f"it does not follow from the records before it under spec `{spec.name}`: {replayed.mismatch}")
     known = set(instances)

@@ -19,7 +19,7 @@ the migration (its content hash and its canonical data, so that replay can recom
 the proof (outcome and number of obligations), NEW's certificate (or the audited opt-out),
 who ran it (``by``), and the instance's state, status and values before and after. Its
 ``spec_hash`` is NEW's: every record from it on is written under NEW. Replay
-(:func:`railguard.runtime.replay.replay` with the specs by content hash) switches to NEW's
+(:func:`railguard.runtime.replay.replay_log` with the specs by content hash) switches to NEW's
 semantics at this record, after recomputing the migration from the record's data;
 ``railguard audit verify`` checks that each instance's records change spec only through a
 ``migrated`` record and that the row names the spec its last record was written under
@@ -55,7 +55,7 @@ from .lifecycle import (
 from .store import InstanceRow, NewTimer, Store
 
 if TYPE_CHECKING:
-    from railguard.verifier.engine import Budget
+    from railguard.verifier.budget import Budget
     from railguard.verifier.migration import Migration, MigrationCheck
 
 __all__ = [

@@ -14,7 +14,7 @@ replay to NEW's semantics: NEW is looked up by content hash among the ``specs`` 
 gives, the migration is recomputed from the record's data, and must reach the recorded state
 and values.
 
-:func:`replay` returns a frozen :class:`ReplayReport`: the state, variables and status the log
+:func:`replay_log` returns a frozen :class:`ReplayReport`: the state, variables and status the log
 leads to, and the first record that does not follow, named by its position, in one sentence.
 :func:`replay_instance` also compares the result with the instance as stored.
 """
@@ -39,7 +39,7 @@ from .lifecycle import EffectPending, LifecycleError, Owed, Phase, RecordKind, S
 from .migrate import recompute_migration, spec_registry
 from .store import Store
 
-__all__ = ["ReplayReport", "replay", "replay_instance"]
+__all__ = ["ReplayReport", "replay_instance", "replay_log"]
 
 #: Commands the engine answers itself (not events of the spec).
 OPERATOR_COMMANDS = ("abort", "retry")
@@ -385,7 +385,7 @@ _HANDLERS: dict[str, Callable[[_Replayer, Mapping[str, Any], int], None]] = {
 }
 
 
-def replay(spec: Spec, records: Sequence[AuditRecord], instance: str | None = None, *, specs: Iterable[Spec] = ()) -> ReplayReport:
+def replay_log(spec: Spec, records: Sequence[AuditRecord], instance: str | None = None, *, specs: Iterable[Spec] = ()) -> ReplayReport:
     """Re-derive an instance of ``spec`` from its audit ``records`` (oldest first).
 
     Stops at the first record that does not follow from the ones before it. ``instance``
@@ -410,7 +410,7 @@ def replay(spec: Spec, records: Sequence[AuditRecord], instance: str | None = No
 
 
 def replay_instance(engine_or_store: Engine | Store, spec: Spec, instance: str, *, specs: Iterable[Spec] = ()) -> ReplayReport:
-    """Replay ``instance`` from its audit log (``specs`` as for :func:`replay`) and compare the
+    """Replay ``instance`` from its audit log (``specs`` as for :func:`replay_log`) and compare the
     result with the stored row: spec, state, variables, version, status, the compensations
     owed and the audit head."""
     store = engine_or_store.store if isinstance(engine_or_store, Engine) else engine_or_store
@@ -418,7 +418,7 @@ def replay_instance(engine_or_store: Engine | Store, spec: Spec, instance: str, 
     if row is None:
         raise UnknownInstance(f"no instance `{instance}`")
     records = store.audit(instance)
-    report = replay(spec, records, instance, specs=specs)
+    report = replay_log(spec, records, instance, specs=specs)
     if not report.ok:
         return report
     differences = []

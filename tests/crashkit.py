@@ -13,7 +13,7 @@ Everything here is shared by the test process and the worker processes
 - :class:`Driver` fires the scripted events of each instance from whatever state it is in
   (so a restarted process carries on where the store says it is), sometimes re-delivers an
   event that was already accepted (a client retrying after a crash), and calls ``run_due``.
-- :func:`replay` re-derives an instance's state, variables, status and owed compensations
+- :func:`harness_replay_log` re-derives an instance's state, variables, status and owed compensations
   from its audit records using the reference semantics, checking each record on the way.
 """
 
@@ -508,7 +508,7 @@ class ReplayMismatch(AssertionError):
     pass
 
 
-def replay(spec: Spec, records: Sequence[AuditRecord]) -> Replayed:
+def harness_replay_log(spec: Spec, records: Sequence[AuditRecord]) -> Replayed:
     """Re-derive an instance from its audit records with the reference semantics, the status
     moving by the runtime's one lifecycle function; raise :class:`ReplayMismatch` naming the
     first record that does not follow from those before."""
@@ -662,7 +662,7 @@ def check_store(store: Store, log: str | os.PathLike[str], instances: Sequence[s
         if len(records) != row.version:
             problems.append(f"{instance}: version {row.version} but {len(records)} audit records")
         try:
-            replayed = replay(spec, records)
+            replayed = harness_replay_log(spec, records)
         except ReplayMismatch as exc:
             problems.append(f"replay: {exc}")
         else:

@@ -16,6 +16,7 @@ from railguard import __version__
 from railguard.cli import main
 from railguard.spec import Spec, load, load_data, loads
 from railguard.verifier import Report, verify
+from railguard.verifier.budget import Budget
 from railguard.verifier.certificate import (
     CERTIFICATE_VERSION,
     Certificate,
@@ -27,7 +28,6 @@ from railguard.verifier.certificate import (
     verify_certificate,
 )
 from railguard.verifier.checklist import checklist
-from railguard.verifier.engine import Budget
 from railguard.verifier.keys import TrustSet, generate_key, write_key_pair
 from railguard.verifier.results import SYMBOLIC, UNUSED_WAIVER
 from railguard.verifier.strategies import specs

@@ -270,7 +270,7 @@ def test_progress_never_shows_when_stderr_is_not_a_terminal(capsys: pytest.Captu
 def test_budget_flags_reach_the_verifier(monkeypatch: pytest.MonkeyPatch) -> None:
     from railguard.spec import Spec
     from railguard.verifier import Report, checks
-    from railguard.verifier.engine import Budget
+    from railguard.verifier.budget import Budget
 
     calls: list[tuple[Budget | None, bool]] = []
 

@@ -35,13 +35,13 @@ from .crashkit import (
     ExternalSystem,
     by_instance,
     effect_keys,
+    harness_replay_log,
     load_specs,
     make_engines,
     open_store,
     postgres_target,
     race_script,
     read_log,
-    replay,
     worker_command,
 )
 
@@ -128,7 +128,7 @@ def reconcile(target: dict[str, str], ids: list[str], results: list[dict[str, An
         spec = specs[row.workflow]
         if len(records) != row.version:
             found.append(f"version {row.version} but {len(records)} records")
-        replayed = replay(spec, records)
+        replayed = harness_replay_log(spec, records)
         if (replayed.state, replayed.values, replayed.status) != (row.state, row.values, row.status):
             found.append(f"replay gives {replayed}, the row is {row.state} {row.values} {row.status}")
         if row.status not in {"active", "done"}:

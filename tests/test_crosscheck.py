@@ -26,8 +26,8 @@ from railguard.cli import main
 from railguard.spec import EvaluationError, Invariant, Spec, Transition, load, load_data
 from railguard.spec.semantics import Fired
 from railguard.verifier import Report, Result, verify
-from railguard.verifier.counterexample import Counterexample, replay
-from railguard.verifier.engine import Budget
+from railguard.verifier.budget import Budget
+from railguard.verifier.counterexample import Counterexample, replay_counterexample
 from railguard.verifier.strategies import deep_specs, specs
 
 from .conftest import EXAMPLES
@@ -130,7 +130,7 @@ def end_of(spec: Spec, cex: Counterexample) -> End:
             assert step.actor is not None
             assert step.actor != "system"
             assert tuple(cex.principals[step.actor]) == tuple(step.roles), (step, cex.principals)
-    replayed = replay(spec, cex)
+    replayed = replay_counterexample(spec, cex)
     roles = {name: frozenset(r) for name, r in cex.principals.items()}
     config = canonical(spec, replayed.state, replayed.values, roles, replayed.seen)
     return End(config, dict(replayed.values), replayed.seen)

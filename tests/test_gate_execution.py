@@ -12,7 +12,7 @@ from railguard.runtime import (
     Effects,
     SQLiteStore,
     StaticDirectory,
-    replay,
+    replay_log,
     verify_chain,
 )
 from railguard.runtime.engine import Engine
@@ -67,7 +67,7 @@ def test_an_admitted_plan_runs_and_its_plan_admission_and_certificate_are_audite
     assert note["admission"]["path"] == ["draft", "requested"]
     assert records[-1].payload["note"] == "plan-done"
     assert verify_chain(records) is None
-    assert replay(spec, records).ok
+    assert replay_log(spec, records).ok
     from railguard.runtime.integrity import verify_store
 
     assert verify_store(gateway.engine.store).ok
@@ -81,7 +81,7 @@ def test_later_plans_continue_an_existing_instance(refund: Any) -> None:
     run = gateway.execute(parse_plan({"workflow": "refund", "steps": [{"event": "pay"}]}), "carol", instance="r-1", goal="paid")
     assert run.completed
     assert gateway.engine.get("r-1").state == "paid"
-    assert replay(spec, gateway.engine.history("r-1")).ok
+    assert replay_log(spec, gateway.engine.history("r-1")).ok
 
 
 def test_a_rejected_plan_starts_nothing_and_is_audited_on_an_existing_instance(refund: Any) -> None:
@@ -122,7 +122,7 @@ def test_a_step_refused_at_execution_time_stops_the_plan_fail_closed(refund: Any
     records = gateway.engine.history("r-1")
     assert records[-1].payload["note"] == "plan-stopped"
     assert records[-1].payload["step"] == 1
-    assert replay(spec, records).ok
+    assert replay_log(spec, records).ok
 
 
 def test_an_open_param_takes_its_value_at_run_time_or_stops_the_plan() -> None:

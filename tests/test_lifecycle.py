@@ -21,7 +21,7 @@ from railguard.runtime.lifecycle import (
 from railguard.spec import Spec, load, loads
 
 from .conftest import EXAMPLES
-from .crashkit import replay as harness_replay
+from .crashkit import harness_replay_log
 from .fakes import PEOPLE, Ledger
 
 NO_ERROR_EXIT = """
@@ -51,7 +51,7 @@ def agree(e: Engine, instance: str) -> tuple[str, str]:
     assert row is not None
     report = replay_instance(e, e.spec, instance)
     assert report.ok, report.mismatch
-    harness = harness_replay(e.spec, e.store.audit(instance))
+    harness = harness_replay_log(e.spec, e.store.audit(instance))
     owed = tuple(c["compensate"] for c in row.compensations)
     assert (report.state, report.status, report.owed) == (row.state, row.status, owed)
     assert (harness.state, harness.status, harness.owed) == (row.state, row.status, owed)

@@ -39,7 +39,7 @@ from railguard.runtime.effects import effect_key
 from railguard.runtime.integrity import verify_store
 from railguard.runtime.lifecycle import LifecycleError, Owed, Phase, RecordKind, Status, advance
 from railguard.runtime.migrate import MigrationRefused, migrate_instances, spec_lineage
-from railguard.runtime.replay import replay, replay_instance
+from railguard.runtime.replay import replay_instance, replay_log
 from railguard.spec import Spec, load, loads
 from railguard.verifier import verify
 from railguard.verifier.certificate import Certificate, issue, sign
@@ -399,11 +399,11 @@ def test_replay_follows_a_migrated_record_only_with_new_among_its_specs(tmp_path
     populate(store)
     migrate_instances(store, old, new, migration(), check=proof(), certificate=certificate(1), trusted_keys=TRUST, instances=["large"])
     records = store.audit("large")
-    alone = replay(old, records)
+    alone = replay_log(old, records)
     assert not alone.ok
     assert alone.seq == 3
     assert "was not given" in (alone.mismatch or "")
-    both = replay(old, records, specs=[new])
+    both = replay_log(old, records, specs=[new])
     assert both.ok
     assert (both.state, both.spec_hash, both.values["risk"]) == ("review", new.content_hash, "high")
 
@@ -420,7 +420,7 @@ def test_a_forged_migrated_record_does_not_replay(tmp_path: Path) -> None:
     forged["after"] = {**forged["after"], "values": {**forged["after"]["values"], "risk": "low"}}
     del forged["instance"], forged["seq"]
     rechained = [*records[:-1], chain("large", records[-2].hash, 3, forged)]
-    report = replay(old, rechained, specs=[new])
+    report = replay_log(old, rechained, specs=[new])
     assert not report.ok
     assert report.seq == 3
     assert "the migration gives" in (report.mismatch or "")

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from railguard.cli import main
 from railguard.spec import Spec, load, load_data, loads
 from railguard.verifier import verify
-from railguard.verifier.counterexample import replay
+from railguard.verifier.counterexample import replay_counterexample
 from railguard.verifier.migration import (
     Migration,
     MigrationCheck,
@@ -88,7 +88,7 @@ def test_a_value_map_that_breaks_an_invariant_is_refused_with_a_counterexample_i
         cex = obligation.counterexample
         assert cex is not None
         # A concrete OLD instance, reached by a run that replays through the reference semantics...
-        end = replay(old, cex.run)
+        end = replay_counterexample(old, cex.run)
         assert (end.state, end.values) == (cex.state, dict(cex.values))
         assert isinstance(cex.values["amount"], int)
         assert cex.values["amount"] > 2500
@@ -171,7 +171,7 @@ def test_an_instance_that_would_break_a_run_property_later_in_new_is_refused_wit
     assert [(o.rule, o.subject) for o in broken] == [("RGM106", "continuation: charge-after-reserve")]
     cex = broken[0].counterexample
     assert cex is not None
-    assert replay(order, cex.run).state == "placed"
+    assert replay_counterexample(order, cex.run).state == "placed"
     assert cex.mapped_state == "reserved"
     assert [step.event for step in cex.after] == ["charge"]
     # The mapped instance itself satisfies every state invariant of NEW.

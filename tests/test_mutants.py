@@ -10,7 +10,7 @@ import pytest
 
 from railguard.spec import Spec, loads
 from railguard.verifier import Report, verify
-from railguard.verifier.counterexample import replay
+from railguard.verifier.counterexample import replay_counterexample
 
 from .conftest import EXAMPLES
 
@@ -112,7 +112,7 @@ def test_data_and_permission_violations_come_with_a_counterexample_that_replays(
     (result,) = [r for r in report.results if r.rule.name == mutant.rule and r.subject == mutant.subject]
     cex = result.counterexample
     assert cex is not None
-    end = replay(report.spec, cex)
+    end = replay_counterexample(report.spec, cex)
     assert end.state in report.spec.state_map
     plan = cex.to_plan()
     assert plan["workflow"] == report.spec.name
@@ -164,7 +164,7 @@ def test_every_invariant_of_the_examples_is_proved_not_bounded() -> None:
 
 
 def test_an_unknown_result_fails_the_gate_even_when_waived() -> None:
-    from railguard.verifier.engine import Budget
+    from railguard.verifier.budget import Budget
 
     text = (EXAMPLES / "refund.yaml").read_text()
     text += "\nwaivers:\n  - check: invariant\n    target: refund-limit\n    reason: we accept the risk\n"

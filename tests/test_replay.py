@@ -23,7 +23,7 @@ from railguard.runtime import (
     StaticDirectory,
     UnknownInstance,
 )
-from railguard.runtime.replay import ReplayReport, replay, replay_instance
+from railguard.runtime.replay import ReplayReport, replay_instance, replay_log
 from railguard.spec import Spec, load, loads
 
 from .conftest import EXAMPLES
@@ -319,9 +319,9 @@ def _with(record: AuditRecord, **changes: Any) -> AuditRecord:
 def test_a_tampered_payload_value_is_a_mismatch_at_that_record(seq: int, changes: dict[str, Any], words: str) -> None:
     e, records = _order_run()
     assert [r.kind for r in records] == ["start", "step", "refusal", "effect-call", "step", "effect-call", "effect-failed", "compensation", "error-exit"]
-    assert replay(e.spec, records).ok
+    assert replay_log(e.spec, records).ok
     tampered = [_with(r, **changes) if r.seq == seq else r for r in records]
-    report = replay(e.spec, tampered)
+    report = replay_log(e.spec, tampered)
     assert (report.ok, report.seq) == (False, seq), report.mismatch
     assert report.mismatch is not None
     assert f"record {seq} " in report.mismatch
@@ -331,19 +331,19 @@ def test_a_tampered_payload_value_is_a_mismatch_at_that_record(seq: int, changes
 
 def test_a_removed_or_reordered_record_is_a_mismatch_where_the_gap_is(order: Spec) -> None:
     _, records = _order_run()
-    report = replay(order, records[:3] + records[4:])
+    report = replay_log(order, records[:3] + records[4:])
     assert (report.ok, report.seq) == (False, 5)
     assert "expected record 4" in str(report)
-    assert replay(order, [records[1], records[0]]).seq == 2
-    assert replay(order, records[1:]).mismatch == "instance `o1`, record 2 (step): expected record 1 here"
-    headless = replay(order, [replace(records[1], seq=1)])
+    assert replay_log(order, [records[1], records[0]]).seq == 2
+    assert replay_log(order, records[1:]).mismatch == "instance `o1`, record 2 (step): expected record 1 here"
+    headless = replay_log(order, [replace(records[1], seq=1)])
     assert headless.mismatch == "instance `o1`, record 1 (step): the log does not begin with a `start` record"
-    assert not replay(order, []).ok
+    assert not replay_log(order, []).ok
 
 
 def test_a_log_replayed_with_another_spec_is_named_at_its_first_record(refund: Spec) -> None:
     _, records = _order_run()
-    report = replay(refund, records)
+    report = replay_log(refund, records)
     assert (report.ok, report.seq) == (False, 1)
     assert "workflow `order`, not `refund`" in str(report)
 

@@ -20,7 +20,7 @@ import pytest
 from railguard import __version__
 from railguard.spec import Location, Problem, load
 from railguard.verifier import RULES, Report, verify
-from railguard.verifier.engine import Budget
+from railguard.verifier.budget import Budget
 from railguard.verifier.junit import to_junit
 from railguard.verifier.report import (
     JSON_REPORT_VERSION,

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from railguard._cliutil import run_command
 from railguard.runtime import AuditRecord, Engine, SQLiteStore, StaticDirectory, verify_chain
 from railguard.runtime_cli import DEMO_DB, add_commands, certificate_gate
 from railguard.spec import load
@@ -30,11 +31,11 @@ ORDER = str(EXAMPLES / "order.yaml")
 
 
 def cli(*argv: str) -> int:
+    """Run a runtime command inside the error boundary of ``railguard.cli.main``."""
     parser = argparse.ArgumentParser(prog="railguard")
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
+    return run_command(args.func, args)
 
 
 @pytest.fixture
@@ -270,7 +271,7 @@ def test_worker_once_runs_due_timeouts(place: Path, capsys: pytest.CaptureFixtur
 
 def test_worker_stops_gracefully_on_sigterm(place: Path) -> None:
     (place / "timed.yaml").write_text(TIMED, encoding="utf-8")
-    code = "import sys; from railguard.runtime_cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from railguard.cli import main; sys.exit(main(sys.argv[1:]))"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(
         [sys.executable, "-c", code, "worker", "timed.yaml", "--db", "w.db", "--allow-unverified", "t", "--interval", "0.1"],

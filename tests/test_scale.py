@@ -16,8 +16,8 @@ from railguard.cli import main
 from railguard.spec import Spec, load, load_data
 from railguard.spec.expr import Compare, Literal, parse
 from railguard.verifier import verify
-from railguard.verifier.counterexample import replay, replay_final
-from railguard.verifier.engine import Budget, overall
+from railguard.verifier.budget import Budget, overall
+from railguard.verifier.counterexample import replay_counterexample, replay_final_step
 from railguard.verifier.explore import Run
 
 from .conftest import EXAMPLES
@@ -69,11 +69,11 @@ def test_one_run_shows_every_state_and_transition_it_passes_through() -> None:
         witness = states[f"s{k}"].witness
         assert witness is not None
         assert len(witness.steps) == k
-        assert replay(spec, witness).state == f"s{k}"
+        assert replay_counterexample(spec, witness).state == f"s{k}"
     last = fired[spec.transitions[-1].label].witness
     assert last is not None
     assert last.final is not None
-    assert replay_final(spec, last).target == "done"
+    assert replay_final_step(spec, last).target == "done"
     # The runs are prefixes of one another, built only when read.
     assert isinstance(states["s39"].witness.steps, Run)  # type: ignore[union-attr]
 

@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from railguard.spec import Spec, load_data
 from railguard.spec.semantics import Fired, fire
 from railguard.verifier import verify
-from railguard.verifier.counterexample import replay, replay_final
-from railguard.verifier.engine import Budget
+from railguard.verifier.budget import Budget
+from railguard.verifier.counterexample import replay_counterexample, replay_final_step
 
 from .explicit import Exploration, domain, explore
 from .test_crosscheck import COMPARED, explicit_verdicts, z3_verdicts
@@ -131,9 +131,9 @@ def assert_runs_replay(spec: Spec, result: Any) -> None:
     if cex is None:
         return
     if result.rule.id == "RG402" and result.outcome == "proved":
-        assert replay_final(spec, cex).transition.label == result.subject
+        assert replay_final_step(spec, cex).transition.label == result.subject
     else:
-        replay(spec, cex)
+        replay_counterexample(spec, cex)
 
 
 DEEP = settings(

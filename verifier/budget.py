@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
+from .errors import VerifierError
+
 __all__ = ["Budget", "Deadline", "OutOfTime", "overall"]
 
 
@@ -58,9 +60,13 @@ class Budget:
             solver.set("timeout", max(1, timeout))
 
 
-class OutOfTime(Exception):
+class OutOfTime(VerifierError):
     """The wall-clock budget of the whole check is spent (raised between queries and caught
-    by the check, which ends the questions still open ``unknown``)."""
+    by the check, which ends the questions still open ``unknown``; a command that lets it
+    through says so in one sentence)."""
+
+    def __init__(self, message: str = "the wall-clock budget of the check is spent") -> None:
+        super().__init__(message)
 
 
 _OVERALL: contextvars.ContextVar[float | None] = contextvars.ContextVar("railguard_overall_deadline", default=None)

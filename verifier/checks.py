@@ -7,7 +7,7 @@ from dataclasses import replace
 from railguard.spec import Spec
 
 from . import results as R
-from .engine import Budget
+from .budget import Budget
 from .properties import check_symbolic
 from .results import Report, Result
 from .structure import check_structure

@@ -21,11 +21,12 @@ from railguard.spec import Spec
 from railguard.spec.semantics import SYSTEM, Fired, fire
 from railguard.spec.types import Type, Value
 
-from .engine import Witness
+from .errors import VerifierError
+from .prover import Witness
 from .system import Move, System
 from .z3expr import SYSTEM_ID, UNSET
 
-__all__ = ["Counterexample", "ReplayError", "Step", "decode", "replay", "replay_final"]
+__all__ = ["Counterexample", "ReplayError", "Step", "decode", "replay_counterexample", "replay_final_step"]
 
 
 @dataclass(frozen=True)
@@ -239,11 +240,12 @@ class Replayed:
     seen: frozenset[str]
 
 
-class ReplayError(Exception):
-    """A counterexample did not replay: the encoding and the runtime semantics disagree."""
+class ReplayError(VerifierError):
+    """A counterexample did not replay: the encoding and the runtime semantics disagree (a bug
+    in railguard, which the checks report as ``unknown``)."""
 
 
-def replay(spec: Spec, cex: Counterexample) -> Replayed:
+def replay_counterexample(spec: Spec, cex: Counterexample) -> Replayed:
     """Replay every step through :func:`railguard.spec.semantics.fire`; raise
     :class:`ReplayError` unless each step happens and ends where the counterexample says."""
     state = spec.initial_state.name
@@ -273,10 +275,10 @@ def _normal(values: Mapping[str, Value]) -> dict[str, Any]:
     return {k: (Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v) for k, v in values.items()}
 
 
-def replay_final(spec: Spec, cex: Counterexample) -> Fired:
+def replay_final_step(spec: Spec, cex: Counterexample) -> Fired:
     """Replay ``cex`` and then its final step, which must *happen* — with every check the
     runtime makes, domains included — and take the transition it names."""
-    end = replay(spec, cex)
+    end = replay_counterexample(spec, cex)
     final = cex.final
     if final is None:
         raise ReplayError("the run has no final step")

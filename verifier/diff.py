@@ -44,8 +44,9 @@ import z3
 from railguard.spec import Invariant, Location, Spec, Transition, Variable
 from railguard.spec.codec import encode_value
 
-from .counterexample import ReplayError, decode, replay
-from .engine import Bad, Budget, Engine
+from .budget import Budget
+from .counterexample import ReplayError, decode, replay_counterexample
+from .prover import Bad, Prover
 from .structure import reachable_states
 from .system import Inputs, State, System
 from .z3expr import SYSTEM_ID, UNSET, Codes, Unsupported
@@ -462,7 +463,7 @@ class _Differ:
         try:
             self.systems = shared_systems(old, new)
             for system in self.systems:
-                _ = Engine(system, budget).relation  # the encoding is built lazily: fail here, not mid-way
+                _ = Prover(system, budget).relation  # the encoding is built lazily: fail here, not mid-way
         except Unsupported as exc:
             self.systems = None
             self.unsupported = str(exc)
@@ -515,18 +516,18 @@ class _Differ:
                 if not spec.state_map[name].initial:
                     out[name] = None
             return out
-        own = System(spec)  # own codes: the engine's invariant text names states by code
-        engine = Engine(own, self.budget)
+        own = System(spec)  # own codes: Spacer's invariant text names states by code
+        prover = Prover(own, self.budget)
         goals: dict[Hashable, Bad] = {name: _in_state(own, name) for name in graph if not spec.state_map[name].initial}
         # Runs are cheap to find step by step; Spacer is for what no run of `max_depth` reaches.
-        found, exhausted = engine.bmc(goals, self.budget.max_depth)
+        found, exhausted = prover.bmc(goals, self.budget.max_depth)
         rest: list[Hashable] = []
         for key in goals:
             name = str(key)
             witness = found.get(key)
             if witness is not None:
                 try:
-                    replay(spec, decode(own, witness, final_step=False))
+                    replay_counterexample(spec, decode(own, witness, final_step=False))
                 except ReplayError:
                     out[name] = None
             elif key in exhausted:
@@ -535,9 +536,9 @@ class _Differ:
                 rest.append(key)
         if not rest:
             return out
-        group = engine.spacer(*(goals[k] for k in rest))
+        group = prover.spacer(*(goals[k] for k in rest))
         for key in rest:
-            status = group.status if group.status == "safe" or len(rest) == 1 else engine.spacer(goals[key]).status
+            status = group.status if group.status == "safe" or len(rest) == 1 else prover.spacer(goals[key]).status
             out[str(key)] = {"safe": False, "unsafe": True}.get(status)
         return out
 

@@ -74,10 +74,11 @@ from railguard.spec.semantics import SYSTEM, Fired, fire
 from railguard.spec.source import Document, one_line, read_text
 from railguard.spec.types import Type, Value
 
-from .counterexample import Counterexample, ReplayError, Step, decode, replay
+from .budget import Budget
+from .counterexample import Counterexample, ReplayError, Step, decode, replay_counterexample
 from .diff import shared_systems
-from .engine import Budget, Engine, Witness
 from .errors import VerifierError
+from .prover import Prover, Witness
 from .structure import reachable_states
 from .system import Inputs, State, System
 from .z3expr import SYSTEM_ID, TRUE, UNSET, Sym, Unsupported, as_string, compile_z3, sym_eq
@@ -565,7 +566,7 @@ class _Prover:
         try:
             self.old_sys, self.new_sys = shared_systems(self.old_tracked, self.new, self.literals)
             for system in (self.old_sys, self.new_sys):
-                _ = Engine(system, self.budget).relation  # the encoding is built lazily: fail here
+                _ = Prover(system, self.budget).relation  # the encoding is built lazily: fail here
         except Unsupported as exc:
             return [Obligation("RGM103", "migration", "*", "unknown", f"the migration cannot be checked symbolically: {exc}", self.migration.location())]
         reachable = self.reachable = reachable_states(self.old)
@@ -763,10 +764,10 @@ class _Prover:
     def decide(self, goals: list[_Goal]) -> list[Obligation]:
         if not goals:
             return []
-        engine = Engine(self.old_sys, self.budget)
+        prover = Prover(self.old_sys, self.budget)
         verdicts: dict[int, Obligation] = {}
         bads: dict[Hashable, Any] = {n: g.bad for n, g in enumerate(goals)}
-        found, exhausted = engine.bmc(bads, self.budget.bmc_depth)
+        found, exhausted = prover.bmc(bads, self.budget.bmc_depth)
         for key, witness in found.items():
             assert isinstance(key, int)
             verdicts[key] = self.witnessed(goals[key], witness)
@@ -775,13 +776,13 @@ class _Prover:
             g = goals[key]
             verdicts[key] = Obligation(g.rule, g.subject, g.state, "unknown", f"{g.describe}: the solver ran out of budget in the bounded search", g.location)
         rest = [n for n in range(len(goals)) if n not in verdicts]
-        self.group(engine, goals, rest, verdicts)
+        self.group(prover, goals, rest, verdicts)
         return [verdicts[n] for n in range(len(goals))]
 
-    def group(self, engine: Engine, goals: list[_Goal], keys: list[int], verdicts: dict[int, Obligation]) -> None:
+    def group(self, prover: Prover, goals: list[_Goal], keys: list[int], verdicts: dict[int, Obligation]) -> None:
         if not keys:
             return
-        answer = engine.spacer(*(goals[k].bad for k in keys))
+        answer = prover.spacer(*(goals[k].bad for k in keys))
         if answer.status == "safe":
             for k in keys:
                 g = goals[k]
@@ -789,14 +790,14 @@ class _Prover:
             return
         if len(keys) > 1:
             for k in keys:
-                self.group(engine, goals, [k], verdicts)
+                self.group(prover, goals, [k], verdicts)
             return
         (k,) = keys
         g = goals[k]
         if answer.status == "unknown":
             verdicts[k] = Obligation(g.rule, g.subject, g.state, "unknown", f"{g.describe}: undecided (Spacer gave up: {_reason(answer.reason)}); no violation within {self.budget.bmc_depth} steps", g.location)
             return
-        found, _ = engine.bmc({k: g.bad}, self.budget.max_depth, start=self.budget.bmc_depth + 1)
+        found, _ = prover.bmc({k: g.bad}, self.budget.max_depth, start=self.budget.bmc_depth + 1)
         witness = found.get(k)
         if witness is None:
             verdicts[k] = Obligation(g.rule, g.subject, g.state, "unknown", f"{g.describe}: Spacer shows an unsafe instance exists, but no run of at most {self.budget.max_depth} steps reaching one was found", g.location)
@@ -806,7 +807,7 @@ class _Prover:
     def witnessed(self, g: _Goal, witness: Witness) -> Obligation:
         cex = decode(self.old_sys, witness, final_step=False)
         try:
-            end = replay(self.old_tracked, cex)
+            end = replay_counterexample(self.old_tracked, cex)
         except ReplayError as exc:
             return Obligation(g.rule, g.subject, g.state, "unknown", f"{g.describe}: a counterexample did not replay ({exc}); please report this", g.location)
         verdict = g.confirm(cex, end)
@@ -956,7 +957,7 @@ class _Prover:
         """Re-check a run through OLD, the migration and NEW with the reference semantics."""
         cex = decode(self.old_sys, Witness(model, xs, ins), final_step=False)
         try:
-            end = replay(self.old_tracked, cex)
+            end = replay_counterexample(self.old_tracked, cex)
         except ReplayError as exc:
             return Obligation("RGM106", subject, "*", "unknown", f"a counterexample did not replay in OLD ({exc}); please report this", loc)
         state, values, problems = self.concrete(end.state, end.values)

@@ -26,9 +26,16 @@ from railguard.spec.semantics import Fired, fire
 from railguard.spec.types import Type
 
 from . import results as R
-from .counterexample import Counterexample, ReplayError, decode, replay, replay_final
-from .engine import Bad, Budget, Deadline, Engine, OutOfTime, Witness
+from .budget import Budget, Deadline, OutOfTime
+from .counterexample import (
+    Counterexample,
+    ReplayError,
+    decode,
+    replay_counterexample,
+    replay_final_step,
+)
 from .explore import explore
+from .prover import Bad, Prover, Witness
 from .readable import readable
 from .results import Result
 from .structure import reachable_states
@@ -177,7 +184,7 @@ def _invariant_goal(spec: Spec, system: System, inv: Invariant, position: int) -
 
 
 def _confirm_state(spec: Spec, cex: Counterexample, inv: Invariant) -> bool:
-    end = replay(spec, cex)
+    end = replay_counterexample(spec, cex)
     assert inv.expr is not None
     try:
         value = spec.compiled(inv.expr)(end.values, {}, None, end.state)
@@ -187,7 +194,7 @@ def _confirm_state(spec: Spec, cex: Counterexample, inv: Invariant) -> bool:
 
 
 def _final_outcome(spec: Spec, cex: Counterexample) -> tuple[Any, Any]:
-    end = replay(spec, cex)
+    end = replay_counterexample(spec, cex)
     final = cex.final
     assert final is not None
     outcome = fire(spec, end.state, end.values, final.event, final.actor, frozenset(final.roles), dict(final.params), system=final.kind == "timeout")
@@ -205,7 +212,7 @@ def _confirm_refused(spec: Spec, cex: Counterexample, t: Transition, code: str) 
 
 
 def _confirm_overlap(spec: Spec, cex: Counterexample, t1: Transition, t2: Transition) -> bool:
-    end = replay(spec, cex)
+    end = replay_counterexample(spec, cex)
     final = cex.final
     assert final is not None
     from railguard.spec.semantics import check_params, permitted
@@ -242,10 +249,10 @@ class _Run:
     """One symbolic check of a spec: the goals, the verdicts so far, and the stages that
     decide them, cheapest first."""
 
-    def __init__(self, spec: Spec, system: System, engine: Engine, goals: list[Goal], budget: Budget) -> None:
+    def __init__(self, spec: Spec, system: System, prover: Prover, goals: list[Goal], budget: Budget) -> None:
         self.spec = spec
         self.system = system
-        self.engine = engine
+        self.prover = prover
         self.goals = goals
         self.budget = budget
         self.by_key = {g.key: g for g in goals}
@@ -263,11 +270,11 @@ class _Run:
         group = self.open(reach=False)
         if not group:
             return
-        engine = self.engine
+        prover = self.prover
         solver = z3.Solver()
-        solver.add(self.system.domain(engine.x))
-        terms = {g.key: engine.term(g.bad) for g in group}
-        engine._ask(solver)
+        solver.add(self.system.domain(prover.x))
+        terms = {g.key: prover.term(g.bad) for g in group}
+        prover._ask(solver)
         solver.push()
         solver.add(z3.Or(list(terms.values())))
         answer = solver.check()
@@ -279,7 +286,7 @@ class _Run:
         if len(group) == 1:
             return
         for goal in group:
-            engine._ask(solver)
+            prover._ask(solver)
             solver.push()
             solver.add(terms[goal.key])
             if solver.check() == z3.unsat:
@@ -292,7 +299,7 @@ class _Run:
         if goal.rule is not R.INVARIANT:
             return None
         system = self.system
-        named = {key: z3.Const(key.replace("@state", "state"), term.sort()) for key, term in self.engine.x.items()}
+        named = {key: z3.Const(key.replace("@state", "state"), term.sort()) for key, term in self.prover.x.items()}
         inv = next((i for i in self.spec.invariants if i.name == goal.subject), None)
         read = {n.name for n in _walk(inv.expr.tree) if isinstance(n, VarNode)} if inv is not None and inv.expr is not None else set()
         variables = [v for v in self.spec.variables if v.name in read]
@@ -306,7 +313,7 @@ class _Run:
         """Runs through the reference semantics (:mod:`.explore`): each finding is a run."""
         wanted = [g.key for g in self.open()]
         # Half the time left at most: the solver must keep time for what no run shows.
-        found = explore(self.spec, wanted, self.budget.explore_steps, self.engine.deadline.share(0.5))
+        found = explore(self.spec, wanted, self.budget.explore_steps, self.prover.deadline.share(0.5))
         for key, evidence in found.items():
             goal = self.by_key[key]
             cex = evidence.counterexample
@@ -320,7 +327,7 @@ class _Run:
         through and every transition it fires."""
         if not group:
             return
-        found, exhausted = self.engine.bmc({g.key: g.bad for g in group}, self.budget.bmc_depth)
+        found, exhausted = self.prover.bmc({g.key: g.bad for g in group}, self.budget.bmc_depth)
         for key, witness in found.items():
             goal = self.by_key[key]  # type: ignore[index]
             if goal.key not in self.verdicts:
@@ -357,7 +364,7 @@ class _Run:
         group = [g for g in group if g.key not in self.verdicts]
         if not group:
             return
-        answer = self.engine.spacer(*(g.bad for g in group))
+        answer = self.prover.spacer(*(g.bad for g in group))
         if answer.status == "safe":
             for goal in group:
                 self.verdicts[goal.key] = _unreachable(goal, answer.invariant)
@@ -376,7 +383,7 @@ class _Run:
                 bound=budget.bmc_depth,
             )
             return
-        found, _ = self.engine.bmc({goal.key: goal.bad}, budget.max_depth, start=budget.bmc_depth + 1)
+        found, _ = self.prover.bmc({goal.key: goal.bad}, budget.max_depth, start=budget.bmc_depth + 1)
         witness = found.get(goal.key)
         if witness is not None:
             self.witnessed(goal, witness)
@@ -391,7 +398,7 @@ class _Run:
             )
 
     def stages(self) -> None:
-        self.engine.deadline.check()
+        self.prover.deadline.check()
         # The stages before the unrolling solvers run only when the budget allows a concrete
         # step at all: a budget too small for the solver decides nothing.
         if self.budget.explore_steps > 0:
@@ -400,7 +407,7 @@ class _Run:
         # Safety goals usually hold: one Spacer query may settle them all, before any BMC.
         safety = self.open(reach=False)
         if safety:
-            answer = self.engine.spacer(*(g.bad for g in safety))
+            answer = self.prover.spacer(*(g.bad for g in safety))
             if answer.status == "safe":
                 for goal in safety:
                     self.verdicts[goal.key] = _unreachable(goal, answer.invariant)
@@ -416,7 +423,7 @@ def check_symbolic(spec: Spec, budget: Budget | None = None) -> list[Result]:
     through the reference semantics; safety questions no configuration inside the declared
     domains can violate (one incremental solver, no unrolling); one Spacer query for all
     remaining safety questions; bounded runs (BMC); Spacer for the rest, halving a group it
-    cannot clear. Once the budget's ``seconds`` (or the enclosing :func:`~.engine.overall` budget)
+    cannot clear. Once the budget's ``seconds`` (or the enclosing :func:`~.budget.overall` budget)
     are spent, the questions still open end ``unknown``."""
     budget = budget or Budget()
     deadline = Deadline(budget.seconds)
@@ -426,20 +433,20 @@ def check_symbolic(spec: Spec, budget: Budget | None = None) -> list[Result]:
     try:
         system = System(spec)
         goals = _goals(spec, system)
-        engine = Engine(system, budget, deadline)
+        prover = Prover(system, budget, deadline)
         # Compile every expression now, so that a construct without an encoding stops here;
         # the terms are cached and reused by the goals and the relation, built when needed.
         for moves in system.moves_of.values():
-            system.selected(moves[0], engine.x, engine.i)
+            system.selected(moves[0], prover.x, prover.i)
         for goal in goals:
             if goal.rule is R.INVARIANT:
-                engine.term(goal.bad)
-        engine.initial  # noqa: B018
+                prover.term(goal.bad)
+        prover.initial  # noqa: B018
     except Unsupported as exc:
         return [Result(R.SYMBOLIC, spec.name, "unknown", f"the data checks cannot run: {exc}", spec.location())]
     except (ValueError, RecursionError, MemoryError, z3.Z3Exception) as exc:
         return [Result(R.SYMBOLIC, spec.name, "unknown", f"the data checks cannot run: the spec has no encoding for the solver ({_short(exc)})", spec.location())]
-    run = _Run(spec, system, engine, goals, budget)
+    run = _Run(spec, system, prover, goals, budget)
     try:
         run.stages()
     except OutOfTime:
@@ -527,10 +534,10 @@ def _witnessed(spec: Spec, system: System, goal: Goal, witness: Witness) -> _Ver
         try:
             if cex.final is not None:
                 # The last step must happen with every runtime check, domains included.
-                fired = replay_final(spec, cex)
+                fired = replay_final_step(spec, cex)
                 cex = replace(cex, final=replace(cex.final, values=dict(fired.values)))
             else:
-                replay(spec, cex)
+                replay_counterexample(spec, cex)
         except ReplayError as exc:
             return _Verdict("unknown", f"the witness for {goal.describe} did not replay ({exc}); please report this")
         return _shown(goal, cex)

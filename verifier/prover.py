@@ -1,10 +1,11 @@
-"""Proof engines over a :class:`~railguard.verifier.system.System`, with honest outcomes.
+"""The prover: BMC and Spacer queries over a :class:`~railguard.verifier.system.System`, with
+honest outcomes.
 
 Every question is "is there a reachable configuration (and step inputs) where ``bad`` holds?".
 
-- :meth:`Engine.bmc` unrolls the transition relation from the initial states and finds short
+- :meth:`Prover.bmc` unrolls the transition relation from the initial states and finds short
   witnesses for many questions at once (a witness is a concrete run).
-- :meth:`Engine.spacer` asks Z3's Spacer engine for the Horn clauses
+- :meth:`Prover.spacer` asks Z3's Spacer engine for the Horn clauses
   ``Inv ⇐ Init``, ``Inv' ⇐ Inv ∧ T``, ``false ⇐ Inv ∧ Bad``: *sat* means an inductive
   invariant exists and ``bad`` is unreachable — a proof, for finite and unbounded domains
   alike — and the invariant is returned; *unsat* means ``bad`` is reachable; anything else is
@@ -12,7 +13,7 @@ Every question is "is there a reachable configuration (and step inputs) where ``
 
 Solver work is bounded by Z3's deterministic resource limit (``rlimit``) per query,
 optionally by wall-clock time per query, and by a wall-clock budget for the whole check
-(:attr:`Budget.seconds`, shared by every check run inside :func:`overall`): once it is spent
+(:attr:`Budget.seconds`, shared by every check run inside :func:`~railguard.verifier.budget.overall`): once it is spent
 no query starts and each one running is stopped, and the questions left end *unknown*,
 never success.
 """
@@ -25,10 +26,10 @@ from typing import Literal
 
 import z3
 
-from .budget import Budget, Deadline, OutOfTime, overall
+from .budget import Budget, Deadline
 from .system import Inputs, State, System
 
-__all__ = ["Budget", "Deadline", "Engine", "OutOfTime", "SpacerAnswer", "Witness", "overall"]
+__all__ = ["Prover", "SpacerAnswer", "Witness"]
 
 Bad = Callable[[State, Inputs], z3.BoolRef]
 
@@ -56,7 +57,7 @@ class SpacerAnswer:
     reason: str = ""
 
 
-class Engine:
+class Prover:
     """Runs BMC and Spacer queries on one system under one budget."""
 
     def __init__(self, system: System, budget: Budget | None = None, deadline: Deadline | None = None) -> None:
