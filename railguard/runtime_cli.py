@@ -20,7 +20,6 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -61,10 +60,12 @@ class UsageError(RailguardError):
 def _json_object(text: str | None, what: str) -> dict[str, Any]:
     if text is None:
         return {}
+    from railguard.spec.source import JSONProblem, strict_json
+
     try:
-        data = json.loads(text, parse_float=Decimal)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{what} is not valid JSON: {exc.msg} at column {exc.colno}") from None
+        data = strict_json(text, 64)
+    except JSONProblem as exc:
+        raise UsageError(f"{what} {exc.message}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{what} must be a JSON object, like '{{\"amount\": 120}}'")
     return data

@@ -37,13 +37,17 @@ from .limits import (
 
 __all__ = [
     "Document",
+    "JSONProblem",
+    "bracket_depth",
     "collection_paused",
     "describe_path",
+    "lone_surrogate",
     "one_line",
     "read_data",
     "read_json",
     "read_text",
     "read_yaml",
+    "strict_json",
 ]
 
 Path = tuple[str | int, ...]
@@ -336,6 +340,88 @@ def bracket_depth(text: str, stop: int | None = None) -> int:
         elif char in "]}":
             depth -= 1
     return deepest
+
+
+class JSONProblem(ValueError):
+    """JSON text that :func:`strict_json` refuses. ``kind`` is ``not-json`` (not JSON, or
+    ``NaN``), ``too-deep``, ``repeated-key`` or ``not-unicode``; ``message`` is the predicate
+    of one sentence ("is not valid JSON: ...") for the caller to give a subject."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        self.message = message
+        super().__init__(message)
+
+
+#: Integers with more digits than this are read as exact decimals (Python refuses to convert
+#: very long digit strings to ``int``), for the caller's domain check to refuse.
+LONG_INT_DIGITS = 4_000
+
+
+def _long_int(text: str) -> int | Decimal:
+    return int(text) if len(text) <= LONG_INT_DIGITS else Decimal(text)
+
+
+def _not_a_number(name: str) -> Any:
+    raise JSONProblem("not-json", f"is not valid JSON: `{name}` is not a JSON number")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JSONProblem("repeated-key", f"repeats the key `{_shown_key(key)}` in one object: give each field once")
+            seen.add(key)
+    return data
+
+
+def _shown_key(key: str) -> str:
+    text = ascii(key)[1:-1]
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def lone_surrogate(data: Any) -> str | None:
+    """The first string in JSON ``data`` (keys included) that is not valid Unicode — a lone
+    surrogate from an escape such as ``\\ud800`` — or ``None``. Checked without recursion."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def strict_json(text: str, max_depth: int) -> Any:
+    """JSON ``text`` as data, read strictly: numbers with a fraction as exact decimals, very
+    long integers as decimals, a leading byte-order mark ignored; :class:`JSONProblem` for
+    text that is not JSON, ``NaN``/``Infinity``, nesting deeper than ``max_depth`` (found
+    before parsing), a key repeated in one object (parsers disagree on which value wins) or
+    a lone surrogate (text that cannot be stored or audited)."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if bracket_depth(text, max_depth) > max_depth:
+        raise JSONProblem("too-deep", f"nests deeper than {max_depth} levels")
+    try:
+        data = json.loads(text, parse_float=Decimal, parse_int=_long_int, parse_constant=_not_a_number, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        raise JSONProblem("not-json", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise JSONProblem("too-deep", f"nests deeper than {max_depth} levels") from None
+    broken = lone_surrogate(data)
+    if broken is not None:
+        raise JSONProblem("not-unicode", f"has text that is not valid Unicode (a lone surrogate in `{_shown_key(broken)}`)")
+    return data
 
 
 def _precheck(text: str, file: str) -> None:

@@ -137,6 +137,8 @@ def test_run_start_with_a_certificate_and_context(place: Path, capsys: pytest.Ca
         (["run", "start", REFUND, "--instance", "x", "--as", "sam", "--directory", "people.yaml"], "has no certificate"),
         (["run", "start", REFUND, "--instance", "x", "--as", "sam", "--allow-unverified", "t", "--context", "[1]", "--directory", "people.yaml"], "--context must be a JSON object"),
         (["run", "start", REFUND, "--instance", "x", "--as", "system", "--allow-unverified", "t", "--directory", "people.yaml"], "authenticated principal"),
+        (["run", "start", REFUND, "--instance", "x", "--as", "sam", "--allow-unverified", "t", "--context", '{"a": 1, "a": 2}', "--directory", "people.yaml"], "--context repeats the key `a`"),
+        (["run", "start", REFUND, "--instance", "x", "--as", "sam", "--allow-unverified", "t", "--context", '{"a": "\\ud800"}', "--directory", "people.yaml"], "--context has text that is not valid Unicode"),
         (["run", "fire", REFUND, "request", "--instance", "x", "--as", "sam", "--directory", "people.yaml", "--allow-unverified", "t"], "no database `railguard.db`"),
         (["run", "start", REFUND, "--instance", "x", "--as", "sam", "--certificate", "nope.json", "--directory", "people.yaml"], "cannot read the certificate"),
         (["run", "show", "--instance", "x", "--db", "people.yaml"], "cannot open the SQLite store"),

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from railguard.spec.codec import encode_value
 from railguard.spec.model import Spec
-from railguard.spec.source import bracket_depth
+from railguard.spec.source import JSONProblem, lone_surrogate, strict_json
 from railguard.spec.types import Type
 
 from .errors import VerifierError
@@ -161,7 +161,7 @@ def parse_plan(data: Any) -> Plan:
         raise PlanError("too-deep", f"the plan nests deeper than {MAX_PLAN_DEPTH} levels, which no plan needs")
     if not isinstance(data, dict):
         raise PlanError("not-a-plan", f"a plan is a JSON object with `workflow` and `steps`, not {_kind(data)}")
-    broken = _unpaired_surrogate(data)
+    broken = lone_surrogate(data)
     if broken is not None:
         raise PlanError("not-a-plan", f"the plan has text that is not valid Unicode (a lone surrogate in `{_show(ascii(broken)[1:-1])}`)")
     _refuse_fields(data, PLAN_FIELDS, "the plan", ())
@@ -213,58 +213,6 @@ def _kind(value: object) -> str:
     return "an object"
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"`{name}` is not a JSON number")
-
-
-#: Integers with more digits than this are read as exact decimals (Python refuses to convert
-#: very long digit strings to ``int``); admission then refuses them as out of any domain.
-_LONG_INT_DIGITS: Final = 4_000
-
-
-def _parse_int(text: str) -> int | Decimal:
-    return int(text) if len(text) <= _LONG_INT_DIGITS else Decimal(text)
-
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        self.key = key
-        super().__init__(key)
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object whose keys are all different: with a repeated key, parsers disagree on which
-    value wins (`{"amount": 1, "amount": 9000}`), so a plan may not have one."""
-    data = dict(pairs)
-    if len(data) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return data
-
-
-def _unpaired_surrogate(data: Any) -> str | None:
-    """The first string in ``data`` (keys included) that is not valid Unicode — a lone
-    surrogate from a ``\\ud800`` escape — or ``None``. Checked without recursion."""
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if not item.isascii():
-                try:
-                    item.encode("utf-8")
-                except UnicodeEncodeError:
-                    return item
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return None
-
-
 def loads_plan(text: str | bytes) -> Plan:
     """Parse a plan's JSON text (bounded in size and depth); :class:`PlanError` if unusable.
 
@@ -280,18 +228,12 @@ def loads_plan(text: str | bytes) -> Plan:
             raise PlanError("not-json", "the plan is not UTF-8 text") from None
     if len(text) > MAX_PLAN_BYTES:
         raise PlanError("too-large", f"the plan is larger than {MAX_PLAN_BYTES} bytes: send a shorter plan")
-    if text.startswith("\ufeff"):  # a byte-order mark, as some editors write UTF-8
-        text = text[1:]
-    if bracket_depth(text, MAX_PLAN_DEPTH) > MAX_PLAN_DEPTH:
-        raise PlanError("too-deep", f"the plan nests deeper than {MAX_PLAN_DEPTH} levels, which no plan needs")
     try:
-        data = json.loads(text, parse_float=Decimal, parse_int=_parse_int, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
-    except _DuplicateKey as exc:
-        raise PlanError("not-a-plan", f"the plan repeats the key `{_show(ascii(exc.key)[1:-1])}` in one object: give each field once") from None
-    except json.JSONDecodeError as exc:
-        raise PlanError("not-json", f"the plan is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except (ValueError, RecursionError) as exc:
-        raise PlanError("not-json", f"the plan is not valid JSON: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}") from None
+        data = strict_json(text, MAX_PLAN_DEPTH)
+    except JSONProblem as exc:
+        if exc.kind == "too-deep":
+            raise PlanError("too-deep", f"the plan nests deeper than {MAX_PLAN_DEPTH} levels, which no plan needs") from None
+        raise PlanError("not-json" if exc.kind == "not-json" else "not-a-plan", f"the plan {exc.message}") from None
     return parse_plan(data)
 
 
