@@ -193,20 +193,20 @@ class _AuditRefusedTokens:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status: list[int] = []
 
         async def watched(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status.append(int(message["status"]))
+            if message["type"] == "http.response.start" and int(message["status"]) == 401:
+                await self._audit(scope)  # committed before the caller learns of the refusal
             await send(message)
 
         await self.app(scope, receive, watched)
-        if status and status[0] == 401:
-            header = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"), None)
-            token = header[7:] if header is not None and header.lower().startswith("bearer ") else None
-            reason = "no bearer token" if header is None else ("an unknown bearer token" if token is not None else "an authorization that is not a bearer token")
-            where = f"{scope.get('method', '')} {scope.get('path', '')}"
-            await anyio.to_thread.run_sync(partial(self.gateway.refuse_unauthenticated, reason=reason, transport="http", token=token, where=where))
+
+    async def _audit(self, scope: Scope) -> None:
+        header = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"), None)
+        token = header[7:] if header is not None and header.lower().startswith("bearer ") else None
+        reason = "no bearer token" if header is None else ("an unknown bearer token" if token is not None else "an authorization that is not a bearer token")
+        where = f"{scope.get('method', '')} {scope.get('path', '')}"
+        await anyio.to_thread.run_sync(partial(self.gateway.refuse_unauthenticated, reason=reason, transport="http", token=token, where=where))
 
 
 def http_app(gateway: Gateway, *, host: str = "127.0.0.1", max_body: int = MAX_BODY) -> ASGIApp:
