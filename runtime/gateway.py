@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,10 +72,13 @@ from .gate import Execution, PlanGateway
 from .integrity import ROW_FIELD, row_digest
 from .store import InstanceRow, Store
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "ACCESS_LOG",
     "ACCESS_SPEC_HASH",
     "ACCESS_WORKFLOW",
+    "GATEWAY_CODES",
     "GET_INSTANCE",
     "MAX_ARGUMENT_BYTES",
     "START_INSTANCE",
@@ -107,6 +111,7 @@ GATEWAY_CODES: Final = (
     "not-a-participant",
     "conflict",
     "unavailable",
+    "internal-error",
 )
 
 
@@ -477,7 +482,13 @@ class Gateway:
             try:
                 return self._call(principal, name, dict(arguments or {}) if isinstance(arguments, Mapping) else arguments, transport)
             except ConflictError as exc:
-                return self._refused(principal, name, None, "conflict", f"{exc}; nothing more was done: look at the instance and try again", transport, audit=False)
+                return self._refused(principal, _text(name), None, "conflict", f"{exc}; nothing more was done: look at the instance and try again", transport)
+            except ExecutionError as exc:  # e.g. a row its log does not vouch for: the engine does not act on it
+                return self._refused(principal, _text(name), None, "unavailable", str(exc), transport)
+            except Exception as exc:  # a bug in railguard: said in one sentence, never a traceback to the caller
+                logger.exception("the gateway failed on a call to %r", name)
+                first = (str(exc).splitlines() or [""])[0][:300]
+                return ToolAnswer(True, self._refusal_body(_text(name), "internal-error", f"the gateway failed ({type(exc).__name__}: {first}); nothing more was done", None, None, []), "Refused (internal-error): the gateway failed; nothing more was done.")
 
     def _call(self, principal: Principal, name: Any, arguments: Any, transport: str) -> ToolAnswer:
         tool = name if isinstance(name, str) else ""
@@ -739,6 +750,10 @@ class Gateway:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _text(name: object) -> str:
+    return name[:200] if isinstance(name, str) else ""
 
 
 def _show(text: object) -> str:

@@ -324,3 +324,64 @@ def test_directory_tokens_are_stored_as_digests_and_matched_in_constant_time(tmp
     path.write_text("bob:\n  roles: [manager]\n  tokens: ['s3cret-bob']\n", encoding="utf-8")
     with pytest.raises(ExecutionError, match="must be stored as `sha256:<64 hex digits>`"):
         load_directory(path)
+
+
+def test_racing_approvals_from_two_gateways_on_one_store_apply_once_and_the_other_is_answered(refund: Any, tmp_path: Any) -> None:
+    import threading
+
+    path = tmp_path / "race.db"
+    setup = _gateway(refund, SQLiteStore(path))
+    alice = setup.principal("alice")
+    for n in range(6):
+        setup.call(alice, "start_instance", {"instance": f"race-{n}"})
+        setup.call(alice, "request", {"instance": f"race-{n}", "amount": 10})
+    gateways = [_gateway(refund, SQLiteStore(path)) for _ in range(2)]
+    answers: list[list[ToolAnswer]] = [[], []]
+    barrier = threading.Barrier(2)
+
+    def approve(side: int) -> None:
+        gateway = gateways[side]
+        who = gateway.principal("bob" if side == 0 else "erin")
+        for n in range(6):
+            barrier.wait()
+            answers[side].append(gateway.call(who, "approve", {"instance": f"race-{n}"}))
+
+    threads = [threading.Thread(target=approve, args=(side,)) for side in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store = SQLiteStore(path)
+    for n in range(6):
+        pair = (answers[0][n], answers[1][n])
+        assert sorted(a.is_error for a in pair) == [False, True]
+        refused = next(a for a in pair if a.is_error)
+        assert refused.code in ("not-enabled", "conflict")
+        assert refused.structured["message"]
+        steps = [r for r in store.audit(f"race-{n}") if r.kind == "step" and r.payload["event"] == "approve"]
+        assert len(steps) == 1
+        row = store.get(f"race-{n}")
+        assert row is not None
+        assert row.state == "approved"
+    assert verify_store(store, [refund[0]]).ok
+
+
+def test_a_row_edited_behind_the_engines_back_is_refused_as_unavailable_and_not_acted_on(refund: Any, tmp_path: Any) -> None:
+    import sqlite3
+
+    path = tmp_path / "edited.db"
+    gateway = _gateway(refund, SQLiteStore(path))
+    alice = gateway.principal("alice")
+    gateway.call(alice, "start_instance", {"instance": "r-edit"})
+    gateway.call(alice, "request", {"instance": "r-edit", "amount": 10})
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE instances SET vals = ? WHERE id = 'r-edit'", ('{"amount":4000,"approved_by":null,"requested_by":"alice"}',))
+    fresh = _gateway(refund, SQLiteStore(path))
+    shown = fresh.call(fresh.principal("bob"), "get_instance", {"instance": "r-edit"})
+    assert shown.code == "unavailable"
+    assert "not vouched for by its audit log" in shown.structured["message"]
+    approved = fresh.call(fresh.principal("bob"), "approve", {"instance": "r-edit"})
+    assert approved.code == "unavailable"
+    row = fresh.store.get("r-edit")
+    assert row is not None
+    assert (row.state, row.version) == ("requested", 4)
