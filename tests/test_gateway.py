@@ -385,3 +385,17 @@ def test_a_row_edited_behind_the_engines_back_is_refused_as_unavailable_and_not_
     row = fresh.store.get("r-edit")
     assert row is not None
     assert (row.state, row.version) == ("requested", 4)
+
+
+def test_the_readme_gateway_example_runs(refund: Any) -> None:
+    from .conftest import ROOT
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## The gateway (MCP)", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python", 2)[2].split("```", 1)[0]
+    spec, certificate = refund
+    engine = _gateway(refund).workflows["refund"].engine
+    scope: dict[str, Any] = {"spec": spec, "engine": engine, "certificate": certificate, "ci": KEY}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["answer"].is_error is False
+    assert scope["answer"].structured["state"] == "requested"
