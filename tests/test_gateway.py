@@ -399,3 +399,62 @@ def test_the_readme_gateway_example_runs(refund: Any) -> None:
     exec(compile(code, "README.md", "exec"), scope)
     assert scope["answer"].is_error is False
     assert scope["answer"].structured["state"] == "requested"
+
+
+def test_serve_hash_token_prints_the_digest_a_directory_stores(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from railguard.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret-bob\n"))
+    assert main(["serve", "--hash-token"]) == 0
+    assert capsys.readouterr().out == token_digest("s3cret-bob") + "\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve"], "give at least one SPEC to serve"),
+        (["serve", str(EXAMPLES / "refund.yaml"), "--allow-unverified", "t", "--actor", "alice"], "give the --directory FILE"),
+        (["serve", str(EXAMPLES / "refund.yaml"), "--allow-unverified", "t", "--directory", "people.yaml"], "give --actor ID"),
+        (["serve", str(EXAMPLES / "refund.yaml"), "--allow-unverified", "t", "--directory", "people.yaml", "--transport", "http", "--actor", "bob"], "--actor and --roles are for stdio"),
+    ],
+)
+def test_serve_refuses_unusable_arguments_in_one_sentence(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from railguard.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("railguard: error: ")
+    assert message in err[0]
+
+
+def test_two_workflows_on_one_store_are_served_with_prefixed_tools(refund: Any) -> None:
+    from railguard.runtime.engine import handler_names
+    from railguard.runtime.gate import PlanGateway
+    from railguard.verifier.admission import Gate
+
+    order = load(EXAMPLES / "order.yaml")
+    order_certificate = sign(issue(verify(order)), KEY)
+    directory = StaticDirectory({**PEOPLE, "cus": ["customer"], "sam": ["customer", "support"]})
+    first = _gateway(refund, directory=directory)
+    store = first.store
+    effects = Effects()
+    for name in handler_names(order):
+        effects.register(name, lambda call: {"ok": True})
+    engine = Engine(order, store, directory, effects=effects, certificate=order_certificate, trusted_keys=[KEY])
+    refund_engine = first.workflows["refund"].engine
+    gateway = Gateway(refund[0], refund_engine, certificate=refund[1], trusted_keys=[KEY], more=[PlanGateway(engine, Gate(order, order_certificate, trusted_keys=[KEY]))])
+    sam = gateway.principal("sam")
+    names = [t["name"] for t in gateway.tools(sam)]
+    assert names == ["refund.request", "refund.cancel", "order.place", "order.cancel", "start_instance", "get_instance", "submit_plan"]
+    start = next(t for t in gateway.tools(sam) if t["name"] == "start_instance")
+    assert start["inputSchema"]["properties"]["workflow"]["enum"] == ["refund", "order"]
+    assert gateway.call(sam, "start_instance", {"instance": "o-1"}).code == "bad-arguments"
+    started = gateway.call(sam, "start_instance", {"instance": "o-1", "workflow": "order"})
+    assert started.structured["workflow"] == "order"
+    assert [o["tool"] for o in started.structured["allowed"]] == ["order.place"]
+    assert gateway.call(sam, "refund.request", {"instance": "o-1", "amount": 5}).code == "unknown-instance"
+    assert [t["name"] for t in gateway.tools(gateway.principal("cus"))][:2] == ["order.place", "order.cancel"]
+    assert gateway.call(gateway.principal("alice"), "get_instance", {"instance": "o-1"}).code == "not-a-participant"
