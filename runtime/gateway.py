@@ -505,6 +505,8 @@ class Gateway:
                 instance = arguments.get("instance") if isinstance(arguments.get("instance"), str) else None
                 return self._not_allowed(principal, tool, instance, transport)
             return self._refused(principal, tool, None, "unknown-tool", f"there is no tool `{_show(tool)}`: call one of the tools listed for you", transport)
+        if not all(isinstance(k, str) for k in arguments):
+            return self._refused(principal, tool, None, "bad-arguments", f"the arguments of `{_show(tool)}` must be named by strings", transport)
         identity = sorted(k for k in arguments if k.strip().lower() in IDENTITY_FIELDS and not self._declared(route, k))
         if identity:
             return self._refused(principal, tool, None, "identity", f"`{_show(tool)}` was given `{_show(identity[0])}`, but who acts is the authenticated caller: remove the `{_show(identity[0])}` argument", transport)

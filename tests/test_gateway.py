@@ -458,3 +458,15 @@ def test_two_workflows_on_one_store_are_served_with_prefixed_tools(refund: Any) 
     assert gateway.call(sam, "refund.request", {"instance": "o-1", "amount": 5}).code == "unknown-instance"
     assert [t["name"] for t in gateway.tools(gateway.principal("cus"))][:2] == ["order.place", "order.cancel"]
     assert gateway.call(gateway.principal("alice"), "get_instance", {"instance": "o-1"}).code == "not-a-participant"
+
+
+def test_python_callers_passing_objects_get_answers_not_exceptions(refund: Any) -> None:
+    gateway = _gateway(refund)
+    alice = gateway.principal("alice")
+    gateway.call(alice, "start_instance", {"instance": "r-py"})
+    before = _snapshot(gateway, "r-py")
+    assert gateway.call(alice, "request", {1: "x", "instance": "r-py"}).code == "bad-arguments"
+    assert gateway.call(alice, "request", ["instance", "r-py"]).code == "bad-arguments"  # type: ignore[arg-type]
+    assert gateway.call(alice, "request", {"instance": "r-py", "amount": object()}).code == "bad-arguments"
+    assert gateway.call(alice, None, {}).code == "unknown-tool"  # type: ignore[arg-type]
+    assert _snapshot(gateway, "r-py") == before
