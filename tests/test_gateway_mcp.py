@@ -248,3 +248,24 @@ def test_a_session_opened_with_one_token_cannot_be_used_with_another(server: Htt
         stolen = http.post(server.url, content=listing, headers={**HEADERS, "authorization": f"Bearer {token('bob')}", "mcp-session-id": session, "mcp-protocol-version": "2025-06-18"})
     assert stolen.status_code in (403, 404)
     assert "approve" not in stolen.text
+
+
+def test_a_client_of_the_2026_protocol_over_stdio_gets_the_same_tools_and_answers(folder: Path, tmp_path: Path) -> None:
+    from mcp import Client
+
+    db = tmp_path / "modern.db"
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        params = StdioServerParameters(command=sys.executable, args=serve_args(str(db), "--actor", "alice"), cwd=folder, env=environment())
+        async with Client(params) as client:
+            seen["version"] = client.session.protocol_version
+            seen["tools"] = [t.name for t in (await client.list_tools()).tools]
+            seen["start"] = await client.call_tool("start_instance", {"instance": "m-1"})
+            seen["approve"] = await client.call_tool("approve", {"instance": "m-1"})
+
+    anyio.run(main)
+    assert seen["version"] == "2026-07-28"
+    assert seen["tools"] == ["request", "cancel", "start_instance", "get_instance", "submit_plan"]
+    assert (seen["start"].is_error, seen["start"].structured_content["state"]) == (False, "draft")
+    assert (seen["approve"].is_error, seen["approve"].structured_content["code"]) == (True, "tool-not-allowed")
