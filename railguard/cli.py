@@ -41,6 +41,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "railguard.runtime_cli",
     "railguard.gate_cli",
     "railguard.trust_cli",
+    "railguard.serve_cli",
 )
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
