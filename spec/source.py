@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from .errors import LoadError, Location, Problem
+from .errors import LoadError, Location, Problem, SpecError
 from .limits import (
     MAX_ALIAS_NODES,
     MAX_BYTES,
@@ -342,7 +342,7 @@ def bracket_depth(text: str, stop: int | None = None) -> int:
     return deepest
 
 
-class JSONProblem(ValueError):
+class JSONProblem(SpecError, ValueError):
     """JSON text that :func:`strict_json` refuses. ``kind`` is ``not-json`` (not JSON, or
     ``NaN``), ``too-deep``, ``repeated-key`` or ``not-unicode``; ``message`` is the predicate
     of one sentence ("is not valid JSON: ...") for the caller to give a subject."""
