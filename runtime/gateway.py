@@ -164,7 +164,8 @@ class AccessLog:
                 "spec_hash": ACCESS_SPEC_HASH,
                 "at": now.astimezone(UTC).isoformat(),
                 "kind": "access",
-                **{str(k): recordable(v) for k, v in body.items()},
+                # the record's own `instance` is the log's id: the instance a refusal is about is its `target`
+                **{("target" if k == "instance" else str(k)): recordable(v) for k, v in body.items()},
             }
             if row is None:
                 new = InstanceRow(
@@ -570,6 +571,21 @@ class Gateway:
             execution = runner.execute(plan, principal.id, instance=instance)
         except AdmissionError as exc:  # the new instance's context is unusable
             return self._refused(principal, tool, instance, "bad-arguments", f"`{tool}`: {exc}", transport)
+        admission = execution.admission
+        if isinstance(admission, Rejected) and not execution.notes:
+            # no instance to note it on (the plan would have started it): the access log has it
+            self.access.append({
+                "event": "plan-rejected",
+                "transport": transport,
+                "actor": principal.id,
+                "roles": sorted(principal.roles),
+                "tool": tool[:200],
+                "instance": instance[:200],
+                "code": admission.code,
+                "step": admission.step,
+                "reason": admission.message[:2000],
+                "plan": plan.to_json() if len(plan.steps) <= 50 else {"workflow": plan.workflow, "steps": len(plan.steps)},
+            })
         return self._executed(principal, tool, served, execution, instance)
 
     def _executed(self, principal: Principal, tool: str, served: PlanGateway, execution: Execution, instance: str) -> ToolAnswer:

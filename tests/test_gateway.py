@@ -175,6 +175,18 @@ def test_a_plan_for_a_new_instance_starts_it_and_runs(refund: Any) -> None:
     assert [r.kind for r in gateway.store.audit("r-new")][:2] == ["start", "note"]
 
 
+def test_a_plan_rejected_for_a_new_instance_creates_nothing_and_is_audited_in_the_access_log(refund: Any) -> None:
+    gateway = _gateway(refund)
+    answer = gateway.call(gateway.principal("alice"), "submit_plan", {"workflow": "refund", "instance": "r-never", "steps": [{"event": "pay"}]})
+    assert answer.is_error
+    assert answer.code == "not-enabled"
+    assert gateway.store.get("r-never") is None
+    logged = gateway.access.records()[-1].payload
+    assert (logged["event"], logged["actor"], logged["target"], logged["code"], logged["step"]) == ("plan-rejected", "alice", "r-never", "not-enabled", 0)
+    assert logged["plan"]["steps"] == [{"event": "pay", "params": {}}]
+    assert verify_store(gateway.store).ok
+
+
 def test_get_instance_shows_state_variables_and_the_events_this_principal_may_fire_now(refund: Any) -> None:
     gateway = _gateway(refund)
     alice, bob = gateway.principal("alice"), gateway.principal("bob")
