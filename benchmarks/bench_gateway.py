@@ -244,7 +244,15 @@ class Call:
 
     @property
     def shared(self) -> bool:
+        """A call on an instance another session may move too (or, with nothing shared yet,
+        on the session's own)."""
         return self.label in SHARED
+
+    @property
+    def raced(self) -> bool:
+        """A call on another session's instance that was refused: it lost a race (another
+        session moved the instance first) and was answered."""
+        return self.is_error and self.shared and self.instance is not None and f"-{self.actor}-" not in self.instance
 
 
 @dataclass
@@ -412,8 +420,7 @@ def check(store: Any, calls: Sequence[Call], access_log: str = "railguard:gatewa
         if call.is_error:
             if not call.code or not call.message.strip():
                 unexplained += 1
-            if call.code != "conflict":  # a conflict answer is the one refusal not audited
-                refusals_told[call.actor] += 1
+            refusals_told[call.actor] += 1
         want = ON_PURPOSE.get(call.label)
         if want is not None and (not call.is_error or (call.label != "self-approve" and call.code != want)):
             problems.append(f"`{call.label}` by {call.actor} on {call.instance} was answered {call.code or 'ok'}, not {want}")
@@ -519,8 +526,9 @@ def _quantile(values: Sequence[float], q: float) -> float:
 
 def summary(result: Result) -> dict[str, Any]:
     """The numbers of one run: calls, calls/s, p50/p99 latency (ms), conflicts answered (a
-    call on a shared instance refused because another session moved it first), refusals on
-    purpose, and refusals by code."""
+    call on another session's instance refused because a session moved it first), those
+    stopped at execution time (admitted, then refused by the engine's re-check because the
+    other server's step committed in between), refusals on purpose, and refusals by code."""
     latencies = [c.seconds for c in result.calls]
     codes = Counter(c.code for c in result.calls if c.is_error)
     return {
@@ -532,7 +540,7 @@ def summary(result: Result) -> dict[str, Any]:
         "p50_ms": 1000 * _quantile(latencies, 0.50),
         "p99_ms": 1000 * _quantile(latencies, 0.99),
         "accepted": sum(not c.is_error for c in result.calls),
-        "conflicts": sum(c.is_error and c.shared for c in result.calls),
+        "conflicts": sum(c.raced for c in result.calls),
         "stopped": sum(c.is_error and bool(c.steps) for c in result.calls),
         "on_purpose": sum(c.is_error and c.label in ON_PURPOSE for c in result.calls),
         "refusals": sum(codes.values()),

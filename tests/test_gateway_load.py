@@ -54,7 +54,7 @@ def _assert_invariants(result: Any, sessions: int, calls: int) -> None:
     assert result.check.steps_answered == result.check.steps_audited > 0
     assert result.check.refusals_answered == result.check.refusals_audited == numbers["refusals"]
     assert all(c.code and c.message.strip() for c in result.calls if c.is_error)
-    assert not [c for c in result.calls if c.code in ("conflict", "unavailable")]
+    assert not [c for c in result.calls if c.code in ("unavailable", "internal-error")]
     on_purpose = [c for c in result.calls if c.label in bench.ON_PURPOSE]
     assert on_purpose
     assert all(c.is_error for c in on_purpose)
@@ -64,7 +64,7 @@ def _assert_invariants(result: Any, sessions: int, calls: int) -> None:
     assert any(c.code == "guard-false" for c in on_purpose)
     shared = [c for c in result.calls if c.shared and c.tool != "get_instance"]
     assert any(not c.is_error for c in shared)
-    assert numbers["conflicts"] > 0  # sessions really raced for the shared instances
+    assert numbers["conflicts"] > 0  # sessions really raced for the shared instances, and were answered
     assert numbers["accepted"] > 0
 
 
