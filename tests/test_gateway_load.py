@@ -4,8 +4,11 @@ PostgreSQL store. The harness is ``benchmarks/bench_gateway.py``'s; the assertio
 store and the answers (nothing lost, nothing duplicated, every chain verifies, every refusal
 explained and audited), never on timing.
 
-Also here: a refusal the gateway answers but audits nowhere (a plan rejected for an instance
-that does not exist yet), found while writing the load's refusal invariant."""
+Also here, found while writing the load and its invariants, two failing tests of the gateway
+(left failing on purpose, for the lead to fix in runtime/gate.py or runtime/gateway.py): a
+refusal answered but audited nowhere (a plan rejected for an instance that does not exist
+yet), and a race between two server processes that raises instead of answering (two plans
+starting the same new instance)."""
 
 from __future__ import annotations
 
@@ -83,18 +86,25 @@ def test_eight_sessions_of_two_hundred_calls_on_one_postgres_store_lose_and_dupl
     _assert_invariants(result, 8, 200)
 
 
-def test_a_short_load_on_sqlite_through_one_server_checks_out(tmp_path: Path) -> None:
-    result = bench.run_load("sqlite", tmp_path, sessions=2, calls=20, server_count=1)
+@pytest.fixture(scope="module")
+def short(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """2 sessions x 20 calls through one server on SQLite, and the store's file."""
+    place = tmp_path_factory.mktemp("short")
+    return bench.run_load("sqlite", place, sessions=2, calls=20, server_count=1), next(place.glob("sqlite-*/load.db"))
+
+
+def test_a_short_load_on_sqlite_through_one_server_checks_out(short: tuple[Any, Path]) -> None:
+    result, _ = short
     assert result.check.problems == ()
     assert result.check.steps_answered == result.check.steps_audited > 0
     assert {c.label for c in result.calls} >= {"start", "request", "self-approve", "bad-params", "plan-new", "plan-rejected"}
 
 
-def test_the_check_reports_a_step_the_clients_were_told_of_that_the_store_does_not_hold(tmp_path: Path) -> None:
-    result = bench.run_load("sqlite", tmp_path, sessions=1, calls=10, server_count=1)
+def test_the_check_reports_a_step_the_clients_were_told_of_that_the_store_does_not_hold(short: tuple[Any, Path]) -> None:
+    result, db = short
     accepted = next(c for c in result.calls if c.tool == "request" and not c.is_error)
     invented = bench.Call(accepted.session, accepted.actor, "request", "request", accepted.instance, False, None, "", (("approve", True),), False, 0.0)
-    store = SQLiteStore(next(tmp_path.glob("sqlite-*/load.db")), readonly=True)
+    store = SQLiteStore(db, readonly=True)
     try:
         verdict = bench.check(store, [*result.calls, invented])
         dropped = bench.check(store, [c for c in result.calls if c is not accepted])
@@ -126,3 +136,53 @@ def test_a_plan_rejected_for_an_instance_not_yet_started_is_audited_in_the_acces
     assert gateway.store.get("new-1") is None
     refused = [r.payload for r in gateway.access.records() if r.payload.get("event") == "refused"]
     assert [(p["actor"], p["tool"], p["instance"], p["code"]) for p in refused] == [("erin", "submit_plan", "new-1", "not-enabled")]
+
+
+class _CreatesLate:
+    """A store whose next ``create`` first lets ``before`` run: another process's call that
+    lands exactly between the gateway's existence check and its ``create``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.before: Any = None
+
+    def create(self, *args: Any, **kwargs: Any) -> Any:
+        before, self.before = self.before, None
+        if before is not None:
+            before()
+        return self.inner.create(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_plan_that_starts_an_instance_another_server_started_first_is_answered_not_raised(tmp_path: Path) -> None:
+    """Two gateway processes on one store: both see no instance ``race-1``, both admit a plan
+    that starts it; the one that creates second must be answered (``instance-exists``, or
+    re-decided on the fresh row), as the race on ``start_instance`` is. ``PlanGateway.execute``
+    (runtime/gate.py) lets ``Engine.start``'s ``InstanceExists`` escape, and
+    ``Gateway._run`` (runtime/gateway.py) catches only ``AdmissionError``."""
+    spec = load(EXAMPLES / "refund.yaml")
+    key = generate_key()
+    certificate = sign(issue(verify(spec)), key)
+    people = StaticDirectory({"alice": ["support"], "dana": ["support", "manager"]})
+    db = tmp_path / "two.db"
+
+    def gateway(store: Any) -> Gateway:
+        effects = Effects()
+        effects.register("payments.refund", lambda call: {"refund_id": f"re-{call.instance}"})
+        engine = Engine(spec, store, people, effects=effects, certificate=certificate, trusted_keys=[key])
+        return Gateway(spec, engine, certificate=certificate, trusted_keys=[key])
+
+    first = gateway(SQLiteStore(db))
+    late = _CreatesLate(SQLiteStore(db))
+    second = gateway(late)
+    plan = {"workflow": "refund", "instance": "race-1", "steps": [{"event": "request", "params": {"amount": 10}}]}
+    won: list[Any] = []
+    late.before = lambda: won.append(first.call(first.principal("alice"), "submit_plan", plan))
+    answer = second.call(second.principal("dana"), "submit_plan", {**plan, "steps": [{"event": "request", "params": {"amount": 20}}]})
+    assert not won[0].is_error
+    assert answer.is_error
+    assert answer.code in ("instance-exists", "not-enabled")
+    starts = [r for r in first.store.audit("race-1") if r.kind == "start"]
+    assert [r.payload["actor"] for r in starts] == ["alice"]
