@@ -24,6 +24,7 @@ __all__ = [
     "chain",
     "recordable",
     "recordable_mapping",
+    "seal",
     "verify_chain",
 ]
 
@@ -68,11 +69,17 @@ def digest(prev_hash: str, payload_json: str) -> str:
 
 def chain(instance: str, prev_hash: str, seq: int, payload: Mapping[str, Any]) -> AuditRecord:
     """Make the record that follows ``prev_hash`` at position ``seq``."""
-    body = dict(payload)
+    return seal(instance, prev_hash, seq, dict(payload))
+
+
+def seal(instance: str, prev_hash: str, seq: int, body: dict[str, Any]) -> AuditRecord:
+    """:func:`chain` of a payload dict the caller hands over and does not use again (its
+    ``instance`` and ``seq`` are set in place, which spares a copy)."""
     body["instance"] = instance
     body["seq"] = seq
     text = canonical_json(body)
-    # Round-trip through JSON so the stored payload equals what was hashed.
+    # Round-trip through JSON so the stored payload equals what was hashed (and shares no
+    # object with the caller's data).
     stored = json.loads(text)
     return AuditRecord(instance, seq, stored, prev_hash, digest(prev_hash, text), (stored, text))
 

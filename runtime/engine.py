@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from railguard.spec import Spec
 from railguard.spec.semantics import SYSTEM, Fired, Refusal, admit, fire
 
-from .audit import GENESIS, AuditRecord, chain, recordable, recordable_mapping
+from .audit import GENESIS, AuditRecord, recordable, recordable_mapping, seal
 from .auth import Authenticator, NotAuthenticated
 from .certify import certificate_note
 from .clock import Clock, SystemClock
@@ -55,7 +55,7 @@ from .lifecycle import (
     decode_pending,
     exit_kind,
 )
-from .store import InstanceRow, NewTimer, Store, Timer
+from .store import InstanceRow, NewTimer, Store, Timer, json_column, values_json
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpointer
@@ -155,8 +155,9 @@ class Engine:
         self.checkpoints = checkpoints
         self.earlier_specs = tuple(earlier_specs)
         self.certificate_note = self._check_certificate(certificate, trusted_keys, allow_unverified)
-        # the rows this engine last committed, with their phase (see `fire`)
-        self._recent: dict[str, tuple[InstanceRow, Phase, Mapping[str, Any] | None]] = {}
+        # the rows this engine last committed: each with its phase, its decoded values (if
+        # known) and its row digest (see `fire` and `_vouch`)
+        self._recent: dict[str, tuple[InstanceRow, Phase, Mapping[str, Any] | None, str]] = {}
         missing = sorted(handler_names(spec) - set(self.effects.handlers))
         if missing:
             raise ExecutionError(f"spec `{spec.name}` uses effect `{missing[0]}`, which has no registered handler")
@@ -215,13 +216,15 @@ class Engine:
             "context": encode_values(context_values),
             "certificate": self.certificate_note,
         }
-        advance(spec, None, RecordKind.START, target=state)
+        phase = advance(spec, None, RecordKind.START, target=state)
         row = replace(blank, values=encode_values(values), context=encode_values(context_values), version=1)
-        records, head, version = self._chain(blank, [payload], digest=row_digest(row))
+        digest = row_digest(row)
+        records, head, version = self._chain(blank, [payload], digest=digest)
         row = replace(row, audit_head=head)
         self.store.create(row, records, self._timeout_timer(instance, state, version))
         if self.checkpoints is not None:
             self.checkpoints.committed(self.store, len(records))
+        self._remember(row, phase, values, digest)
         return self._result(row, records, accepted=True, event=None)
 
     def fire(self, instance: str, event: str, actor: str, params: Mapping[str, Any] | None = None) -> StepResult:
@@ -381,7 +384,9 @@ class Engine:
         """Commit an accepted step into ``target`` (with the outcome of its effect, if any)."""
         transition = self.spec.transitions[base["transition"] - 1]
         payload = {**base, "kind": RecordKind.STEP, "after": {"state": target, "values": after}, "effect": effect}
-        phase = advance(self.spec, self._phase(row), RecordKind.STEP, target=target, owed=owed, reason=f"{transition.label} entered failure terminal `{target}`")
+        # the reason is used only by a step into a failure terminal
+        reason = f"{transition.label} entered failure terminal `{target}`" if self.spec.state_map[target].terminal == "failure" else ""
+        phase = advance(self.spec, self._phase(row), RecordKind.STEP, target=target, owed=owed, reason=reason)
         # Only touch timers the instance can have: a timeout of the state it leaves, or the
         # resume timer of an effect or compensation in flight.
         cancel = []
@@ -430,11 +435,15 @@ class Engine:
         """Write ``payloads`` as the next audit records and the row as ``phase`` leaves it, in one
         transaction; ConflictError if another writer moved the instance first."""
         now = self._now()
-        after = row.values if values is None else values
+        # The values are encoded once, for the row digest and the row's column alike.
+        if values is None:
+            after, text = row.values, values_json(row)
+        else:
+            after, text = values, json_column(values)
         pending = None if phase.pending is None else phase.pending.to_json()
         owed = [o.to_json() for o in phase.owed]
         version = row.version + len(payloads)
-        digest = fields_digest(row.id, row.workflow, row.spec_hash, phase.state, after, version, phase.status, row.context, pending, owed)
+        digest = fields_digest(row.id, row.workflow, row.spec_hash, phase.state, after, version, phase.status, row.context, pending, owed, values_json=text)
         records, head, _ = self._chain(row, payloads, now, digest=digest)
         new = InstanceRow(
             id=row.id,
@@ -450,6 +459,7 @@ class Engine:
             compensations=owed,
             created_at=row.created_at,
             updated_at=now.timestamp(),
+            encoded=(after, text),
         )
         known = self._recent.pop(row.id, None)
         if values is None and known is not None and known[0] is row:
@@ -457,10 +467,14 @@ class Engine:
         self.store.commit(new, row.version, records, timers, cancel)
         if self.checkpoints is not None:
             self.checkpoints.committed(self.store, len(records))
+        self._remember(new, phase, decoded, digest)
+        return new, records
+
+    def _remember(self, row: InstanceRow, phase: Phase, decoded: Mapping[str, Any] | None, digest: str) -> None:
+        """Keep the row this engine just wrote, with its phase, decoded values and digest."""
         if len(self._recent) > 1024:
             self._recent.clear()
-        self._recent[new.id] = (new, phase, decoded)
-        return new, records
+        self._recent[row.id] = (row, phase, decoded, digest)
 
     def _chain(
         self, row: InstanceRow, payloads: list[dict[str, Any]], now: datetime | None = None, *, digest: str
@@ -470,13 +484,13 @@ class Engine:
         records = []
         head, seq = row.audit_head, row.version
         at = (now or self._now()).astimezone(UTC).isoformat()
-        common = {"workflow": self.spec.name, "spec_hash": self.spec.content_hash, "at": at}
+        name, spec_hash = self.spec.name, self.spec.content_hash
         for number, payload in enumerate(payloads, 1):
             seq += 1
-            body = {**common, **payload}
+            body = {"workflow": name, "spec_hash": spec_hash, "at": at, **payload}
             if number == len(payloads):
                 body[ROW_FIELD] = digest
-            record = chain(row.id, head, seq, body)
+            record = seal(row.id, head, seq, body)
             records.append(record)
             head = record.hash
         return records, head, seq
@@ -678,11 +692,17 @@ class Engine:
 
     def _vouch(self, row: InstanceRow) -> None:
         """Refuse (UnvouchedRow) a row that its audit log does not vouch for: its last record
-        must carry the row's digest and the log must replay to it under this spec. A row equal
-        to the one this engine last committed needs no reading of the log."""
+        must carry the row's digest and the log must replay to it under this spec.
+
+        A row read back as this engine last wrote it needs no reading of the log: at the same
+        version and audit head (the record this engine wrote and vouched the row with) and with
+        the same digest — the canonical JSON of everything the engine acts on, so an edit that
+        Python's ``==`` would not see (``1`` for ``true``, ``1.0`` for ``1``) is still seen."""
         known = self._recent.get(row.id)
-        if known is not None and known[0] == row:
-            return
+        if known is not None:
+            mine = known[0]
+            if mine is row or (mine.version == row.version and mine.audit_head == row.audit_head and known[3] == row_digest(row)):
+                return
         from .replay import replay
 
         records = self.store.audit(row.id)

@@ -47,22 +47,40 @@ def row_digest(row: InstanceRow | Any) -> str:
 
 
 def fields_digest(
-    id: str, workflow: str, spec_hash: str, state: str, values: Any, version: int, status: str, context: Any, pending: Any, compensations: Any
+    id: str,
+    workflow: str,
+    spec_hash: str,
+    state: str,
+    values: Any,
+    version: int,
+    status: str,
+    context: Any,
+    pending: Any,
+    compensations: Any,
+    *,
+    values_json: str | None = None,
 ) -> str:
-    """:func:`row_digest` of the row with these fields (without building the row)."""
-    body = {
-        "id": id,
-        "workflow": workflow,
-        "spec_hash": spec_hash,
-        "state": state,
-        "values": values,
-        "version": version,
-        "status": status,
-        "context": context,
-        "pending": pending,
-        "compensations": compensations,
-    }
-    return "sha256:" + hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    """:func:`row_digest` of the row with these fields (without building the row).
+
+    The text hashed is the canonical JSON of the object with these ten keys; it is put
+    together field by field in sorted key order, which is byte for byte what encoding the
+    object whole gives (a nested value encodes as it does alone). ``values_json``, if given,
+    must be ``canonical_json(values)`` — the engine encodes the values once for the row
+    column and the digest."""
+    text = "".join((
+        '{"compensations":', canonical_json(compensations),
+        ',"context":', canonical_json(context),
+        ',"id":', canonical_json(id),
+        ',"pending":', canonical_json(pending),
+        ',"spec_hash":', canonical_json(spec_hash),
+        ',"state":', canonical_json(state),
+        ',"status":', canonical_json(status),
+        ',"values":', canonical_json(values) if values_json is None else values_json,
+        ',"version":', canonical_json(version),
+        ',"workflow":', canonical_json(workflow),
+        "}",
+    ))
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def vouch(row: InstanceRow, records: Sequence[AuditRecord], *, chained: bool = False) -> Tamper | None:

@@ -92,8 +92,17 @@ def canonical_json(data: Any) -> str:
     default=...)``: where the interpreter has json's C encoder, it is called directly (the
     encoder ``json.dumps`` itself would build, with a fresh circular-reference check each
     call), without the per-call setup of a new ``JSONEncoder``."""
-    if type(data) is str:  # as JSONEncoder.encode does for a lone string
+    kind = type(data)
+    if kind is str:  # as JSONEncoder.encode does for a lone string
         return _encode_text(data)
+    if kind is int:  # as the C encoder does: the int's repr
+        return int.__repr__(data)
+    if data is None:
+        return "null"
+    if kind is dict and not data:
+        return "{}"
+    if kind is list and not data:
+        return "[]"
     if _make_encoder is None:  # pragma: no cover - an interpreter without json's C encoder
         return _slow_json(data)
     return "".join(_make_encoder({}, _default, _encode_text, None, ":", ",", True, False, True)(data, 0))
