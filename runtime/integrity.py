@@ -19,6 +19,7 @@ problem found is named by instance and record position.
 from __future__ import annotations
 
 import hashlib
+import json.encoder
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,8 @@ __all__ = ["ROW_FIELD", "IntegrityReport", "fields_digest", "row_digest", "verif
 
 #: The payload field of an audit record that holds the digest of the row after it.
 ROW_FIELD = "row"
+#: What canonical JSON makes of a lone str: json's string encoder (``ensure_ascii=False``).
+_text = json.encoder.encode_basestring
 
 
 def row_digest(row: InstanceRow | Any) -> str:
@@ -68,16 +71,16 @@ def fields_digest(
     must be ``canonical_json(values)`` — the engine encodes the values once for the row
     column and the digest."""
     text = "".join((
-        '{"compensations":', canonical_json(compensations),
+        '{"compensations":', "[]" if compensations == [] else canonical_json(compensations),
         ',"context":', canonical_json(context),
-        ',"id":', canonical_json(id),
+        ',"id":', _text(id) if id.__class__ is str else canonical_json(id),
         ',"pending":', canonical_json(pending),
-        ',"spec_hash":', canonical_json(spec_hash),
-        ',"state":', canonical_json(state),
+        ',"spec_hash":', _text(spec_hash) if spec_hash.__class__ is str else canonical_json(spec_hash),
+        ',"state":', _text(state) if state.__class__ is str else canonical_json(state),
         ',"status":', canonical_json(status),
         ',"values":', canonical_json(values) if values_json is None else values_json,
         ',"version":', canonical_json(version),
-        ',"workflow":', canonical_json(workflow),
+        ',"workflow":', _text(workflow) if workflow.__class__ is str else canonical_json(workflow),
         "}",
     ))
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()

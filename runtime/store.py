@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from .audit import AuditRecord
 from .codec import canonical_json
 
-__all__ = ["InstanceRow", "LogEntry", "NewTimer", "Store", "Timer", "decode_row", "encode_changes", "encode_row", "json_column", "values_json"]
+__all__ = ["InstanceRow", "LogEntry", "NewTimer", "Store", "Timer", "decode_row", "encode_changes", "encode_row", "json_column", "make_row", "values_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,37 @@ class InstanceRow:
     #: only while ``values`` is still that very object — a copy made with other values, by
     #: ``dataclasses.replace`` say, is encoded afresh. Never set from what a store reads.
     encoded: tuple[Mapping[str, Any], str] | None = field(default=None, compare=False, repr=False)
+
+
+_new = object.__new__
+_SET_ROW = tuple(InstanceRow.__dict__[name].__set__ for name in InstanceRow.__dataclass_fields__)
+
+
+def make_row(
+    id: str, workflow: str, spec_hash: str, state: str, values: dict[str, Any], version: int, status: str, audit_head: str,
+    context: dict[str, Any], pending: dict[str, Any] | None, compensations: list[dict[str, Any]], created_at: float, updated_at: float,
+    encoded: tuple[Mapping[str, Any], str] | None,
+) -> InstanceRow:
+    """``InstanceRow(...)`` with every field given, made through its slots: the same frozen
+    value at about half the cost of the dataclass ``__init__`` (which sets each field through
+    ``object.__setattr__``); the engine makes one per step."""
+    row: InstanceRow = _new(InstanceRow)
+    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13 = _SET_ROW
+    s0(row, id)
+    s1(row, workflow)
+    s2(row, spec_hash)
+    s3(row, state)
+    s4(row, values)
+    s5(row, version)
+    s6(row, status)
+    s7(row, audit_head)
+    s8(row, context)
+    s9(row, pending)
+    s10(row, compensations)
+    s11(row, created_at)
+    s12(row, updated_at)
+    s13(row, encoded)
+    return row
 
 
 @dataclass(frozen=True, slots=True)

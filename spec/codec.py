@@ -38,8 +38,14 @@ def encode_value(value: Value) -> Any:
 
 
 def encode_values(values: Mapping[str, Value]) -> dict[str, Any]:
-    """Each value of a mapping encoded by :func:`encode_value`."""
-    return {k: encode_value(v) for k, v in values.items()}
+    """Each value of a mapping encoded by :func:`encode_value` (a value JSON has as it is — a
+    plain int, text, boolean or null — without the call)."""
+    plain = _PLAIN
+    return {k: v if v.__class__ in plain else encode_value(v) for k, v in values.items()}
+
+
+#: Value classes :func:`encode_value` hands back unchanged.
+_PLAIN = frozenset({int, str, bool, type(None)})
 
 
 def decode_value(declared: Type, raw: Any) -> Value:
