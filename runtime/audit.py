@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,13 +18,16 @@ from .codec import canonical_json
 
 __all__ = [
     "GENESIS",
+    "SLOTS",
     "WALL_CLOCK_FIELDS",
     "AuditRecord",
     "Tamper",
+    "Template",
     "chain",
     "recordable",
     "recordable_mapping",
     "seal",
+    "seal_text",
     "verify_chain",
 ]
 
@@ -83,8 +86,62 @@ def seal(instance: str, prev_hash: str, seq: int, body: dict[str, Any]) -> Audit
     # Round-trip through JSON so the stored payload equals what was hashed (and shares no
     # object with the caller's data). The text is one JSON object and nothing else, so the
     # scanner ``json.loads`` runs is called directly.
+    return seal_text(instance, prev_hash, seq, text)
+
+
+def seal_text(instance: str, prev_hash: str, seq: int, text: str) -> AuditRecord:
+    """The record whose payload is the canonical JSON ``text`` (which names ``instance`` and
+    ``seq``), following ``prev_hash``; its payload is decoded from the text, so the stored
+    payload equals what was hashed."""
+    # The text is one JSON object and nothing else, so the scanner ``json.loads`` runs is
+    # called directly.
     stored = _scan(text, 0)[0]
     return AuditRecord(instance, seq, stored, prev_hash, digest(prev_hash, text), (stored, text))
+
+
+#: Placeholders for the values a :class:`Template` leaves open (NUL-delimited text, which a
+#: template refuses to be made from if its fixed part holds one too).
+SLOTS = tuple(f"\x00railguard-slot-{i}\x00" for i in range(8))
+_SLOT_TEXT = tuple(canonical_json(slot) for slot in SLOTS)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """The canonical JSON of payloads that differ from each other only in a few values — the
+    fixed text around those values, and the slot each gap takes.
+
+    :meth:`fill` puts each open value's canonical JSON into its gap, which is byte for byte
+    the canonical JSON of the whole payload with those values in place: a value is encoded the
+    same nested as alone, and where it goes depends on the keys only (sorted), never on the
+    values. The engine keeps one per kind of step, so a step encodes only what changes."""
+
+    parts: tuple[str, ...]
+    order: tuple[int, ...]
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any], slots: int) -> Template | None:
+        """The template of ``body``, which holds ``SLOTS[0]`` .. ``SLOTS[slots - 1]`` once each
+        where open values go; None if its fixed text holds a slot's placeholder itself (it is
+        then encoded whole, every time)."""
+        text = canonical_json(dict(body))
+        if any(text.count(marker) != (1 if i < slots else 0) for i, marker in enumerate(_SLOT_TEXT)):
+            return None
+        gaps = sorted((text.index(_SLOT_TEXT[i]), i) for i in range(slots))
+        parts, end = [], 0
+        for start, i in gaps:
+            parts.append(text[end:start])
+            end = start + len(_SLOT_TEXT[i])
+        parts.append(text[end:])
+        return cls(tuple(parts), tuple(i for _, i in gaps))
+
+    def fill(self, values: Sequence[str]) -> str:
+        """The payload's canonical JSON with ``values[i]`` (canonical JSON text) in slot ``i``."""
+        parts = self.parts
+        out = [parts[0]]
+        for gap, slot in enumerate(self.order, 1):
+            out.append(values[slot])
+            out.append(parts[gap])
+        return "".join(out)
 
 
 def recordable(value: Any) -> Any:

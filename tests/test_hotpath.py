@@ -214,3 +214,90 @@ def test_the_first_step_after_start_needs_no_log_read_and_stays_vouched(tmp_path
     with SQLiteStore(tmp_path / "c.db", readonly=True) as fresh:
         report = verify_store(fresh, [loads(CYCLE)])
     assert (report.ok, report.records) == (True, 3)
+
+
+# ---------------------------------------------------------------------- step templates
+
+
+def _dump(db: Path) -> tuple[list[Any], list[Any]]:
+    conn = sqlite3.connect(db)
+    try:
+        return (conn.execute("SELECT * FROM audit ORDER BY gseq").fetchall(), conn.execute("SELECT * FROM instances ORDER BY rowid").fetchall())
+    finally:
+        conn.close()
+
+
+class ShiftingDirectory:
+    """A directory whose members gain and lose roles between calls (as a live one may)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def roles_of(self, principal: str) -> frozenset[str]:
+        self.calls += 1
+        if principal == "stranger":
+            return frozenset()
+        return frozenset({"client"} | ({"auditor"} if self.calls % 3 == 0 else set()))
+
+
+ACTORS = st.sampled_from(["c", "d", "stranger", "c\x00railguard-slot-1\x00", '"\x00railguard-slot-0\x00'])
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("tick"), ACTORS, st.just({})),
+        st.tuples(st.just("note"), ACTORS, st.fixed_dictionaries({"text": st.text(max_size=6)})),
+        st.tuples(st.just("send"), ACTORS, st.fixed_dictionaries({"to": st.sampled_from(["alice", "bob"]), "amount": st.sampled_from(["5", "200"])})),
+    ),
+    max_size=12,
+)
+
+
+def _scripted(db: Path, steps: list[tuple[str, str, dict[str, Any]]], *, templates: bool) -> tuple[list[Any], list[Any]]:
+    engine = Engine(loads(GOLDEN_SPEC), SQLiteStore(db), ShiftingDirectory(), clock=ManualClock(), allow_unverified="templates")
+    if not templates:
+        engine._templates = None
+    for instance in ("a", "b"):
+        engine.start(instance, "c", {"payees": ["alice"], "limit": "100"})
+        for event, actor, params in steps:
+            engine.fire(instance, event, actor, params)
+    engine.store.close()
+    return _dump(db)
+
+
+@settings(max_examples=60, deadline=None)
+@given(STEPS)
+def test_steps_written_from_templates_are_the_bytes_the_general_encoder_writes(steps: list[tuple[str, str, dict[str, Any]]]) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        fast = _scripted(Path(folder) / "fast.db", steps, templates=True)
+        general = _scripted(Path(folder) / "general.db", steps, templates=False)
+    assert fast == general
+
+
+def test_a_template_is_refused_where_its_fixed_text_holds_a_placeholder(tmp_path: Path) -> None:
+    # the actor's text encodes to a slot's placeholder text ('"\u0000railguard-slot-3\u0000"')
+    actor = '"\x00railguard-slot-3\x00'
+    engine = Engine(loads(GOLDEN_SPEC), SQLiteStore(tmp_path / "t.db"), StaticDirectory({actor: ["client"]}), clock=ManualClock(), allow_unverified="templates")
+    engine.start("a", actor, {"payees": ["alice"], "limit": "100"})
+    ticked = engine.fire("a", "tick", actor)
+    assert engine._templates is not None
+    assert list(engine._templates.values()) == [None]
+    assert (ticked.records[-1].payload["actor"], ticked.records[-1].payload["params"], ticked.values["n"]) == (actor, {}, 1)
+    with SQLiteStore(tmp_path / "t.db", readonly=True) as store:
+        assert verify_store(store, [loads(GOLDEN_SPEC)]).ok
+
+
+KEYS = st.text(min_size=1, max_size=5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(KEYS, JSONISH, min_size=1, max_size=6), st.data())
+def test_a_filled_template_is_the_canonical_json_of_the_filled_payload(body: dict[str, Any], data: st.DataObject) -> None:
+    from railguard.runtime.audit import SLOTS, Template
+
+    keys = sorted(body)
+    opened = data.draw(st.lists(st.sampled_from(keys), unique=True, min_size=1, max_size=min(len(keys), len(SLOTS))))
+    values = [data.draw(JSONISH) for _ in opened]
+    template = Template.of({**body, **{key: SLOTS[i] for i, key in enumerate(opened)}}, len(opened))
+    assert template is not None
+    assert template.fill([canonical_json(v) for v in values]) == canonical_json({**body, **dict(zip(opened, values, strict=True))})
