@@ -117,6 +117,15 @@ class Template:
 
     parts: tuple[str, ...]
     order: tuple[int, ...]
+    #: ``parts`` with the gaps as ``str.format`` fields naming their slots (braces doubled).
+    pattern: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.parts) != len(self.order) + 1:
+            raise ValueError(f"a template of {len(self.order)} slots needs {len(self.order) + 1} parts, not {len(self.parts)}")
+        fields = [f"{{{i}}}" for i in self.order] + [""]
+        pattern = "".join(part.replace("{", "{{").replace("}", "}}") + gap for part, gap in zip(self.parts, fields, strict=True))
+        object.__setattr__(self, "pattern", pattern)
 
     @classmethod
     def of(cls, body: Mapping[str, Any], slots: int) -> Template | None:
@@ -136,12 +145,9 @@ class Template:
 
     def fill(self, values: Sequence[str]) -> str:
         """The payload's canonical JSON with ``values[i]`` (canonical JSON text) in slot ``i``."""
-        parts = self.parts
-        out = [parts[0]]
-        for gap, slot in enumerate(self.order, 1):
-            out.append(values[slot])
-            out.append(parts[gap])
-        return "".join(out)
+        if len(values) != len(self.order):
+            raise ValueError(f"a template of {len(self.order)} slots was given {len(values)} values")
+        return self.pattern.format(*values)
 
 
 def recordable(value: Any) -> Any:

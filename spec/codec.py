@@ -109,6 +109,8 @@ def canonical_json(data: Any) -> str:
         return "{}"
     if kind is list and not data:
         return "[]"
+    if isinstance(data, str):  # a str subclass (an enum's member, say): as JSONEncoder.encode does
+        return _encode_text(data)
     if _make_encoder is None:  # pragma: no cover - an interpreter without json's C encoder
         return _slow_json(data)
     return "".join(_make_encoder({}, _default, _encode_text, None, ":", ",", True, False, True)(data, 0))
