@@ -22,6 +22,7 @@ rests in the failure terminal. A compensation that cannot complete leaves the in
 
 from __future__ import annotations
 
+import json.encoder
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -557,8 +558,8 @@ class Engine:
             return self._chain(row, [payload], now, digest=digest)[0][0].payload_json()
         params = payload["params"]
         return template.fill((
-            canonical_json(now.astimezone(UTC).isoformat()), values_json(row), values,
-            canonical_json(params), canonical_json(digest), canonical_json(row.id), canonical_json(row.version + 1),
+            _json_text(now.astimezone(UTC).isoformat()), values_json(row), values,
+            canonical_json(params) if params else "{}", _json_text(digest), canonical_json(row.id), int.__repr__(row.version + 1),
         ))
 
     def _values(self, row: InstanceRow) -> Mapping[str, Any]:
@@ -813,6 +814,10 @@ class Engine:
     def _ts(self) -> float:
         return self._now().timestamp()
 
+
+
+#: What canonical JSON makes of a str (json's string encoder, ``ensure_ascii=False``).
+_json_text = json.encoder.encode_basestring
 
 
 def _text(value: object) -> str:

@@ -72,14 +72,14 @@ def fields_digest(
     column and the digest."""
     text = "".join((
         '{"compensations":', "[]" if compensations == [] else canonical_json(compensations),
-        ',"context":', canonical_json(context),
+        ',"context":', "{}" if context.__class__ is dict and not context else canonical_json(context),
         ',"id":', _text(id) if id.__class__ is str else canonical_json(id),
-        ',"pending":', canonical_json(pending),
+        ',"pending":', "null" if pending is None else canonical_json(pending),
         ',"spec_hash":', _text(spec_hash) if spec_hash.__class__ is str else canonical_json(spec_hash),
         ',"state":', _text(state) if state.__class__ is str else canonical_json(state),
         ',"status":', canonical_json(status),
         ',"values":', canonical_json(values) if values_json is None else values_json,
-        ',"version":', canonical_json(version),
+        ',"version":', int.__repr__(version) if version.__class__ is int else canonical_json(version),
         ',"workflow":', _text(workflow) if workflow.__class__ is str else canonical_json(workflow),
         "}",
     ))
