@@ -68,6 +68,10 @@ class AuditRecord:
         return {"instance": self.instance, "seq": self.seq, "payload": dict(self.payload), "prev_hash": self.prev_hash, "hash": self.hash}
 
 
+_new = object.__new__
+_SET_RECORD = tuple(AuditRecord.__dict__[name].__set__ for name in AuditRecord.__dataclass_fields__)
+
+
 def digest(prev_hash: str, payload_json: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{payload_json}".encode()).hexdigest()
 
@@ -96,7 +100,15 @@ def seal_text(instance: str, prev_hash: str, seq: int, text: str) -> AuditRecord
     # The text is one JSON object and nothing else, so the scanner ``json.loads`` runs is
     # called directly.
     stored = _scan(text, 0)[0]
-    return AuditRecord(instance, seq, stored, prev_hash, digest(prev_hash, text), (stored, text))
+    record: AuditRecord = _new(AuditRecord)
+    s0, s1, s2, s3, s4, s5 = _SET_RECORD  # the frozen record made through its slots (one per step)
+    s0(record, instance)
+    s1(record, seq)
+    s2(record, stored)
+    s3(record, prev_hash)
+    s4(record, digest(prev_hash, text))
+    s5(record, (stored, text))
+    return record
 
 
 #: Placeholders for the values a :class:`Template` leaves open (NUL-delimited text, which a

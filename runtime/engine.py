@@ -278,7 +278,13 @@ class Engine:
         # The row this engine last committed is used optimistically: if another writer moved
         # the instance on, the commit's version check fails and the step is re-decided on a
         # fresh read.
-        return self._retrying(instance, f"`{event}` was not applied", lambda row: self._fire_row(row, event, actor, given, system=False), self._recent.get(instance, (None,))[0])
+        known = self._recent.get(instance)
+        if known is not None:
+            try:
+                return self._fire_row(known[0], event, actor, given, system=False)
+            except ConflictError:
+                pass
+        return self._retrying(instance, f"`{event}` was not applied", lambda row: self._fire_row(row, event, actor, given, system=False))
 
     def abort(self, instance: str, actor: str, reason: str) -> StepResult:
         """An operator takes the error exit: owed compensations run, the instance rests in the

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from railguard.runtime import Engine, ManualClock, SQLiteStore, StaticDirectory, UnvouchedRow
-from railguard.runtime.audit import AuditRecord
+from railguard.runtime.audit import AuditRecord, digest, seal_text
 from railguard.runtime.codec import canonical_json
 from railguard.runtime.engine import StepResult, _step_result
 from railguard.runtime.integrity import fields_digest, row_digest, verify_store
@@ -147,6 +147,10 @@ def test_rows_and_results_made_through_their_slots_equal_the_dataclass_made_ones
     assert result == StepResult("i", True, "e", None, "", "s", {"n": 1}, 3, "active", (record,))
     with pytest.raises(AttributeError):
         result.state = "t"  # type: ignore[misc]
+    text = canonical_json({"instance": "i", "seq": 1, "kind": "start"})
+    sealed = seal_text("i", "0" * 64, 1, text)
+    assert sealed == AuditRecord("i", 1, {"instance": "i", "seq": 1, "kind": "start"}, "0" * 64, digest("0" * 64, text))
+    assert (sealed.payload_json(), sealed.encoded) == (text, (sealed.payload, text))
 
 
 CYCLE = """
