@@ -493,7 +493,7 @@ class Engine:
         else:
             after, text = values, json_column(values)
         pending = None if phase.pending is None else phase.pending.to_json()
-        owed = [o.to_json() for o in phase.owed]
+        owed = [o.to_json() for o in phase.owed] if phase.owed else []
         version = row.version + len(payloads)
         digest = fields_digest(row.id, row.workflow, row.spec_hash, phase.state, after, version, phase.status, row.context, pending, owed, values_json=text)
         if shape is not None and len(payloads) == 1 and self._templates is not None:
