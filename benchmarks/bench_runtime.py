@@ -216,7 +216,7 @@ def durable_pair(folder: str, synchronous: str, n: int, chunk: int = 250) -> tup
     side runs, per step, exactly the statements a railguard commit runs — ``BEGIN IMMEDIATE``,
     the row ``UPDATE`` with its version check, the audit ``INSERT`` with its global position,
     ``COMMIT`` — with the very bytes railguard wrote for that step (read back untimed between
-    chunks), and no Python work of its own inside the timed loop. Returns rates per second:
+    chunks), and no JSON or hashing work of its own inside the timed loop. Returns rates per second:
     (railguard wall, raw wall, railguard CPU, raw CPU)."""
     from railguard.runtime.sqlite import SCHEMA
 
