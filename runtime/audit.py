@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,16 +18,22 @@ from .codec import canonical_json
 
 __all__ = [
     "GENESIS",
+    "SLOTS",
     "WALL_CLOCK_FIELDS",
     "AuditRecord",
     "Tamper",
+    "Template",
     "chain",
     "recordable",
     "recordable_mapping",
+    "seal",
+    "seal_text",
     "verify_chain",
 ]
 
 GENESIS = "0" * 64
+#: The scanner ``json.loads`` runs (the C one where there is one): one JSON value from an index.
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 #: Payload fields that carry wall-clock time; everything else is deterministic.
 WALL_CLOCK_FIELDS = ("at",)
 
@@ -62,19 +68,98 @@ class AuditRecord:
         return {"instance": self.instance, "seq": self.seq, "payload": dict(self.payload), "prev_hash": self.prev_hash, "hash": self.hash}
 
 
+_new = object.__new__
+_SET_RECORD = tuple(AuditRecord.__dict__[name].__set__ for name in AuditRecord.__dataclass_fields__)
+
+
 def digest(prev_hash: str, payload_json: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{payload_json}".encode()).hexdigest()
 
 
 def chain(instance: str, prev_hash: str, seq: int, payload: Mapping[str, Any]) -> AuditRecord:
     """Make the record that follows ``prev_hash`` at position ``seq``."""
-    body = dict(payload)
+    return seal(instance, prev_hash, seq, dict(payload))
+
+
+def seal(instance: str, prev_hash: str, seq: int, body: dict[str, Any]) -> AuditRecord:
+    """:func:`chain` of a payload dict the caller hands over and does not use again (its
+    ``instance`` and ``seq`` are set in place, which spares a copy)."""
     body["instance"] = instance
     body["seq"] = seq
     text = canonical_json(body)
-    # Round-trip through JSON so the stored payload equals what was hashed.
-    stored = json.loads(text)
-    return AuditRecord(instance, seq, stored, prev_hash, digest(prev_hash, text), (stored, text))
+    # Round-trip through JSON so the stored payload equals what was hashed (and shares no
+    # object with the caller's data). The text is one JSON object and nothing else, so the
+    # scanner ``json.loads`` runs is called directly.
+    return seal_text(instance, prev_hash, seq, text)
+
+
+def seal_text(instance: str, prev_hash: str, seq: int, text: str) -> AuditRecord:
+    """The record whose payload is the canonical JSON ``text`` (which names ``instance`` and
+    ``seq``), following ``prev_hash``; its payload is decoded from the text, so the stored
+    payload equals what was hashed."""
+    # The text is one JSON object and nothing else, so the scanner ``json.loads`` runs is
+    # called directly.
+    stored = _scan(text, 0)[0]
+    record: AuditRecord = _new(AuditRecord)
+    s0, s1, s2, s3, s4, s5 = _SET_RECORD  # the frozen record made through its slots (one per step)
+    s0(record, instance)
+    s1(record, seq)
+    s2(record, stored)
+    s3(record, prev_hash)
+    s4(record, digest(prev_hash, text))
+    s5(record, (stored, text))
+    return record
+
+
+#: Placeholders for the values a :class:`Template` leaves open (NUL-delimited text, which a
+#: template refuses to be made from if its fixed part holds one too).
+SLOTS = tuple(f"\x00railguard-slot-{i}\x00" for i in range(8))
+_SLOT_TEXT = tuple(canonical_json(slot) for slot in SLOTS)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """The canonical JSON of payloads that differ from each other only in a few values — the
+    fixed text around those values, and the slot each gap takes.
+
+    :meth:`fill` puts each open value's canonical JSON into its gap, which is byte for byte
+    the canonical JSON of the whole payload with those values in place: a value is encoded the
+    same nested as alone, and where it goes depends on the keys only (sorted), never on the
+    values. The engine keeps one per kind of step, so a step encodes only what changes."""
+
+    parts: tuple[str, ...]
+    order: tuple[int, ...]
+    #: ``parts`` with the gaps as ``str.format`` fields naming their slots (braces doubled).
+    pattern: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.parts) != len(self.order) + 1:
+            raise ValueError(f"a template of {len(self.order)} slots needs {len(self.order) + 1} parts, not {len(self.parts)}")
+        fields = [f"{{{i}}}" for i in self.order] + [""]
+        pattern = "".join(part.replace("{", "{{").replace("}", "}}") + gap for part, gap in zip(self.parts, fields, strict=True))
+        object.__setattr__(self, "pattern", pattern)
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any], slots: int) -> Template | None:
+        """The template of ``body``, which holds ``SLOTS[0]`` .. ``SLOTS[slots - 1]`` once each
+        where open values go; None if its fixed text holds a slot's placeholder itself (it is
+        then encoded whole, every time)."""
+        text = canonical_json(dict(body))
+        if any(text.count(marker) != (1 if i < slots else 0) for i, marker in enumerate(_SLOT_TEXT)):
+            return None
+        gaps = sorted((text.index(_SLOT_TEXT[i]), i) for i in range(slots))
+        parts, end = [], 0
+        for start, i in gaps:
+            parts.append(text[end:start])
+            end = start + len(_SLOT_TEXT[i])
+        parts.append(text[end:])
+        return cls(tuple(parts), tuple(i for _, i in gaps))
+
+    def fill(self, values: Sequence[str]) -> str:
+        """The payload's canonical JSON with ``values[i]`` (canonical JSON text) in slot ``i``."""
+        if len(values) != len(self.order):
+            raise ValueError(f"a template of {len(self.order)} slots was given {len(values)} values")
+        return self.pattern.format(*values)
 
 
 def recordable(value: Any) -> Any:

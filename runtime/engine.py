@@ -22,6 +22,7 @@ rests in the failure terminal. A compensation that cannot complete leaves the in
 
 from __future__ import annotations
 
+import json.encoder
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -30,11 +31,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from railguard.spec import Spec
 from railguard.spec.semantics import SYSTEM, Fired, Refusal, admit, fire
 
-from .audit import GENESIS, AuditRecord, chain, recordable, recordable_mapping
+from .audit import (
+    GENESIS,
+    SLOTS,
+    AuditRecord,
+    Template,
+    recordable,
+    recordable_mapping,
+    seal,
+    seal_text,
+)
 from .auth import Authenticator, NotAuthenticated
 from .certify import certificate_note
 from .clock import Clock, SystemClock
-from .codec import decode_params, decode_values, encode_values
+from .codec import canonical_json, decode_params, decode_values, encode_values
 from .directory import Directory
 from .effects import EffectCall, Effects, RetryPolicy, effect_key
 from .errors import (
@@ -55,7 +65,7 @@ from .lifecycle import (
     decode_pending,
     exit_kind,
 )
-from .store import InstanceRow, NewTimer, Store, Timer
+from .store import InstanceRow, NewTimer, Store, Timer, json_column, make_row, values_json
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpointer
@@ -63,6 +73,8 @@ if TYPE_CHECKING:
 __all__ = ["Engine", "Instance", "StepResult"]
 
 MAX_CONFLICT_RETRIES = 50
+#: How many step templates an engine keeps (one per transition, source state, actor and roles).
+MAX_TEMPLATES = 4096
 #: The latest a timer may be due (epoch seconds, about the year 33658): later deadlines wait
 #: until then, which is to say forever.
 MAX_DUE = 1e12
@@ -104,6 +116,30 @@ class StepResult:
     status: str
     records: tuple[AuditRecord, ...] = ()
 
+
+_new = object.__new__
+_SET_RESULT = tuple(StepResult.__dict__[name].__set__ for name in StepResult.__dataclass_fields__)
+
+
+def _step_result(
+    instance: str, accepted: bool, event: str | None, code: str | None, reason: str, state: str,
+    values: Mapping[str, Any], version: int, status: str, records: tuple[AuditRecord, ...],
+) -> StepResult:
+    """``StepResult(...)`` with every field given, made through its slots (the same frozen
+    value at about half the cost of the dataclass ``__init__``; one per call)."""
+    result: StepResult = _new(StepResult)
+    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _SET_RESULT
+    s0(result, instance)
+    s1(result, accepted)
+    s2(result, event)
+    s3(result, code)
+    s4(result, reason)
+    s5(result, state)
+    s6(result, values)
+    s7(result, version)
+    s8(result, status)
+    s9(result, records)
+    return result
 
 
 class Engine:
@@ -155,8 +191,12 @@ class Engine:
         self.checkpoints = checkpoints
         self.earlier_specs = tuple(earlier_specs)
         self.certificate_note = self._check_certificate(certificate, trusted_keys, allow_unverified)
-        # the rows this engine last committed, with their phase (see `fire`)
-        self._recent: dict[str, tuple[InstanceRow, Phase, Mapping[str, Any] | None]] = {}
+        # the rows this engine last committed: each with its phase, its decoded values (if
+        # known) and its row digest (see `fire` and `_vouch`)
+        self._recent: dict[str, tuple[InstanceRow, Phase, Mapping[str, Any] | None, str]] = {}
+        # the canonical JSON of accepted steps without an effect, by what fixes all of it but
+        # the values, params, time, row digest and position (see `_step_text`); None: off
+        self._templates: dict[tuple[Any, ...], Template | None] | None = {}
         missing = sorted(handler_names(spec) - set(self.effects.handlers))
         if missing:
             raise ExecutionError(f"spec `{spec.name}` uses effect `{missing[0]}`, which has no registered handler")
@@ -215,13 +255,15 @@ class Engine:
             "context": encode_values(context_values),
             "certificate": self.certificate_note,
         }
-        advance(spec, None, RecordKind.START, target=state)
+        phase = advance(spec, None, RecordKind.START, target=state)
         row = replace(blank, values=encode_values(values), context=encode_values(context_values), version=1)
-        records, head, version = self._chain(blank, [payload], digest=row_digest(row))
+        digest = row_digest(row)
+        records, head, version = self._chain(blank, [payload], digest=digest)
         row = replace(row, audit_head=head)
         self.store.create(row, records, self._timeout_timer(instance, state, version))
         if self.checkpoints is not None:
             self.checkpoints.committed(self.store, len(records))
+        self._remember(row, phase, values, digest)
         return self._result(row, records, accepted=True, event=None)
 
     def fire(self, instance: str, event: str, actor: str, params: Mapping[str, Any] | None = None) -> StepResult:
@@ -236,7 +278,13 @@ class Engine:
         # The row this engine last committed is used optimistically: if another writer moved
         # the instance on, the commit's version check fails and the step is re-decided on a
         # fresh read.
-        return self._retrying(instance, f"`{event}` was not applied", lambda row: self._fire_row(row, event, actor, given, system=False), self._recent.get(instance, (None,))[0])
+        known = self._recent.get(instance)
+        if known is not None:
+            try:
+                return self._fire_row(known[0], event, actor, given, system=False)
+            except ConflictError:
+                pass
+        return self._retrying(instance, f"`{event}` was not applied", lambda row: self._fire_row(row, event, actor, given, system=False))
 
     def abort(self, instance: str, actor: str, reason: str) -> StepResult:
         """An operator takes the error exit: owed compensations run, the instance rests in the
@@ -381,7 +429,9 @@ class Engine:
         """Commit an accepted step into ``target`` (with the outcome of its effect, if any)."""
         transition = self.spec.transitions[base["transition"] - 1]
         payload = {**base, "kind": RecordKind.STEP, "after": {"state": target, "values": after}, "effect": effect}
-        phase = advance(self.spec, self._phase(row), RecordKind.STEP, target=target, owed=owed, reason=f"{transition.label} entered failure terminal `{target}`")
+        # the reason is used only by a step into a failure terminal
+        reason = f"{transition.label} entered failure terminal `{target}`" if self.spec.state_map[target].terminal == "failure" else ""
+        phase = advance(self.spec, self._phase(row), RecordKind.STEP, target=target, owed=owed, reason=reason)
         # Only touch timers the instance can have: a timeout of the state it leaves, or the
         # resume timer of an effect or compensation in flight.
         cancel = []
@@ -397,7 +447,11 @@ class Engine:
                 cancel = ["resume"]
             else:
                 timers = self._timeout_timer(row.id, target, row.version + 1)
-        new, records = self._commit(row, [payload], phase, values=after, decoded=decoded, timers=timers, cancel=tuple(cancel))
+        shape = None
+        if effect is None and base["actor"].__class__ is str and base["event"].__class__ is str:
+            # Everything in this record but the slots of `_step_text` follows from these.
+            shape = (transition.index, base["event"], base["actor"], tuple(base["roles"]), base["decision"]["permission"], row.state, target)
+        new, records = self._commit(row, [payload], phase, values=after, decoded=decoded, timers=timers, cancel=tuple(cancel), shape=shape)
         if phase.status == Status.COMPENSATING:
             return self._joined(records, self._settle(new), accepted=True, event=transition.event, code=None, reason="")
         return self._result(new, records, accepted=True, event=transition.event)
@@ -426,30 +480,30 @@ class Engine:
         decoded: Mapping[str, Any] | None = None,
         timers: Sequence[NewTimer] = (),
         cancel: tuple[str, ...] = (),
+        shape: tuple[Any, ...] | None = None,
     ) -> tuple[InstanceRow, list[AuditRecord]]:
         """Write ``payloads`` as the next audit records and the row as ``phase`` leaves it, in one
-        transaction; ConflictError if another writer moved the instance first."""
+        transaction; ConflictError if another writer moved the instance first. ``shape``: the
+        one payload is an accepted step without an effect, fixed but for its slots by ``shape``
+        (see :meth:`_step_text`)."""
         now = self._now()
-        after = row.values if values is None else values
+        # The values are encoded once, for the row digest and the row's column alike.
+        if values is None:
+            after, text = row.values, values_json(row)
+        else:
+            after, text = values, json_column(values)
         pending = None if phase.pending is None else phase.pending.to_json()
-        owed = [o.to_json() for o in phase.owed]
+        owed = [o.to_json() for o in phase.owed] if phase.owed else []
         version = row.version + len(payloads)
-        digest = fields_digest(row.id, row.workflow, row.spec_hash, phase.state, after, version, phase.status, row.context, pending, owed)
-        records, head, _ = self._chain(row, payloads, now, digest=digest)
-        new = InstanceRow(
-            id=row.id,
-            workflow=row.workflow,
-            spec_hash=row.spec_hash,
-            state=phase.state,
-            values=after,
-            version=version,
-            status=phase.status,
-            audit_head=head,
-            context=row.context,
-            pending=pending,
-            compensations=owed,
-            created_at=row.created_at,
-            updated_at=now.timestamp(),
+        digest = fields_digest(row.id, row.workflow, row.spec_hash, phase.state, after, version, phase.status, row.context, pending, owed, values_json=text)
+        if shape is not None and len(payloads) == 1 and self._templates is not None:
+            record = seal_text(row.id, row.audit_head, version, self._step_text(row, payloads[0], shape, now, digest, text))
+            records, head = [record], record.hash
+        else:
+            records, head, _ = self._chain(row, payloads, now, digest=digest)
+        new = make_row(
+            row.id, row.workflow, row.spec_hash, phase.state, after, version, phase.status, head,
+            row.context, pending, owed, row.created_at, now.timestamp(), (after, text),
         )
         known = self._recent.pop(row.id, None)
         if values is None and known is not None and known[0] is row:
@@ -457,10 +511,14 @@ class Engine:
         self.store.commit(new, row.version, records, timers, cancel)
         if self.checkpoints is not None:
             self.checkpoints.committed(self.store, len(records))
+        self._remember(new, phase, decoded, digest)
+        return new, records
+
+    def _remember(self, row: InstanceRow, phase: Phase, decoded: Mapping[str, Any] | None, digest: str) -> None:
+        """Keep the row this engine just wrote, with its phase, decoded values and digest."""
         if len(self._recent) > 1024:
             self._recent.clear()
-        self._recent[new.id] = (new, phase, decoded)
-        return new, records
+        self._recent[row.id] = (row, phase, decoded, digest)
 
     def _chain(
         self, row: InstanceRow, payloads: list[dict[str, Any]], now: datetime | None = None, *, digest: str
@@ -470,16 +528,45 @@ class Engine:
         records = []
         head, seq = row.audit_head, row.version
         at = (now or self._now()).astimezone(UTC).isoformat()
-        common = {"workflow": self.spec.name, "spec_hash": self.spec.content_hash, "at": at}
+        name, spec_hash = self.spec.name, self.spec.content_hash
         for number, payload in enumerate(payloads, 1):
             seq += 1
-            body = {**common, **payload}
+            body = {"workflow": name, "spec_hash": spec_hash, "at": at, **payload}
             if number == len(payloads):
                 body[ROW_FIELD] = digest
-            record = chain(row.id, head, seq, body)
+            record = seal(row.id, head, seq, body)
             records.append(record)
             head = record.hash
         return records, head, seq
+
+    def _step_text(self, row: InstanceRow, payload: dict[str, Any], shape: tuple[Any, ...], now: datetime, digest: str, values: str) -> str:
+        """The canonical JSON of the record :meth:`_chain` would make of ``payload`` (an accepted
+        step without an effect following ``row``, ``values`` the canonical JSON of the values
+        after it), from the template of its ``shape``: only the time, the values before and
+        after, the params, the row digest, the instance and the position are encoded. The
+        template is made from the first such payload, laid out as :meth:`_chain` lays out a
+        body, with those seven values left open; the shape fixes every other value in it (a
+        test holds the records of both ways byte-equal)."""
+        templates = self._templates
+        assert templates is not None
+        if shape in templates:
+            template = templates[shape]
+        else:
+            body = {
+                "workflow": self.spec.name, "spec_hash": self.spec.content_hash, "at": SLOTS[0], **payload,
+                "before": {**payload["before"], "values": SLOTS[1]}, "after": {**payload["after"], "values": SLOTS[2]},
+                "params": SLOTS[3], ROW_FIELD: SLOTS[4], "instance": SLOTS[5], "seq": SLOTS[6],
+            }
+            if len(templates) >= MAX_TEMPLATES:
+                templates.clear()
+            template = templates[shape] = Template.of(body, 7)
+        if template is None:  # its fixed text holds a placeholder: encoded whole, by `_chain`
+            return self._chain(row, [payload], now, digest=digest)[0][0].payload_json()
+        params = payload["params"]
+        return template.fill((
+            _json_text(now.astimezone(UTC).isoformat()), values_json(row), values,
+            canonical_json(params) if params else "{}", _json_text(digest), canonical_json(row.id), int.__repr__(row.version + 1),
+        ))
 
     def _values(self, row: InstanceRow) -> Mapping[str, Any]:
         """The row's variables decoded by the spec's types (remembered for the row this engine
@@ -678,11 +765,17 @@ class Engine:
 
     def _vouch(self, row: InstanceRow) -> None:
         """Refuse (UnvouchedRow) a row that its audit log does not vouch for: its last record
-        must carry the row's digest and the log must replay to it under this spec. A row equal
-        to the one this engine last committed needs no reading of the log."""
+        must carry the row's digest and the log must replay to it under this spec.
+
+        A row read back as this engine last wrote it needs no reading of the log: at the same
+        version and audit head (the record this engine wrote and vouched the row with) and with
+        the same digest — the canonical JSON of everything the engine acts on, so an edit that
+        Python's ``==`` would not see (``1`` for ``true``, ``1.0`` for ``1``) is still seen."""
         known = self._recent.get(row.id)
-        if known is not None and known[0] == row:
-            return
+        if known is not None:
+            mine = known[0]
+            if mine is row or (mine.version == row.version and mine.audit_head == row.audit_head and known[3] == row_digest(row)):
+                return
         from .replay import replay_log
 
         records = self.store.audit(row.id)
@@ -702,10 +795,7 @@ class Engine:
     def _result(
         self, row: InstanceRow, records: Sequence[AuditRecord], *, accepted: bool, event: str | None, code: str | None = None, reason: str = ""
     ) -> StepResult:
-        return StepResult(
-            instance=row.id, accepted=accepted, event=event, code=code, reason=reason, state=row.state,
-            values=dict(self._values(row)), version=row.version, status=row.status, records=tuple(records),
-        )
+        return _step_result(row.id, accepted, event, code, reason, row.state, dict(self._values(row)), row.version, row.status, tuple(records))
 
     @staticmethod
     def _joined(records: Sequence[AuditRecord], result: StepResult, **changes: Any) -> StepResult:
@@ -730,6 +820,10 @@ class Engine:
     def _ts(self) -> float:
         return self._now().timestamp()
 
+
+
+#: What canonical JSON makes of a str (json's string encoder, ``ensure_ascii=False``).
+_json_text = json.encoder.encode_basestring
 
 
 def _text(value: object) -> str:

@@ -200,6 +200,13 @@ def advance(
             raise LifecycleError("the log does not begin with a `start` record")
         return Phase(Status.ACTIVE, target)
     status = phase.status
+    if kind is RecordKind.STEP:  # the common record first (the kinds' branches are disjoint)
+        _expect(phase, Status.ACTIVE, Status.EFFECT_PENDING)
+        if target is None:
+            raise LifecycleError("a step without a target state")
+        if owed is not None and status is not Status.EFFECT_PENDING:
+            raise LifecycleError("a compensation is owed for an effect that was never called")
+        return _enter(spec, target, phase.owed + ((owed,) if owed is not None else ()), reason)
     if kind is RecordKind.START:
         raise LifecycleError("the instance had already started")
     if kind is RecordKind.REFUSAL or kind is RecordKind.NOTE:
@@ -211,13 +218,6 @@ def advance(
         if pending is None:
             raise LifecycleError("an effect call without the call")
         return replace(phase, status=Status.EFFECT_PENDING, pending=pending)
-    if kind is RecordKind.STEP:
-        _expect(phase, Status.ACTIVE, Status.EFFECT_PENDING)
-        if target is None:
-            raise LifecycleError("a step without a target state")
-        if owed is not None and status is not Status.EFFECT_PENDING:
-            raise LifecycleError("a compensation is owed for an effect that was never called")
-        return _enter(spec, target, phase.owed + ((owed,) if owed is not None else ()), reason)
     if kind in ERROR_STARTS:
         _expect(phase, Status.EFFECT_PENDING if kind is RecordKind.EFFECT_FAILED else Status.ACTIVE)
         exit_to = spec.error_target(phase.state)

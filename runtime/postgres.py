@@ -16,17 +16,16 @@ and PostgreSQL 11 or later. A worker needs no CREATE privilege once the schema e
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from .audit import AuditRecord
-from .codec import canonical_json
-from .errors import ConflictError, InstanceExists, StoreError
-from .store import InstanceRow, LogEntry, NewTimer, Timer, decode_row, encode_row
+from .errors import InstanceExists, StoreError
+from .sqlstore import SQLStore, audit_records, record_params, timers_from
+from .store import InstanceRow, LogEntry, Timer, decode_row
 
 try:
     import psycopg
@@ -104,9 +103,10 @@ COLUMNS = "id, workflow, spec_hash, state, vals, version, status, audit_head, co
 QUERIES = {
     "insert_instance": f"INSERT INTO {{s}}.instances ({COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
     "get": f"SELECT {COLUMNS} FROM {{s}}.instances WHERE id = %s",
+    # the changed columns (`encode_changes`): identity and creation time never change
     "update": (
         "UPDATE {s}.instances SET workflow=%s, spec_hash=%s, state=%s, vals=%s, version=%s, status=%s, "
-        "audit_head=%s, context=%s, pending=%s, compensations=%s, created_at=%s, updated_at=%s "
+        "audit_head=%s, context=%s, pending=%s, compensations=%s, updated_at=%s "
         "WHERE id=%s AND version=%s"
     ),
     "cancel": "UPDATE {s}.timers SET done = TRUE WHERE instance = %s AND NOT done AND kind = ANY(%s)",
@@ -114,6 +114,11 @@ QUERIES = {
     # The row lock on the one log-head row is held until the step's transaction ends, so global
     # positions are handed out in commit order with no gap (a rollback returns its numbers).
     "reserve": "UPDATE {s}.log_head SET size = size + %s WHERE id = 1 RETURNING size",
+    # one record: its position reserved and the record written in one statement (one round trip)
+    "append_one": (
+        "WITH r AS (UPDATE {s}.log_head SET size = size + 1 WHERE id = 1 RETURNING size) "
+        "INSERT INTO {s}.audit (instance, seq, payload, prev_hash, hash, gseq) SELECT %s,%s,%s,%s,%s, size FROM r"
+    ),
     "log": "SELECT gseq, instance, seq, hash FROM {s}.audit WHERE gseq IS NOT NULL ORDER BY gseq",
     "unlogged": "SELECT count(*) FROM {s}.audit WHERE gseq IS NULL",
     "log_ready": "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = 'log_head'",
@@ -141,7 +146,7 @@ QUERIES = {
 }
 
 
-class PostgresStore:
+class PostgresStore(SQLStore["psycopg.Cursor[tuple[Any, ...]]"]):
     """A store in the schema ``schema`` of the PostgreSQL database at ``dsn``."""
 
     def __init__(
@@ -262,15 +267,15 @@ class PostgresStore:
 
     # ------------------------------------------------------------------ instances
 
-    def create(self, row: InstanceRow, records: Sequence[AuditRecord], timers: Sequence[NewTimer] = ()) -> None:
-        with self._tx(f"creating instance `{row.id}`") as cur:
-            try:
-                with cur.connection.transaction():  # a savepoint, so the error is ours to map
-                    cur.execute(self._q["insert_instance"], encode_row(row))
-            except pg_errors.UniqueViolation:
-                raise InstanceExists(f"instance `{row.id}` already exists") from None
-            self._append(cur, records)
-            self._add_timers(cur, timers)
+    def _transaction(self, doing: str) -> AbstractContextManager[psycopg.Cursor[tuple[Any, ...]]]:
+        return self._tx(doing)
+
+    def _insert_instance(self, cur: psycopg.Cursor[tuple[Any, ...]], instance: str, columns: tuple[Any, ...]) -> None:
+        try:
+            with cur.connection.transaction():  # a savepoint, so the error is ours to map
+                cur.execute(self._q["insert_instance"], columns)
+        except pg_errors.UniqueViolation:
+            raise InstanceExists(f"instance `{instance}` already exists") from None
 
     def get(self, instance: str) -> InstanceRow | None:
         with self._tx(f"reading instance `{instance}`") as cur:
@@ -278,26 +283,21 @@ class PostgresStore:
             found = cur.fetchone()
         return None if found is None else decode_row(found)
 
-    def commit(
-        self,
-        row: InstanceRow,
-        expected_version: int,
-        records: Sequence[AuditRecord],
-        timers: Sequence[NewTimer] = (),
-        cancel: Sequence[str] = (),
-    ) -> None:
-        with self._tx(f"committing instance `{row.id}`") as cur:
-            params = encode_row(row)
-            cur.execute(self._q["update"], (*params[1:], row.id, expected_version))
-            if cur.rowcount != 1:
-                raise ConflictError(f"instance `{row.id}` changed since version {expected_version}")
-            if cancel:
-                cur.execute(self._q["cancel"], (row.id, list(cancel)))
-            self._append(cur, records)
-            self._add_timers(cur, timers)
+    def _update_instance(self, cur: psycopg.Cursor[tuple[Any, ...]], params: tuple[Any, ...]) -> int:
+        cur.execute(self._q["update"], params)
+        return cur.rowcount
+
+    def _cancel_timers(self, cur: psycopg.Cursor[tuple[Any, ...]], instance: str, kinds: Sequence[str]) -> None:
+        cur.execute(self._q["cancel"], (instance, list(kinds)))
 
     def _append(self, cur: psycopg.Cursor[tuple[Any, ...]], records: Sequence[AuditRecord]) -> None:
         if not records:
+            return
+        if self.global_log and len(records) == 1:
+            (r,) = records
+            cur.execute(self._q["append_one"], (r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash))
+            if cur.rowcount != 1:
+                raise StoreError(f"the schema `{self.schema}` at {self.where} has no log head row")
             return
         start = None
         if self.global_log:
@@ -306,10 +306,7 @@ class PostgresStore:
             if found is None:
                 raise StoreError(f"the schema `{self.schema}` at {self.where} has no log head row")
             start = int(found[0]) - len(records) + 1
-        cur.executemany(
-            self._q["append"],
-            [(r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash, None if start is None else start + i) for i, r in enumerate(records)],
-        )
+        cur.executemany(self._q["append"], record_params(records, start))
 
     def log_entries(self) -> list[LogEntry]:
         with self._tx("reading the global log") as cur:
@@ -322,12 +319,8 @@ class PostgresStore:
             found = cur.fetchone()
         return 0 if found is None else int(found[0])
 
-    def _add_timers(self, cur: psycopg.Cursor[tuple[Any, ...]], timers: Sequence[NewTimer]) -> None:
-        if timers:
-            cur.executemany(
-                self._q["add_timer"],
-                [(t.instance, t.kind, t.due_at, t.version, canonical_json(t.payload)) for t in timers],
-            )
+    def _add_timers(self, cur: psycopg.Cursor[tuple[Any, ...]], params: list[tuple[Any, ...]]) -> None:
+        cur.executemany(self._q["add_timer"], params)
 
     def audit(self, instance: str | None = None) -> list[AuditRecord]:
         with self._tx("reading the audit log") as cur:
@@ -336,7 +329,7 @@ class PostgresStore:
             else:
                 cur.execute(self._q["audit_one"], (instance,))
             rows = cur.fetchall()
-        return [AuditRecord(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
+        return audit_records(rows)
 
     def instances(self) -> list[str]:
         with self._tx("listing instances") as cur:
@@ -351,7 +344,7 @@ class PostgresStore:
         with self._tx("claiming due work") as cur:
             cur.execute(self._q["claim"], (now + lease, worker, now, now, limit))
             rows = cur.fetchall()
-        claimed = [Timer(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        claimed = timers_from(rows)
         return sorted(claimed, key=lambda t: (t.due_at, t.id))  # RETURNING has no order
 
     def finish_timer(self, timer_id: int) -> None:

@@ -9,19 +9,18 @@ can share one file. Audit records are protected by triggers that refuse UPDATE a
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Literal
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Literal
 
 from .audit import AuditRecord
-from .codec import canonical_json
-from .errors import ConflictError, InstanceExists, StoreError, UnreadableRecord
-from .store import InstanceRow, LogEntry, NewTimer, Timer, decode_row, encode_changes, encode_row
+from .errors import InstanceExists, StoreError
+from .sqlstore import SQLStore, audit_records, record_params, timers_from
+from .store import InstanceRow, LogEntry, Timer, decode_row
 
 __all__ = ["SQLiteStore"]
 
@@ -72,7 +71,21 @@ BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
 
-class SQLiteStore:
+#: The row's changed columns (:func:`~railguard.runtime.store.encode_changes`) if its version
+#: is still the one the engine read. Identity and creation time never change (workflow, spec
+#: hash and context only by a migration).
+UPDATE = (
+    "UPDATE instances SET workflow=?, spec_hash=?, state=?, vals=?, version=?, status=?, audit_head=?, "
+    "context=?, pending=?, compensations=?, updated_at=? WHERE id=? AND version=?"
+)
+#: One audit record with the next global position, taken in the same statement under the
+#: database lock ``BEGIN IMMEDIATE`` holds, so concurrent writers never leave a gap or a
+#: duplicate (each row of an ``executemany`` sees the ones before it).
+APPEND_LOGGED = "INSERT INTO audit VALUES (?,?,?,?,?,(SELECT COALESCE(MAX(gseq), 0) + 1 FROM audit))"
+APPEND = "INSERT INTO audit VALUES (?,?,?,?,?,NULL)"
+
+
+class SQLiteStore(SQLStore[sqlite3.Connection]):
     """A store in one SQLite file (``":memory:"`` for a private in-memory database).
 
     ``readonly=True`` opens an existing store without writing to it (no tables or triggers
@@ -112,85 +125,38 @@ class SQLiteStore:
             raise StoreError(f"cannot open the SQLite store `{self.path}`: {exc}") from None
         self._lock = threading.RLock()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, doing: str = "") -> _Write:
         if self.readonly:
             raise StoreError(f"the SQLite store `{self.path}` was opened read-only")
-        with self._lock:
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot lock the SQLite store `{self.path}`: {exc}") from None
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            else:
-                try:
-                    db.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    db.execute("ROLLBACK")
-                    raise StoreError(f"cannot commit to the SQLite store `{self.path}`: {exc}") from None
+        return _Write(self)
 
     # ------------------------------------------------------------------ instances
 
-    def create(self, row: InstanceRow, records: Sequence[AuditRecord], timers: Sequence[NewTimer] = ()) -> None:
-        with self._write() as db:
-            try:
-                db.execute(
-                    "INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    encode_row(row),
-                )
-            except sqlite3.IntegrityError:
-                raise InstanceExists(f"instance `{row.id}` already exists") from None
-            self._append(db, records)
-            self._add_timers(db, timers)
+    def _insert_instance(self, db: sqlite3.Connection, instance: str, columns: tuple[Any, ...]) -> None:
+        try:
+            db.execute("INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", columns)
+        except sqlite3.IntegrityError:
+            raise InstanceExists(f"instance `{instance}` already exists") from None
 
     def get(self, instance: str) -> InstanceRow | None:
         with self._lock:
             found = self._db.execute("SELECT * FROM instances WHERE id = ?", (instance,)).fetchone()
         return None if found is None else decode_row(found)
 
-    def commit(
-        self,
-        row: InstanceRow,
-        expected_version: int,
-        records: Sequence[AuditRecord],
-        timers: Sequence[NewTimer] = (),
-        cancel: Sequence[str] = (),
-    ) -> None:
-        with self._write() as db:
-            changed = db.execute(
-                # Identity and creation time never change (workflow, spec hash and context
-                # only by a migration).
-                "UPDATE instances SET workflow=?, spec_hash=?, state=?, vals=?, version=?, status=?, audit_head=?, "
-                "context=?, pending=?, compensations=?, updated_at=? WHERE id=? AND version=?",
-                (*encode_changes(row), row.id, expected_version),
-            ).rowcount
-            if changed != 1:
-                raise ConflictError(f"instance `{row.id}` changed since version {expected_version}")
-            if cancel:
-                marks = ",".join("?" for _ in cancel)
-                db.execute(f"UPDATE timers SET done = 1 WHERE instance = ? AND done = 0 AND kind IN ({marks})", (row.id, *cancel))
-            self._append(db, records)
-            self._add_timers(db, timers)
+    def _update_instance(self, db: sqlite3.Connection, params: tuple[Any, ...]) -> int:
+        return db.execute(UPDATE, params).rowcount
+
+    def _cancel_timers(self, db: sqlite3.Connection, instance: str, kinds: Sequence[str]) -> None:
+        marks = ",".join("?" for _ in kinds)
+        db.execute(f"UPDATE timers SET done = 1 WHERE instance = ? AND done = 0 AND kind IN ({marks})", (instance, *kinds))
 
     def _append(self, db: sqlite3.Connection, records: Sequence[AuditRecord]) -> None:
-        # The global position is taken inside the write transaction (BEGIN IMMEDIATE holds the
-        # database lock), so concurrent writers never leave a gap or a duplicate.
-        start = None
-        if self.global_log:
-            start = db.execute("SELECT COALESCE(MAX(gseq), 0) FROM audit").fetchone()[0] + 1
+        statement = APPEND_LOGGED if self.global_log else APPEND
         if len(records) == 1:  # the common case, without executemany's setup
             (r,) = records
-            db.execute("INSERT INTO audit VALUES (?,?,?,?,?,?)", (r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash, start))
-            return
-        db.executemany(
-            "INSERT INTO audit VALUES (?,?,?,?,?,?)",
-            [(r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash, None if start is None else start + i) for i, r in enumerate(records)],
-        )
+            db.execute(statement, (r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash))
+        elif records:
+            db.executemany(statement, [params[:5] for params in record_params(records, None)])
 
     def log_entries(self) -> list[LogEntry]:
         with self._lock:
@@ -201,13 +167,8 @@ class SQLiteStore:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM audit WHERE gseq IS NULL").fetchone()[0])
 
-    def _add_timers(self, db: sqlite3.Connection, timers: Sequence[NewTimer]) -> None:
-        if not timers:
-            return
-        db.executemany(
-            "INSERT INTO timers (instance, kind, due_at, version, payload) VALUES (?,?,?,?,?)",
-            [(t.instance, t.kind, t.due_at, t.version, canonical_json(t.payload)) for t in timers],
-        )
+    def _add_timers(self, db: sqlite3.Connection, params: list[tuple[Any, ...]]) -> None:
+        db.executemany("INSERT INTO timers (instance, kind, due_at, version, payload) VALUES (?,?,?,?,?)", params)
 
     def audit(self, instance: str | None = None) -> list[AuditRecord]:
         with self._lock:
@@ -221,16 +182,7 @@ class SQLiteStore:
                 rows = rows + orphans
             else:
                 rows = self._db.execute("SELECT instance, seq, payload, prev_hash, hash FROM audit WHERE instance = ? ORDER BY seq", (instance,)).fetchall()
-        records = []
-        for r in rows:
-            try:
-                payload = json.loads(r[2])
-            except ValueError:
-                payload = None
-            if not isinstance(payload, dict):
-                raise UnreadableRecord(r[0], r[1])
-            records.append(AuditRecord(r[0], r[1], payload, r[3], r[4]))
-        return records
+        return audit_records(rows)
 
     def instances(self) -> list[str]:
         with self._lock:
@@ -239,7 +191,7 @@ class SQLiteStore:
     # ------------------------------------------------------------------ due work
 
     def claim_due(self, now: float, lease: float, limit: int = 10, worker: str = "") -> list[Timer]:
-        with self._write() as db:
+        with self._transaction() as db:
             rows = db.execute(
                 "SELECT id, instance, kind, due_at, version, payload FROM timers "
                 "WHERE done = 0 AND due_at <= ? AND (claimed_until IS NULL OR claimed_until < ?) "
@@ -250,10 +202,10 @@ class SQLiteStore:
                 "UPDATE timers SET claimed_until = ?, claimed_by = ? WHERE id = ?",
                 [(now + lease, worker, r[0]) for r in rows],
             )
-        return [Timer(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        return timers_from(rows)
 
     def finish_timer(self, timer_id: int) -> None:
-        with self._write() as db:
+        with self._transaction() as db:
             db.execute("UPDATE timers SET done = 1 WHERE id = ?", (timer_id,))
 
     def close(self) -> None:
@@ -265,3 +217,43 @@ class SQLiteStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Write:
+    """One write transaction on a store's connection, under its lock: ``BEGIN IMMEDIATE``
+    (waiting up to ``busy_timeout`` for the database lock), ``COMMIT`` when the block ends,
+    ``ROLLBACK`` if it raises or the commit fails. (A class, not a generator: it is entered
+    once per step.)"""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        store = self._store
+        store._lock.acquire()
+        try:
+            store._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            store._lock.release()
+            raise StoreError(f"cannot lock the SQLite store `{store.path}`: {exc}") from None
+        except BaseException:
+            store._lock.release()
+            raise
+        return store._db
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        store = self._store
+        db = store._db
+        try:
+            if kind is not None:
+                db.execute("ROLLBACK")
+                return
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error as error:
+                db.execute("ROLLBACK")
+                raise StoreError(f"cannot commit to the SQLite store `{store.path}`: {error}") from None
+        finally:
+            store._lock.release()

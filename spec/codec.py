@@ -10,6 +10,7 @@ spec's declared types.
 from __future__ import annotations
 
 import json
+import json.encoder
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -37,8 +38,14 @@ def encode_value(value: Value) -> Any:
 
 
 def encode_values(values: Mapping[str, Value]) -> dict[str, Any]:
-    """Each value of a mapping encoded by :func:`encode_value`."""
-    return {k: encode_value(v) for k, v in values.items()}
+    """Each value of a mapping encoded by :func:`encode_value` (a value JSON has as it is — a
+    plain int, text, boolean or null — without the call)."""
+    plain = _PLAIN
+    return {k: v if v.__class__ in plain else encode_value(v) for k, v in values.items()}
+
+
+#: Value classes :func:`encode_value` hands back unchanged.
+_PLAIN = frozenset({int, str, bool, type(None)})
 
 
 def decode_value(declared: Type, raw: Any) -> Value:
@@ -85,8 +92,28 @@ def decode_params(spec: Spec, event: str, raw: Mapping[str, Any]) -> dict[str, V
 
 
 def canonical_json(data: Any) -> str:
-    """Sorted keys, compact separators, UTF-8 kept: the bytes the audit chain hashes."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
+    """Sorted keys, compact separators, UTF-8 kept: the bytes the audit chain hashes.
+
+    Exactly ``json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    default=...)``: where the interpreter has json's C encoder, it is called directly (the
+    encoder ``json.dumps`` itself would build, with a fresh circular-reference check each
+    call), without the per-call setup of a new ``JSONEncoder``."""
+    kind = type(data)
+    if kind is str:  # as JSONEncoder.encode does for a lone string
+        return _encode_text(data)
+    if kind is int:  # as the C encoder does: the int's repr
+        return int.__repr__(data)
+    if data is None:
+        return "null"
+    if kind is dict and not data:
+        return "{}"
+    if kind is list and not data:
+        return "[]"
+    if isinstance(data, str):  # a str subclass (an enum's member, say): as JSONEncoder.encode does
+        return _encode_text(data)
+    if _make_encoder is None:  # pragma: no cover - an interpreter without json's C encoder
+        return _slow_json(data)
+    return "".join(_make_encoder({}, _default, _encode_text, None, ":", ",", True, False, True)(data, 0))
 
 
 def _default(value: Any) -> Any:
@@ -95,3 +122,19 @@ def _default(value: Any) -> Any:
     if isinstance(value, frozenset | set):
         return encode_value(frozenset(value))
     raise TypeError(f"cannot encode {type(value).__name__} in an audit record")
+
+
+def _slow_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
+
+
+#: The string encoder ``json.dumps`` uses with ``ensure_ascii=False``, and json's C encoder —
+#: kept only if it encodes a probe exactly as ``json.dumps`` does (else None: the slow path).
+_encode_text = json.encoder.encode_basestring
+_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_PROBE = {"b": [1, 2.5, -0.0, True, None, "é\u2028\"\n"], "a": {"z": Decimal("1.10"), "y": frozenset({"x", 2})}, "": 10**20}
+try:
+    if canonical_json(_PROBE) != _slow_json(_PROBE):  # pragma: no cover - a json module unlike CPython 3.11's
+        _make_encoder = None
+except TypeError:  # pragma: no cover - another C encoder signature
+    _make_encoder = None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from railguard.spec import Type
 from railguard.spec.codec import canonical_json, decode_value, encode_value
@@ -65,3 +68,40 @@ def test_decimals_within_the_reach_are_in_an_unbounded_domain(text: str) -> None
 def test_canonical_json_sorts_keys_and_keeps_unicode() -> None:
     data = {"b": [Decimal("1.5")], "a": "é", "c": frozenset({2, 1})}
     assert canonical_json(data) == '{"a":"é","b":["1.5"],"c":[1,2]}'
+
+
+def _dumps(data: Any) -> str:
+    """The definition canonical_json must keep: what it was before its C-encoder fast path."""
+    from railguard.spec.codec import _default
+
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
+
+
+JSON_DATA = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.decimals(allow_nan=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4) | st.frozensets(st.integers() | st.text(max_size=3), max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_DATA)
+def test_canonical_json_is_byte_for_byte_what_json_dumps_makes(data: Any) -> None:
+    assert canonical_json(data) == _dumps(data)
+
+
+@pytest.mark.parametrize("data", ["é\u2028\"\n\\", "\ud800", 10**30, -0.0, float("inf"), None, True, [], {}])
+def test_canonical_json_of_a_lone_value_is_what_json_dumps_makes(data: Any) -> None:
+    assert canonical_json(data) == _dumps(data)
+
+
+def test_canonical_json_refuses_a_cycle_and_an_object_as_json_dumps_does() -> None:
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises(ValueError, match="Circular reference detected"):
+        canonical_json(cycle)
+    with pytest.raises(TypeError, match="cannot encode object in an audit record"):
+        canonical_json({"x": object()})
+    # a failed call leaves nothing behind: the same list encodes once the cycle is gone
+    cycle.clear()
+    assert canonical_json([cycle, cycle]) == "[[],[]]"
