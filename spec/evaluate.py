@@ -244,8 +244,23 @@ def _eq(x: Any, y: Any) -> bool:
 
 
 def _member(x: Any, collection: Any) -> bool:
-    # `True in {1}` holds in Python; look for an item that is equal by `_eq` as well.
-    return x in collection and any(_eq(x, item) for item in collection)
+    """``x in collection`` with bool never equal to a number (`_eq`), in one hash lookup for
+    the common elements.
+
+    Python's ``in`` finds an item equal to ``x`` (``True in {1}`` holds); the answer only
+    differs from `_eq`'s when every equal item is a bool and ``x`` is not, or the other way
+    round. Text never equals a non-text value, and a number other than 0 and 1 never equals
+    a bool, so for those one lookup is the answer; only ``0``, ``1``, bools, non-finite
+    decimals and other values scan the collection for an item equal by `_eq`.
+    """
+    if x not in collection:
+        return False
+    kind = type(x)
+    if kind is str:
+        return True
+    if (kind is int or (kind is Decimal and x.is_finite())) and x not in {0, 1}:
+        return True
+    return any(_eq(x, item) for item in collection)
 
 
 def _call(node: Call) -> _Fn:
