@@ -498,7 +498,7 @@ def test_symbolic_admission_agrees_with_enumerating_generated_plans(case: tuple[
 
 # ---------------------------------------------------------------------- the fire-loop oracle
 
-from railguard.spec.semantics import Fired, Refusal, fire  # noqa: E402
+from railguard.spec.semantics import Fired, Refusal, fire, signature  # noqa: E402
 from railguard.verifier.admission import MAX_MESSAGE, _screen  # noqa: E402
 
 from .test_stepper import RICH, _params_of, exact  # noqa: E402
@@ -581,6 +581,9 @@ def _plans_for_the_loop(draw: st.DrawFn) -> tuple[Spec, Principal, Plan, dict[st
             params = draw(_params_of(spec, event, ["alice", "ann"])) if event in spec.events else {}
         if params and draw(st.integers(0, 19)) == 0:
             params[next(iter(params))] = {"an": "object"}
+        for param in signature(spec, event).values() if event in spec.events else ():
+            if not param.required and param.name not in params and draw(st.integers(0, 3)) == 0:
+                params[param.name] = None  # what OpenAI's strict mode sends for "no value"
         screened, problem = _screen(spec, event, params)
         outcome = fire(spec, state, values, event, principal.id, roles, screened) if problem is None else None
         happens = isinstance(outcome, Fired) and not _broken_by(spec, outcome.target, outcome.values, seen, event)
