@@ -582,7 +582,7 @@ def _plans_for_the_loop(draw: st.DrawFn) -> tuple[Spec, Principal, Plan, dict[st
         if params and draw(st.integers(0, 19)) == 0:
             params[next(iter(params))] = {"an": "object"}
         for param in signature(spec, event).values() if event in spec.events else ():
-            if not param.required and param.name not in params and draw(st.integers(0, 3)) == 0:
+            if not param.required and draw(st.integers(0, 2)) == 0:
                 params[param.name] = None  # what OpenAI's strict mode sends for "no value"
         screened, problem = _screen(spec, event, params)
         outcome = fire(spec, state, values, event, principal.id, roles, screened) if problem is None else None
