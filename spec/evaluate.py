@@ -134,6 +134,13 @@ def _compile(node: Node) -> _Fn:
         return _binary(node.op, _compile(node.left), _compile(node.right))
     if isinstance(node, BoolOp):
         parts = tuple(_compile(o) for o in node.operands)
+        if len(parts) == 2:
+            # `all`/`any` of two, without the generator: each operand's truth is tested once,
+            # left to right, and the answer is a bool, as with `all`/`any`.
+            first, second = parts
+            if node.op == "and":
+                return lambda v, p, a, s: True if first(v, p, a, s) and second(v, p, a, s) else False  # noqa: SIM210
+            return lambda v, p, a, s: True if first(v, p, a, s) or second(v, p, a, s) else False  # noqa: SIM210
         if node.op == "and":
             return lambda v, p, a, s: all(f(v, p, a, s) for f in parts)
         return lambda v, p, a, s: any(f(v, p, a, s) for f in parts)
@@ -230,6 +237,19 @@ def _compare(node: Compare) -> _Fn:
         return lambda v, p, a, s: left(v, p, a, s) > right(v, p, a, s)
     if op == ">=":
         return lambda v, p, a, s: left(v, p, a, s) >= right(v, p, a, s)
+    if op == "in" and isinstance(node.right, Var):
+        # `x in some_set` (the commonest membership shape): the set read in place.
+        collection = node.right.name
+        if isinstance(node.left, Param):
+            pname = node.left.name
+
+            def param_in_var(v: Mapping[str, Any], p: Mapping[str, Any], a: str | None, s: str) -> bool:
+                if pname not in p:
+                    raise EvaluationError(f"param `{pname}` has no value")
+                return _member(p[pname], v[collection])
+
+            return param_in_var
+        return lambda v, p, a, s: _member(left(v, p, a, s), v[collection])
     if op == "in":
         return lambda v, p, a, s: _member(left(v, p, a, s), right(v, p, a, s))
     return lambda v, p, a, s: not _member(left(v, p, a, s), right(v, p, a, s))

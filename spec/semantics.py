@@ -509,6 +509,14 @@ def _settler(declared: Type) -> Callable[[Any], Any]:
             value = frozenset(Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
         return value if contains(value) else _NO
 
+    # Values of exact types decided in place; any other goes to `Type.contains`, as in `_general`.
+    if kind == "str":
+        longest = declared.max_length
+        if longest is None:
+            return lambda value: value if type(value) is str else settle(value)
+        return lambda value: value if type(value) is str and len(value) <= longest else settle(value)
+    if kind == "principal":
+        return lambda value: value if value is None or (type(value) is str and value != "") else settle(value)
     return settle
 
 

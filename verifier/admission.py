@@ -236,8 +236,16 @@ def _admitted(plan: Plan, path: tuple[str, ...], transitions: tuple[int, ...], v
     them), made through its slots: the same frozen value as ``Admitted(...)`` at a third of
     the cost of the dataclass ``__init__``, once per admitted plan."""
     made: Admitted = _new(Admitted)
-    for setter, value in zip(_SET_ADMITTED, (plan, path, transitions, values, certificate, (), False, spec, by), strict=True):
-        setter(made, value)
+    set_plan, set_path, set_transitions, set_values, set_certificate, set_obligations, set_symbolic, set_spec, set_by = _SET_ADMITTED
+    set_plan(made, plan)
+    set_path(made, path)
+    set_transitions(made, transitions)
+    set_values(made, values)
+    set_certificate(made, certificate)
+    set_obligations(made, ())
+    set_symbolic(made, False)
+    set_spec(made, spec)
+    set_by(made, by)
     return made
 
 
