@@ -488,7 +488,31 @@ def _decider(spec: Spec, table: _Table, state: str, event: str, candidates: list
             return None
         return transition, checked, after
 
-    return decide_one
+    expected = signature(spec, event)
+    if assigns or len(expected) != 1 or not next(iter(expected.values())).required:
+        return decide_one
+    # A lone transition that assigns nothing and takes one required param (a tool-like check,
+    # such as a payee lookup): the param checked in place.
+    ((only, param),) = expected.items()
+    admit_only = _param_admitter(param.type)
+
+    def decide_check(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> tuple[Transition, dict[str, Value], dict[str, Value]] | None:
+        if not (public or system) and granting.isdisjoint(roles):
+            return None
+        if type(params) is not dict or len(params) != 1 or only not in params:
+            return None
+        value = admit_only(params[only])
+        if value is _NO:
+            return None
+        checked = {only: value}
+        try:
+            if guard is not None and not guard(values, checked, actor, state):
+                return None
+        except FAULTS:
+            return None
+        return transition, checked, dict(values)
+
+    return decide_check
 
 
 def _settler(declared: Type) -> Callable[[Any], Any]:

@@ -169,6 +169,13 @@ transitions:
       e: {type: enum, values: [red, blue], default: red}
       d: {type: decimal, min: 0, max: 1, places: 1, default: 0.5}
       big: {type: int, default: 0}
+  - event: probe
+    from: [a, b]
+    to: b
+    permission: work
+    params:
+      who: {type: str, max_length: 8}
+    guard: params.who in names
   - event: leave
     from: [a, b]
     to: failed

@@ -455,27 +455,28 @@ class Gate:
         actor, roles = principal.id, principal.roles
         checked, track, monitored, terminals = self.checked, self._track, self.monitored, self.terminals
         deciders = self._deciders
+        add_state, add_transition = path.append, taken.append
         for index, step in enumerate(steps):
             if state in terminals:
                 return self._reject(plan, principal, Configuration(state, values, seen, start.instance), index, "not-enabled", f"step {index + 1}: the plan has already ended in `{state}`, where the instance takes no more steps: remove the steps after it", goal, event=step.event)
             event, params = step.event, step.params
-            if params:
-                for value in params.values():
-                    if type(value) not in _PLAIN:
-                        if any(v is OPEN for v in params.values()):
-                            return self._symbolic(plan, principal, Configuration(state, values, seen, start.instance), index, path, taken, goal)
-                        params, problem = _screen(spec, event, params)
-                        if problem is not None:
-                            return self._reject(plan, principal, Configuration(state, values, seen, start.instance), index, "bad-params", f"step {index + 1}: {problem}", goal)
-                        break
-            # The step function's fast half decides the steps that happen; any other step is
-            # given to the step function itself, which refuses it (or, rarely, takes it).
+            # The step function's fast half (its decider) takes the steps that happen, params
+            # of plain JSON values included; every other step goes the reference way: open
+            # params to the symbolic run, params screened, then the step function itself,
+            # which refuses the step (or, rarely, takes it). A decider takes only values the
+            # screening lets through unchanged, so the order makes no difference.
             try:
                 decide = deciders[(state, event)]
             except (KeyError, TypeError):
                 decide = self._decider(state, event)
             decided = decide(values, actor, roles, params, False)
             if decided is None:
+                if params and any(type(value) not in _PLAIN for value in params.values()):
+                    if any(value is OPEN for value in params.values()):
+                        return self._symbolic(plan, principal, Configuration(state, values, seen, start.instance), index, path, taken, goal)
+                    params, problem = _screen(spec, event, params)
+                    if problem is not None:
+                        return self._reject(plan, principal, Configuration(state, values, seen, start.instance), index, "bad-params", f"step {index + 1}: {problem}", goal)
                 outcome = fire(spec, state, values, event, actor, roles, params)
                 if type(outcome) is Refusal:
                     return self._refused(plan, principal, Configuration(state, values, seen, start.instance), index, outcome, goal)
@@ -491,8 +492,8 @@ class Gate:
             if track and event in monitored:
                 seen = seen | {event}
             state, values = target, after
-            path.append(state)
-            taken.append(transition.index)
+            add_state(state)
+            add_transition(transition.index)
         if goal is not None and state != goal:
             return self._reject(plan, principal, Configuration(state, values, seen, start.instance), len(steps), "incomplete", f"the plan stops in `{state}`, short of `{goal}`: add the steps of the completion", goal)
         return _admitted(plan, tuple(path), tuple(taken), values, self.certificate, spec, self.discharged_by)
