@@ -615,3 +615,17 @@ def test_admission_agrees_with_a_plain_loop_of_fire_calls(case: tuple[Spec, Prin
         # The step function's own sentence, as the runtime would refuse the step.
         text = f"step {step + 1}: {refusal.message}"
         assert answer.message == (text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…")
+
+
+def test_an_admitted_plan_that_changes_no_value_does_not_hand_back_the_callers_values() -> None:
+    spec = load(PAYOUT_SPEC)
+    gate = Gate(spec, allow_unverified="values test")
+    ava = Principal("ava", frozenset({"agent"}))
+    proposed = gate.admit(Plan("payout", (PlanStep("propose", {"amount": 10, "payee": "jane"}),)), ava, new_instance(spec, {"payees": ["jane"], "limit": 100}))
+    assert isinstance(proposed, Admitted)
+    start = Configuration("proposed", dict(proposed.values or {}))
+    answer = gate.admit(Plan("payout", (PlanStep("check_payee", {"payee": "jane"}),) * 3), ava, start)
+    assert isinstance(answer, Admitted)
+    assert answer.path == ("proposed",) * 4
+    assert answer.values == start.values
+    assert answer.values is not start.values

@@ -496,6 +496,8 @@ class Gate:
             add_transition(transition.index)
         if goal is not None and state != goal:
             return self._reject(plan, principal, Configuration(state, values, seen, start.instance), len(steps), "incomplete", f"the plan stops in `{state}`, short of `{goal}`: add the steps of the completion", goal)
+        if steps and values is start.values:
+            values = dict(values)  # deciders hand back the values they did not change: not the caller's mapping
         return _admitted(plan, tuple(path), tuple(taken), values, self.certificate, spec, self.discharged_by)
 
     def _decider(self, state: str, event: Any) -> Decider:
