@@ -570,7 +570,9 @@ def _param_admitter(declared: Type) -> Callable[[Any], Any]:
             return lambda value: value if type(value) is str and (value.isascii() or _is_text(value)) else _NO
         return lambda value: value if type(value) is str and len(value) <= longest and (value.isascii() or _is_text(value)) else _NO
     if kind == "principal":
-        return lambda value: value if value is None or (type(value) is str and value != "" and (value.isascii() or _is_text(value))) else _NO
+        # `None` (unset) is left to `admit`: a plan's null for an optional param means its
+        # default, which the gate's screening decides before the step function sees it.
+        return lambda value: value if type(value) is str and value != "" and (value.isascii() or _is_text(value)) else _NO
     return _by_admit(declared)
 
 
