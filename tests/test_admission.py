@@ -629,3 +629,15 @@ def test_an_admitted_plan_that_changes_no_value_does_not_hand_back_the_callers_v
     assert answer.path == ("proposed",) * 4
     assert answer.values == start.values
     assert answer.values is not start.values
+
+
+def test_plans_naming_events_the_spec_lacks_do_not_grow_the_gates_cache(gate: Gate) -> None:
+    me = Principal("w", frozenset({"worker"}))
+    start = new_instance(gate.spec)
+    for i in range(50):
+        answer = gate.admit(Plan("tiny", (PlanStep(f"made-up-{i}"),)), me, start)
+        assert isinstance(answer, Rejected)
+        assert answer.code == "unknown-event"
+    assert gate.admit(Plan("tiny", (PlanStep("begin"),)), me, start).admitted
+    assert ("start", "begin") in gate._deciders
+    assert {event for _, event in gate._deciders} <= set(gate.spec.events)
