@@ -246,7 +246,10 @@ def _compare(node: Compare) -> _Fn:
             def param_in_var(v: Mapping[str, Any], p: Mapping[str, Any], a: str | None, s: str) -> bool:
                 if pname not in p:
                     raise EvaluationError(f"param `{pname}` has no value")
-                return _member(p[pname], v[collection])
+                x = p[pname]
+                if type(x) is str:
+                    return x in v[collection]  # text: `_member` is plain `in` (see there)
+                return _member(x, v[collection])
 
             return param_in_var
         return lambda v, p, a, s: _member(left(v, p, a, s), v[collection])

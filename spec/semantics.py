@@ -376,19 +376,19 @@ def _compiled(spec: Spec, table: _Table, state: str, event: str, candidates: lis
         if taken is None:
             return general(values, actor, roles, params, system)
         transition, checked, after = taken
-        return _fired(transition, state, transition.target, checked, dict(after) if after is values else after)
+        return _fired(transition, state, transition.target, dict(checked) if checked is params else checked, dict(after) if after is values else after)
 
     return step
 
 
 #: ``decide(values, actor, roles, params, system) -> (transition, params, values) | None``:
 #: the step of one (state, event) when it happens — the transition taken, the params with
-#: defaults filled and the values after it (``values`` itself, not a copy, when the step
-#: may assign nothing: copy before changing them) — or ``None`` when it is refused or of a
-#: shape only the step function decides; made by :func:`decider`.
+#: defaults filled and the values after it; the given ``params`` and ``values`` themselves,
+#: not copies, when they are already those (copy before changing them) — or ``None`` when
+#: it is refused or of a shape only the step function decides; made by :func:`decider`.
 Decider: TypeAlias = Callable[
     [Mapping[str, Value], str | None, frozenset[str], Mapping[str, Any] | None, bool],
-    "tuple[Transition, dict[str, Value], Mapping[str, Value]] | None",
+    "tuple[Transition, Mapping[str, Value], Mapping[str, Value]] | None",
 ]
 
 
@@ -441,7 +441,7 @@ def _decider(spec: Spec, table: _Table, state: str, event: str, candidates: list
         for c in candidates
     )
 
-    def decide(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> tuple[Transition, dict[str, Value], Mapping[str, Value]] | None:
+    def decide(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> tuple[Transition, Mapping[str, Value], Mapping[str, Value]] | None:
         checked: dict[str, Value] | None = None
         for public, granting, guard, transition, assigns in prepared:
             if not (public or system) and granting.isdisjoint(roles):
@@ -470,7 +470,7 @@ def _decider(spec: Spec, table: _Table, state: str, event: str, candidates: list
     # A lone transition (the commonest shape), without the loop over candidates.
     ((public, granting, guard, transition, assigns),) = prepared
 
-    def decide_one(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> tuple[Transition, dict[str, Value], Mapping[str, Value]] | None:
+    def decide_one(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> tuple[Transition, Mapping[str, Value], Mapping[str, Value]] | None:
         if not (public or system) and granting.isdisjoint(roles):
             return None
         checked = parse(params)
@@ -497,21 +497,21 @@ def _decider(spec: Spec, table: _Table, state: str, event: str, candidates: list
     ((only, param),) = expected.items()
     admit_only = _param_admitter(param.type)
 
-    def decide_check(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> tuple[Transition, dict[str, Value], Mapping[str, Value]] | None:
+    def decide_check(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> tuple[Transition, Mapping[str, Value], Mapping[str, Value]] | None:
         if not (public or system) and granting.isdisjoint(roles):
             return None
         if type(params) is not dict or len(params) != 1 or only not in params:
             return None
-        value = admit_only(params[only])
-        if value is _NO:
+        if admit_only(params[only]) is _NO:
             return None
-        checked = {only: value}
+        # The one value is admitted as it is, so the caller's params are the checked params
+        # (and the values are unchanged): both handed back as they are, for the caller to copy.
         try:
-            if guard is not None and not guard(values, checked, actor, state):
+            if guard is not None and not guard(values, params, actor, state):
                 return None
         except FAULTS:
             return None
-        return transition, checked, values  # nothing assigned: the caller copies before changing
+        return transition, params, values
 
     return decide_check
 
