@@ -537,3 +537,14 @@ def test_a_decider_answers_none_for_every_refused_step_and_the_step_function_say
         refused = fire(spec, "a", vals, event, "alice", roles, params)
         assert isinstance(refused, Refusal)
         assert (refused.code, refused.message) == (code, message)
+
+
+def test_a_step_never_hands_the_callers_params_or_values_back_as_its_own() -> None:
+    spec = _rich()
+    vals = {**spec.initial_values(), "names": frozenset({"ann"})}
+    params = {"who": "ann"}
+    fired = fire(spec, "a", vals, "probe", "alice", frozenset({"clerk"}), params)
+    assert isinstance(fired, Fired)
+    assert (fired.params, fired.values) == (params, vals)
+    assert fired.params is not params
+    assert fired.values is not vals
