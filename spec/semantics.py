@@ -14,6 +14,12 @@ leaving state and variables exactly as they were — unless, in this order:
    (``guard-error``);
 5. the chosen transition's assignments are evaluated together on the values before the step
    (``assign-error``) and every new value must lie in its variable's domain (``domain``).
+
+:func:`fire` runs per-(state, event) step functions made once per spec (:func:`stepper`).
+Their fast half, the :func:`decider`, takes the steps that happen in compiled closures and
+never refuses a step itself: any step it does not take goes to the general algorithm
+(``_general``), which is the rule above written out and says why a step is refused. The two
+are property-tested equal, down to the types of params and values (``tests/test_stepper.py``).
 """
 
 from __future__ import annotations
@@ -246,8 +252,9 @@ def fire(
 def stepper(spec: Spec, state: str, event: str) -> Stepper:
     """The step function of ``event`` in ``state``: :func:`fire` with those two fixed, prepared
     once per spec (a closure specialised to the transition when the event has one transition
-    from the state and takes no params; the general algorithm otherwise). Callers that fire
-    the same events many times keep the result."""
+    from the state and takes no params; otherwise the :func:`decider` of the pair for the
+    steps that happen and the general algorithm for every other). Callers that fire the same
+    events many times keep the result."""
     table = _table(spec)
     try:
         found = table.steppers.get((state, event))

@@ -5,7 +5,10 @@ model can act on.
 Every step is decided by the one reference step function,
 :func:`railguard.spec.semantics.fire` — the function the runtime executes — from the
 configuration the steps before it reached: event, permission, params (types, domains,
-places, required/optional), guard, assignments and their domains. Invariants are then
+places, required/optional), guard, assignments and their domains. The gate asks the step
+function's fast half first, its per-(state, event) :func:`~railguard.spec.semantics.decider`
+(kept on the gate), which takes the steps that happen without building a ``Fired``; every
+other step goes to :func:`~railguard.spec.semantics.fire`, so a rejection carries its refusal. Invariants are then
 checked on the configuration after the step, unless the spec's certificate proves the
 invariant for every reachable configuration (the obligation is then discharged by the
 certificate, which is sound: an instance only ever rests in reachable configurations).
