@@ -134,6 +134,13 @@ def _compile(node: Node) -> _Fn:
         return _binary(node.op, _compile(node.left), _compile(node.right))
     if isinstance(node, BoolOp):
         parts = tuple(_compile(o) for o in node.operands)
+        if len(parts) == 2:
+            # `all`/`any` of two, without the generator: each operand's truth is tested once,
+            # left to right, and the answer is a bool, as with `all`/`any`.
+            first, second = parts
+            if node.op == "and":
+                return lambda v, p, a, s: True if first(v, p, a, s) and second(v, p, a, s) else False  # noqa: SIM210
+            return lambda v, p, a, s: True if first(v, p, a, s) or second(v, p, a, s) else False  # noqa: SIM210
         if node.op == "and":
             return lambda v, p, a, s: all(f(v, p, a, s) for f in parts)
         return lambda v, p, a, s: any(f(v, p, a, s) for f in parts)
@@ -230,6 +237,22 @@ def _compare(node: Compare) -> _Fn:
         return lambda v, p, a, s: left(v, p, a, s) > right(v, p, a, s)
     if op == ">=":
         return lambda v, p, a, s: left(v, p, a, s) >= right(v, p, a, s)
+    if op == "in" and isinstance(node.right, Var):
+        # `x in some_set` (the commonest membership shape): the set read in place.
+        collection = node.right.name
+        if isinstance(node.left, Param):
+            pname = node.left.name
+
+            def param_in_var(v: Mapping[str, Any], p: Mapping[str, Any], a: str | None, s: str) -> bool:
+                if pname not in p:
+                    raise EvaluationError(f"param `{pname}` has no value")
+                x = p[pname]
+                if type(x) is str:
+                    return x in v[collection]  # text: `_member` is plain `in` (see there)
+                return _member(x, v[collection])
+
+            return param_in_var
+        return lambda v, p, a, s: _member(left(v, p, a, s), v[collection])
     if op == "in":
         return lambda v, p, a, s: _member(left(v, p, a, s), right(v, p, a, s))
     return lambda v, p, a, s: not _member(left(v, p, a, s), right(v, p, a, s))
@@ -244,8 +267,23 @@ def _eq(x: Any, y: Any) -> bool:
 
 
 def _member(x: Any, collection: Any) -> bool:
-    # `True in {1}` holds in Python; look for an item that is equal by `_eq` as well.
-    return x in collection and any(_eq(x, item) for item in collection)
+    """``x in collection`` with bool never equal to a number (`_eq`), in one hash lookup for
+    the common elements.
+
+    Python's ``in`` finds an item equal to ``x`` (``True in {1}`` holds); the answer only
+    differs from `_eq`'s when every equal item is a bool and ``x`` is not, or the other way
+    round. Text never equals a non-text value, and a number other than 0 and 1 never equals
+    a bool, so for those one lookup is the answer; only ``0``, ``1``, bools, non-finite
+    decimals and other values scan the collection for an item equal by `_eq`.
+    """
+    if x not in collection:
+        return False
+    kind = type(x)
+    if kind is str:
+        return True
+    if (kind is int or (kind is Decimal and x.is_finite())) and x not in {0, 1}:
+        return True
+    return any(_eq(x, item) for item in collection)
 
 
 def _call(node: Call) -> _Fn:

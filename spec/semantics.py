@@ -14,6 +14,12 @@ leaving state and variables exactly as they were — unless, in this order:
    (``guard-error``);
 5. the chosen transition's assignments are evaluated together on the values before the step
    (``assign-error``) and every new value must lie in its variable's domain (``domain``).
+
+:func:`fire` runs per-(state, event) step functions made once per spec (:func:`stepper`).
+Their fast half, the :func:`decider`, takes the steps that happen in compiled closures and
+never refuses a step itself: any step it does not take goes to the general algorithm
+(``_general``), which is the rule above written out and says why a step is refused. The two
+are property-tested equal, down to the types of params and values (``tests/test_stepper.py``).
 """
 
 from __future__ import annotations
@@ -35,12 +41,14 @@ __all__ = [
     "MAX_PARAM_DIGITS",
     "REFUSAL_CODES",
     "SYSTEM",
+    "Decider",
     "Fired",
     "Refusal",
     "RefusalCode",
     "Stepper",
     "admit",
     "check_params",
+    "decider",
     "fire",
     "permitted",
     "signature",
@@ -244,8 +252,9 @@ def fire(
 def stepper(spec: Spec, state: str, event: str) -> Stepper:
     """The step function of ``event`` in ``state``: :func:`fire` with those two fixed, prepared
     once per spec (a closure specialised to the transition when the event has one transition
-    from the state and takes no params; the general algorithm otherwise). Callers that fire
-    the same events many times keep the result."""
+    from the state and takes no params; otherwise the :func:`decider` of the pair for the
+    steps that happen and the general algorithm for every other). Callers that fire the same
+    events many times keep the result."""
     table = _table(spec)
     try:
         found = table.steppers.get((state, event))
@@ -258,7 +267,7 @@ def stepper(spec: Spec, state: str, event: str) -> Stepper:
         return _refuser(spec, table, state, event)
     made = _specialised(spec, state, event, candidates) if not table.has_params.get(event, False) and len(candidates) == 1 else None
     if made is None:
-        made = _general(spec, table, state, event, candidates)
+        made = _compiled(spec, table, state, event, candidates)
     table.steppers[(state, event)] = made
     return made
 
@@ -358,6 +367,277 @@ def _specialised(spec: Spec, state: str, event: str, candidates: list[_Step]) ->
     return step_one
 
 
+#: What a compiled param or domain check returns for a value it does not admit.
+_NO: Any = object()
+
+
+def _compiled(spec: Spec, table: _Table, state: str, event: str, candidates: list[_Step]) -> Stepper:
+    """The step of (state, event) through its :func:`decider`: the :class:`Fired` of a step
+    the decider takes, :func:`_general`'s answer (a refusal, or a step of an unusual shape)
+    for every other."""
+    decide = _decider(spec, table, state, event, candidates)
+    general = _general(spec, table, state, event, candidates)
+
+    def step(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> Fired | Refusal:
+        taken = decide(values, actor, roles, params, system)
+        if taken is None:
+            return general(values, actor, roles, params, system)
+        transition, checked, after = taken
+        return _fired(transition, state, transition.target, dict(checked) if checked is params else checked, dict(after) if after is values else after)
+
+    return step
+
+
+#: ``decide(values, actor, roles, params, system) -> (transition, params, values) | None``:
+#: the step of one (state, event) when it happens — the transition taken, the params with
+#: defaults filled and the values after it; the given ``params`` and ``values`` themselves,
+#: not copies, when they are already those (copy before changing them) — or ``None`` when
+#: it is refused or of a shape only the step function decides; made by :func:`decider`.
+Decider: TypeAlias = Callable[
+    [Mapping[str, Value], str | None, frozenset[str], Mapping[str, Any] | None, bool],
+    "tuple[Transition, Mapping[str, Value], Mapping[str, Value]] | None",
+]
+
+
+def decider(spec: Spec, state: str, event: str) -> Decider:
+    """The fast half of :func:`stepper` (``event`` in ``state``), made once per spec: for a
+    step that happens, the same transition, params and values as the :class:`Fired` of
+    :func:`fire`, without building it; ``None`` for any other step, which the caller then
+    gives to :func:`stepper` for the answer (a refusal and its reason, or the rare step of a
+    shape the decider leaves to the general algorithm, such as params in a mapping that is
+    not a ``dict``). It never admits a step :func:`fire` refuses."""
+    table = _table(spec)
+    try:
+        found = table.deciders.get((state, event))
+    except TypeError:  # an unhashable "event": no transition has it
+        found = None
+    if found is not None:
+        return found
+    candidates = table.steps.get((state, event)) if isinstance(event, str) else None
+    if candidates is None:
+        return _never
+    made = table.deciders[(state, event)] = _decider(spec, table, state, event, candidates)
+    return made
+
+
+def _never(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> None:
+    """The decider of an event that cannot happen in a state: every step is refused."""
+    return
+
+
+def _decider(spec: Spec, table: _Table, state: str, event: str, candidates: list[_Step]) -> Decider:
+    """One closure that takes the steps of (state, event) that happen: the params checked by
+    one per-event closure (:func:`_param_parser`), guards and assignments compiled without
+    fault translation, new values checked by per-variable closures (:func:`_settler`).
+
+    It never builds a refusal: whenever a check fails (permission, params, a guard false or
+    faulting, an assignment faulting or leaving its domain) it answers ``None``, and
+    :func:`_general` decides the step from scratch and says why. A step it takes is the one
+    :func:`_general` takes (property-tested in ``tests/test_stepper.py``).
+    """
+    parse = _param_parser(spec, table, event)
+    variables = spec.variable_map
+    prepared = tuple(
+        (
+            c.public,
+            c.granting,
+            None if c.transition.guard is None else compile_unguarded(c.transition.guard.tree),
+            c.transition,
+            tuple((name, compile_unguarded(expr.tree), _settler(variables[name].type)) for name, expr in c.transition.assign),
+        )
+        for c in candidates
+    )
+
+    def decide(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> tuple[Transition, Mapping[str, Value], Mapping[str, Value]] | None:
+        checked: dict[str, Value] | None = None
+        for public, granting, guard, transition, assigns in prepared:
+            if not (public or system) and granting.isdisjoint(roles):
+                continue
+            if checked is None:
+                # The params are checked once, after the first permitted transition.
+                checked = parse(params)
+                if checked is None:
+                    return None
+            try:
+                if guard is not None and not guard(values, checked, actor, state):
+                    continue
+                after = dict(values)
+                for name, fn, settle in assigns:
+                    value = settle(fn(values, checked, actor, state))
+                    if value is _NO:
+                        return None
+                    after[name] = value
+            except FAULTS:
+                return None
+            return transition, checked, after
+        return None
+
+    if len(prepared) != 1:
+        return decide
+    # A lone transition (the commonest shape), without the loop over candidates.
+    ((public, granting, guard, transition, assigns),) = prepared
+
+    def decide_one(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> tuple[Transition, Mapping[str, Value], Mapping[str, Value]] | None:
+        if not (public or system) and granting.isdisjoint(roles):
+            return None
+        checked = parse(params)
+        if checked is None:
+            return None
+        try:
+            if guard is not None and not guard(values, checked, actor, state):
+                return None
+            after = dict(values)
+            for name, fn, settle in assigns:
+                value = settle(fn(values, checked, actor, state))
+                if value is _NO:
+                    return None
+                after[name] = value
+        except FAULTS:
+            return None
+        return transition, checked, after
+
+    expected = signature(spec, event)
+    if assigns or len(expected) != 1 or not next(iter(expected.values())).required:
+        return decide_one
+    # A lone transition that assigns nothing and takes one required param (a tool-like check,
+    # such as a payee lookup): the param checked in place.
+    ((only, param),) = expected.items()
+    admit_only = _param_admitter(param.type)
+
+    def decide_check(values: Mapping[str, Value], actor: str | None, roles: frozenset[str], params: Mapping[str, Any] | None, system: bool) -> tuple[Transition, Mapping[str, Value], Mapping[str, Value]] | None:
+        if not (public or system) and granting.isdisjoint(roles):
+            return None
+        if type(params) is not dict or len(params) != 1 or only not in params:
+            return None
+        if admit_only(params[only]) is _NO:
+            return None
+        # The one value is admitted as it is, so the caller's params are the checked params
+        # (and the values are unchanged): both handed back as they are, for the caller to copy.
+        try:
+            if guard is not None and not guard(values, params, actor, state):
+                return None
+        except FAULTS:
+            return None
+        return transition, params, values
+
+    return decide_check
+
+
+def _settler(declared: Type) -> Callable[[Any], Any]:
+    """The new value of a variable declared ``declared`` — an int widened to a decimal for a
+    decimal variable, as :func:`_general` does — or :data:`_NO` if it is outside the domain."""
+    inside = _fast_check(declared)
+    if inside is not None:
+        check = inside
+        return lambda value: value if check(value) else _NO
+    kind = declared.kind
+    of_decimal = kind == "set" and declared.of is not None and declared.of.kind == "decimal"
+    contains = declared.contains
+
+    def settle(value: Any) -> Any:
+        if kind == "decimal" and isinstance(value, int) and not isinstance(value, bool):
+            value = Decimal(value)
+        elif of_decimal and isinstance(value, frozenset):
+            value = frozenset(Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
+        return value if contains(value) else _NO
+
+    # Values of exact types decided in place; any other goes to `Type.contains`, as in `_general`.
+    if kind == "str":
+        longest = declared.max_length
+        if longest is None:
+            return lambda value: value if type(value) is str else settle(value)
+        return lambda value: value if type(value) is str and len(value) <= longest else settle(value)
+    if kind == "principal":
+        return lambda value: value if value is None or (type(value) is str and value != "") else settle(value)
+    return settle
+
+
+#: Beyond this magnitude an int param is refused (:data:`MAX_PARAM_DIGITS`).
+_INT_LIMIT = 10**MAX_PARAM_DIGITS
+
+
+def _param_admitter(declared: Type) -> Callable[[Any], Any]:
+    """``value`` as :func:`admit` takes it for ``declared``, or :data:`_NO` — for a value of
+    an exact plain type, decided in a few comparisons; anything else (a subclass, a decimal,
+    a set, a value :func:`admit` would refuse) through :func:`admit` itself, or refused."""
+    kind = declared.kind
+    if kind == "int":
+        # Both rules at once: inside the declared bounds and short of MAX_PARAM_DIGITS digits.
+        low = -_INT_LIMIT + 1 if declared.min is None else max(declared.min, -_INT_LIMIT + 1)
+        high = _INT_LIMIT - 1 if declared.max is None else min(declared.max, _INT_LIMIT - 1)
+        return lambda value: value if type(value) is int and low <= value <= high else _NO
+    if kind == "bool":
+        return lambda value: value if type(value) is bool else _NO
+    if kind == "enum":
+        members = frozenset(declared.values)
+        return lambda value: value if type(value) is str and value in members and (value.isascii() or _is_text(value)) else _NO
+    if kind == "str":
+        longest = declared.max_length
+        if longest is None:
+            return lambda value: value if type(value) is str and (value.isascii() or _is_text(value)) else _NO
+        return lambda value: value if type(value) is str and len(value) <= longest and (value.isascii() or _is_text(value)) else _NO
+    if kind == "principal":
+        # `None` (unset) is left to `admit`: a plan's null for an optional param means its
+        # default, which the gate's screening decides before the step function sees it.
+        return lambda value: value if type(value) is str and value != "" and (value.isascii() or _is_text(value)) else _NO
+    return _by_admit(declared)
+
+
+def _by_admit(declared: Type) -> Callable[[Any], Any]:
+    def through(value: Any) -> Any:
+        admitted, problem = admit(declared, value)
+        return _NO if problem is not None else admitted
+
+    return through
+
+
+def _param_parser(spec: Spec, table: _Table, event: str) -> Callable[[Mapping[str, Any] | None], dict[str, Value] | None]:
+    """:func:`check_params` of ``event`` as one closure (made once per event): the params
+    with defaults filled, or ``None`` when :func:`check_params` would refuse them (or they are
+    of a shape only it decides, such as a mapping that is not a dict)."""
+    found = table.parsers.get(event)
+    if found is not None:
+        return found
+    expected = signature(spec, event)
+    known = frozenset(expected)
+    fields = tuple((name, param.required, param.default, _param_admitter(param.type)) for name, param in expected.items())
+    needs = any(param.required for param in expected.values())
+    defaults = {name: param.default for name, param in expected.items()}
+
+    def parse(params: Mapping[str, Any] | None) -> dict[str, Value] | None:
+        if not params:
+            return None if needs else dict(defaults)
+        if type(params) is not dict or not known.issuperset(params):
+            return None
+        result: dict[str, Value] = {}
+        for name, required, default, admitter in fields:
+            if name in params:
+                value = admitter(params[name])
+                if value is _NO:
+                    return None
+                result[name] = value
+            elif required:
+                return None
+            else:
+                result[name] = default
+        return result
+
+    parser = parse
+    if len(fields) == 1 and needs:
+        # One required param (a tool call's usual shape): one lookup, one check.
+        ((only, _, _, admit_only),) = fields
+
+        def parse_one(params: Mapping[str, Any] | None) -> dict[str, Value] | None:
+            if type(params) is not dict or len(params) != 1 or only not in params:
+                return None
+            value = admit_only(params[only])
+            return None if value is _NO else {only: value}
+
+        parser = parse_one
+    table.parsers[event] = parser
+    return parser
+
+
 def _general(spec: Spec, table: _Table, state: str, event: str, candidates: list[_Step]) -> Stepper:
     """The step algorithm of the module docstring, for any number of transitions and params."""
     takes_params = table.has_params.get(event, False)
@@ -451,6 +731,8 @@ class _Table:
     has_params: dict[str, bool]
     signatures: dict[str, dict[str, Parameter]] = field(default_factory=dict)
     steppers: dict[tuple[str, str], Stepper] = field(default_factory=dict)
+    parsers: dict[str, Callable[[Mapping[str, Any] | None], dict[str, Value] | None]] = field(default_factory=dict)
+    deciders: dict[tuple[str, str], Decider] = field(default_factory=dict)
 
 
 def _table(spec: Spec) -> _Table:

@@ -494,3 +494,150 @@ def test_symbolic_admission_agrees_with_enumerating_generated_plans(case: tuple[
     for step, param, value in symbolic.breaking if isinstance(symbolic, Rejected) else ():
         if (step, param) == (index, name):
             assert not isinstance(gate.admit(instance(value), me, new_instance(spec)), Admitted)
+
+
+# ---------------------------------------------------------------------- the fire-loop oracle
+
+from railguard.spec.semantics import Fired, Refusal, fire, signature  # noqa: E402
+from railguard.verifier.admission import MAX_MESSAGE, _screen  # noqa: E402
+
+from .test_stepper import RICH, _params_of, exact  # noqa: E402
+
+
+def _broken_by(spec: Spec, state: str, values: Any, seen: frozenset[str], event: str) -> bool:
+    """Whether the configuration after a step of ``event`` breaks one of ``spec``'s
+    invariants (a ``precedes`` one by ``event`` coming before its ``first``)."""
+    from railguard.spec.errors import EvaluationError
+
+    for inv in spec.invariants:
+        if inv.kind == "precedes":
+            if event == inv.then and inv.first not in seen:
+                return True
+            continue
+        assert inv.expr is not None
+        try:
+            holds = bool(spec.compiled(inv.expr)(values, {}, None, state))
+        except EvaluationError:
+            return True
+        if holds != (inv.kind == "always"):
+            return True
+    return False
+
+
+def _fire_loop(spec: Spec, p: Plan, principal: Principal, start: Any) -> tuple[Any, ...]:
+    """What admission must answer, from nothing but one :func:`fire` call per step and the
+    invariants: ``("admitted", path, transitions, values)`` or ``("rejected", step, code,
+    refusal)``."""
+    state, values, seen = start.state, start.values, start.seen
+    terminals = {s.name for s in spec.states if s.terminal is not None}
+    path, taken = [state], []
+    for index, step in enumerate(p.steps):
+        if state in terminals:
+            return ("rejected", index, "not-enabled", None)
+        params, problem = _screen(spec, step.event, step.params)
+        if problem is not None:
+            return ("rejected", index, "bad-params", None)
+        outcome = fire(spec, state, values, step.event, principal.id, principal.roles, params)
+        if isinstance(outcome, Refusal):
+            return ("rejected", index, _REFUSAL_TO_REASON[outcome.code], outcome)
+        if _broken_by(spec, outcome.target, outcome.values, seen, step.event):
+            return ("rejected", index, "invariant", None)
+        seen = seen | {step.event}
+        state, values = outcome.target, outcome.values
+        path.append(state)
+        taken.append(outcome.transition.index)
+    return ("admitted", tuple(path), tuple(taken), values)
+
+
+@st.composite
+def _plans_for_the_loop(draw: st.DrawFn) -> tuple[Spec, Principal, Plan, dict[str, Any]]:
+    """A spec (the stepper tests' spec of every param kind, or a generated one), a principal
+    and a plan that mostly follows the machine — each step usually an event enabled where the
+    steps before it lead, with params from its domains — and now and then goes wrong: a
+    param of another type or shape, an object for a value, an event that is not enabled or
+    does not exist."""
+    from railguard.verifier.strategies import params as param_values
+
+    rich = draw(st.booleans())
+    spec = loads(RICH) if rich else draw(loaded_specs(max_states=5, max_vars=4, max_transitions=8, max_params=3, sets=True, decimals=True))
+    context: dict[str, Any] = {"names": ["ann", "bo"], "nums": [1, 2, -1, 5], "flags": [True], "rates": ["1.25", 2]} if rich else {}
+    names = [r.name for r in spec.roles]
+    roles = frozenset(names) if draw(st.integers(0, 2)) else frozenset(draw(st.sets(st.sampled_from([*names, "ghost"]))))
+    principal = Principal("alice", roles)
+    if any(v.context and v.initial is None and v.type.kind != "principal" for v in spec.variables):
+        return spec, principal, Plan(spec.name, ()), context  # (generated specs have no context)
+    start = new_instance(spec, context)
+    state, values = start.state, start.values
+    seen: frozenset[str] = frozenset()
+    clean = draw(st.booleans())  # keep only the steps that happen: plans that are admitted
+    steps = []
+    for _ in range(draw(st.integers(0, 12))):
+        enabled = sorted({t.event for t in spec.transitions_from(state)})
+        if enabled and (clean or draw(st.integers(0, 4))):
+            event = draw(st.sampled_from(enabled))
+            params = dict(draw(param_values(spec, event))) if clean or draw(st.integers(0, 3)) else draw(_params_of(spec, event, ["alice", "ann"]))
+        else:
+            event = draw(st.sampled_from([*spec.events, "nonsense"]))
+            params = draw(_params_of(spec, event, ["alice", "ann"])) if event in spec.events else {}
+        if params and draw(st.integers(0, 19)) == 0:
+            params[next(iter(params))] = {"an": "object"}
+        for param in signature(spec, event).values() if event in spec.events else ():
+            if not param.required and draw(st.integers(0, 2)) == 0:
+                params[param.name] = None  # what OpenAI's strict mode sends for "no value"
+        screened, problem = _screen(spec, event, params)
+        outcome = fire(spec, state, values, event, principal.id, roles, screened) if problem is None else None
+        happens = isinstance(outcome, Fired) and not _broken_by(spec, outcome.target, outcome.values, seen, event)
+        if clean and not happens:
+            continue
+        steps.append(PlanStep(event, params))
+        if isinstance(outcome, Fired):
+            state, values, seen = outcome.target, outcome.values, seen | {event}
+    return spec, principal, Plan(spec.name, tuple(steps)), context
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(_plans_for_the_loop())
+def test_admission_agrees_with_a_plain_loop_of_fire_calls(case: tuple[Spec, Principal, Plan, dict[str, Any]]) -> None:
+    spec, principal, p, context = case
+    assume(not any(v.context and v.initial is None and v.type.kind != "principal" for v in spec.variables))
+    start = new_instance(spec, context)
+    answer = Gate(spec, allow_unverified="oracle test").admit(p, principal, start)
+    expected = _fire_loop(spec, p, principal, start)
+    if expected[0] == "admitted":
+        assert isinstance(answer, Admitted), answer
+        assert (answer.path, answer.transitions) == (expected[1], expected[2])
+        assert exact(answer.values) == exact(expected[3])
+        return
+    assert isinstance(answer, Rejected)
+    _, step, code, refusal = expected
+    assert (answer.step, answer.code) == (step, code)
+    if refusal is not None and refusal.code in ("bad-params", "guard-false", "guard-error", "assign-error", "domain"):
+        # The step function's own sentence, as the runtime would refuse the step.
+        text = f"step {step + 1}: {refusal.message}"
+        assert answer.message == (text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…")
+
+
+def test_an_admitted_plan_that_changes_no_value_does_not_hand_back_the_callers_values() -> None:
+    spec = load(PAYOUT_SPEC)
+    gate = Gate(spec, allow_unverified="values test")
+    ava = Principal("ava", frozenset({"agent"}))
+    proposed = gate.admit(Plan("payout", (PlanStep("propose", {"amount": 10, "payee": "jane"}),)), ava, new_instance(spec, {"payees": ["jane"], "limit": 100}))
+    assert isinstance(proposed, Admitted)
+    start = Configuration("proposed", dict(proposed.values or {}))
+    answer = gate.admit(Plan("payout", (PlanStep("check_payee", {"payee": "jane"}),) * 3), ava, start)
+    assert isinstance(answer, Admitted)
+    assert answer.path == ("proposed",) * 4
+    assert answer.values == start.values
+    assert answer.values is not start.values
+
+
+def test_plans_naming_events_the_spec_lacks_do_not_grow_the_gates_cache(gate: Gate) -> None:
+    me = Principal("w", frozenset({"worker"}))
+    start = new_instance(gate.spec)
+    for i in range(50):
+        answer = gate.admit(Plan("tiny", (PlanStep(f"made-up-{i}"),)), me, start)
+        assert isinstance(answer, Rejected)
+        assert answer.code == "unknown-event"
+    assert gate.admit(Plan("tiny", (PlanStep("begin"),)), me, start).admitted
+    assert ("start", "begin") in gate._deciders
+    assert {event for _, event in gate._deciders} <= set(gate.spec.events)

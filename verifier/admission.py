@@ -5,7 +5,10 @@ model can act on.
 Every step is decided by the one reference step function,
 :func:`railguard.spec.semantics.fire` — the function the runtime executes — from the
 configuration the steps before it reached: event, permission, params (types, domains,
-places, required/optional), guard, assignments and their domains. Invariants are then
+places, required/optional), guard, assignments and their domains. The gate asks the step
+function's fast half first, its per-(state, event) :func:`~railguard.spec.semantics.decider`
+(kept on the gate), which takes the steps that happen without building a ``Fired``; every
+other step goes to :func:`~railguard.spec.semantics.fire`, so a rejection carries its refusal. Invariants are then
 checked on the configuration after the step, unless the spec's certificate proves the
 invariant for every reachable configuration (the obligation is then discharged by the
 certificate, which is sound: an instance only ever rests in reachable configurations).
@@ -40,7 +43,16 @@ from railguard.spec.errors import EvaluationError
 from railguard.spec.expr import Literal as LiteralNode
 from railguard.spec.expr import Node, children
 from railguard.spec.model import Invariant, Parameter, Spec, Transition
-from railguard.spec.semantics import SYSTEM, Fired, Refusal, check_params, fire, permitted
+from railguard.spec.semantics import (
+    SYSTEM,
+    Decider,
+    Fired,
+    Refusal,
+    check_params,
+    decider,
+    fire,
+    permitted,
+)
 from railguard.spec.types import Type, Value
 
 from .errors import VerifierError
@@ -216,6 +228,28 @@ class Admitted:
             "certificate": self.certificate,
             "obligations": [o.to_json() for o in self.discharged()],
         }
+
+
+_new = object.__new__
+_SET_ADMITTED = tuple(Admitted.__dict__[name].__set__ for name in ("plan", "path", "transitions", "values", "certificate", "obligations", "symbolic", "spec", "invariants_by"))
+
+
+def _admitted(plan: Plan, path: tuple[str, ...], transitions: tuple[int, ...], values: Mapping[str, Any], certificate: str | None, spec: Spec, by: Mapping[str, str]) -> Admitted:
+    """An admitted concrete plan (no obligations listed: :meth:`Admitted.discharged` derives
+    them), made through its slots: the same frozen value as ``Admitted(...)`` at a third of
+    the cost of the dataclass ``__init__``, once per admitted plan."""
+    made: Admitted = _new(Admitted)
+    set_plan, set_path, set_transitions, set_values, set_certificate, set_obligations, set_symbolic, set_spec, set_by = _SET_ADMITTED
+    set_plan(made, plan)
+    set_path(made, path)
+    set_transitions(made, transitions)
+    set_values(made, values)
+    set_certificate(made, certificate)
+    set_obligations(made, ())
+    set_symbolic(made, False)
+    set_spec(made, spec)
+    set_by(made, by)
+    return made
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,6 +430,8 @@ class Gate:
         #: Terminal states: like the runtime, a finished instance takes no step, known or not.
         self.terminals = frozenset(s.name for s in spec.states if s.terminal is not None)
         self._track = bool(self.monitored) and any(inv.kind == "precedes" for inv in self.checked)
+        self._deciders: dict[tuple[str, str], Decider] = {}
+        self._events = frozenset(spec.events)
 
     def admit(self, plan: Plan, principal: Principal, start: Configuration, *, goal: str | None = None) -> Admission:
         """Admit or reject ``plan`` for ``principal`` from ``start`` (see the module docstring).
@@ -421,38 +457,60 @@ class Gate:
         taken: list[int] = []
         actor, roles = principal.id, principal.roles
         checked, track, monitored, terminals = self.checked, self._track, self.monitored, self.terminals
+        deciders = self._deciders
+        add_state, add_transition = path.append, taken.append
         for index, step in enumerate(steps):
             if state in terminals:
                 return self._reject(plan, principal, Configuration(state, values, seen, start.instance), index, "not-enabled", f"step {index + 1}: the plan has already ended in `{state}`, where the instance takes no more steps: remove the steps after it", goal, event=step.event)
-            params = step.params
-            if params:
-                plain = True
-                for value in params.values():
-                    if type(value) not in _PLAIN:
-                        plain = False
-                        break
-                if not plain:
-                    if any(v is OPEN for v in params.values()):
+            event, params = step.event, step.params
+            # The step function's fast half (its decider) takes the steps that happen, params
+            # of plain JSON values included; every other step goes the reference way: open
+            # params to the symbolic run, params screened, then the step function itself,
+            # which refuses the step (or, rarely, takes it). A decider takes only values the
+            # screening lets through unchanged, so the order makes no difference.
+            try:
+                decide = deciders[(state, event)]
+            except (KeyError, TypeError):
+                decide = self._decider(state, event)
+            decided = decide(values, actor, roles, params, False)
+            if decided is None:
+                if params and any(type(value) not in _PLAIN for value in params.values()):
+                    if any(value is OPEN for value in params.values()):
                         return self._symbolic(plan, principal, Configuration(state, values, seen, start.instance), index, path, taken, goal)
-                    params, problem = _screen(spec, step.event, params)
+                    params, problem = _screen(spec, event, params)
                     if problem is not None:
                         return self._reject(plan, principal, Configuration(state, values, seen, start.instance), index, "bad-params", f"step {index + 1}: {problem}", goal)
-            outcome = fire(spec, state, values, step.event, actor, roles, params)
-            if type(outcome) is Refusal:
-                return self._refused(plan, principal, Configuration(state, values, seen, start.instance), index, outcome, goal)
-            assert isinstance(outcome, Fired)
+                outcome = fire(spec, state, values, event, actor, roles, params)
+                if type(outcome) is Refusal:
+                    return self._refused(plan, principal, Configuration(state, values, seen, start.instance), index, outcome, goal)
+                assert isinstance(outcome, Fired)
+                transition, after = outcome.transition, outcome.values
+            else:
+                transition, _, after = decided
+            target = transition.target
             if checked:
-                broken = _violated(spec, checked, outcome.target, outcome.values, seen, step.event)
+                broken = _violated(spec, checked, target, after, seen, event)
                 if broken is not None:
-                    return self._reject(plan, principal, Configuration(state, values, seen, start.instance), index, "invariant", f"step {index + 1} (`{step.event}`) would break invariant `{broken.name}`", goal)
-            if track and step.event in monitored:
-                seen = seen | {step.event}
-            state, values = outcome.target, outcome.values
-            path.append(state)
-            taken.append(outcome.transition.index)
+                    return self._reject(plan, principal, Configuration(state, values, seen, start.instance), index, "invariant", f"step {index + 1} (`{event}`) would break invariant `{broken.name}`", goal)
+            if track and event in monitored:
+                seen = seen | {event}
+            state, values = target, after
+            add_state(state)
+            add_transition(transition.index)
         if goal is not None and state != goal:
             return self._reject(plan, principal, Configuration(state, values, seen, start.instance), len(steps), "incomplete", f"the plan stops in `{state}`, short of `{goal}`: add the steps of the completion", goal)
-        return Admitted(plan, tuple(path), tuple(taken), values, self.certificate, spec=spec, invariants_by=self.discharged_by)
+        if steps and values is start.values:
+            values = dict(values)  # deciders hand back the values they did not change: not the caller's mapping
+        return _admitted(plan, tuple(path), tuple(taken), values, self.certificate, spec, self.discharged_by)
+
+    def _decider(self, state: str, event: Any) -> Decider:
+        """The step function's decider for ``event`` in ``state``, kept on the gate when both
+        are the spec's (so the cache holds at most one per state and event, whatever names
+        plans send)."""
+        made = decider(self.spec, state, event)
+        if isinstance(event, str) and event in self._events:
+            self._deciders[(state, event)] = made
+        return made
 
     # ------------------------------------------------------------------ rejections
 
