@@ -316,30 +316,28 @@ def read_text(text: str, file: str = "<spec>", fmt: str | None = None) -> Docume
 def bracket_depth(text: str, stop: int | None = None) -> int:
     """How deeply ``[``/``{`` nest in JSON ``text``, ignoring brackets inside strings: a
     linear pre-scan, so a very deep document is refused before a recursive parser sees it.
-    With ``stop``, the scan ends as soon as the depth passes it."""
+    With ``stop``, the scan ends as soon as the depth passes it. Strings are cut out by one
+    regular expression without backtracking; only the brackets left are walked in Python (an
+    unterminated string's brackets count, which can only make invalid JSON look deeper)."""
     if "[" not in text and "{" not in text:
         return 0
+    outside = _STRING_LITERAL.sub("", text) if '"' in text else text
     depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
+    for char in _BRACKETS.findall(outside):
+        if char in "[{":
             depth += 1
             if depth > deepest:
                 deepest = depth
                 if stop is not None and deepest > stop:
                     return deepest
-        elif char in "]}":
+        else:
             depth -= 1
     return deepest
+
+
+#: A JSON string literal, written as an unrolled loop so that matching never backtracks.
+_STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 class JSONProblem(SpecError, ValueError):

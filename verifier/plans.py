@@ -138,17 +138,34 @@ def _refuse_fields(data: Mapping[str, Any], allowed: tuple[str, ...], where: str
         raise PlanError("not-a-plan", f"{where} has an unknown field `{_show(key)}` (allowed: {', '.join(allowed)})", (*path, key))
 
 
-def _depth_ok(data: Any, limit: int) -> bool:
-    """Whether ``data`` nests at most ``limit`` levels, checked without recursion."""
+def _unusable_text(data: Any, limit: int) -> tuple[str, str] | None:
+    """``("too-deep", "")`` if ``data`` nests more than ``limit`` levels, ``("not-unicode",
+    text)`` for the first string (key or value) that is not valid Unicode (a lone surrogate),
+    else ``None``; one walk, without recursion."""
     stack: list[tuple[Any, int]] = [(data, 1)]
+    pop, push = stack.pop, stack.append
     while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
+        item, depth = pop()
+        if type(item) is str:
+            if not item.isascii() and lone_surrogate(item) is not None:
+                return ("not-unicode", item)
+        elif isinstance(item, dict):
             if depth > limit:
-                return False
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return True
+                return ("too-deep", "")
+            for key, value in item.items():
+                if type(key) is str and not key.isascii() and lone_surrogate(key) is not None:
+                    return ("not-unicode", key)
+                if isinstance(value, str | dict | list):
+                    push((value, depth + 1))
+        elif isinstance(item, list):
+            if depth > limit:
+                return ("too-deep", "")
+            for value in item:
+                if isinstance(value, str | dict | list):
+                    push((value, depth + 1))
+        elif isinstance(item, str) and lone_surrogate(item) is not None:  # a str subclass
+            return ("not-unicode", item)
+    return None
 
 
 def parse_plan(data: Any) -> Plan:
@@ -157,13 +174,19 @@ def parse_plan(data: Any) -> Plan:
     Only the shape is checked here (fields, their JSON types); events and param values are
     checked by admission, which can say what to do instead.
     """
-    if not _depth_ok(data, MAX_PLAN_DEPTH):
-        raise PlanError("too-deep", f"the plan nests deeper than {MAX_PLAN_DEPTH} levels, which no plan needs")
+    unusable = _unusable_text(data, MAX_PLAN_DEPTH)
+    if unusable is not None:
+        kind, broken = unusable
+        if kind == "too-deep":
+            raise PlanError("too-deep", f"the plan nests deeper than {MAX_PLAN_DEPTH} levels, which no plan needs")
+        raise PlanError("not-a-plan", f"the plan has text that is not valid Unicode (a lone surrogate in `{_show(ascii(broken)[1:-1])}`)")
+    return _shaped(data)
+
+
+def _shaped(data: Any) -> Plan:
+    """The plan in ``data``, whose depth and text are already checked."""
     if not isinstance(data, dict):
         raise PlanError("not-a-plan", f"a plan is a JSON object with `workflow` and `steps`, not {_kind(data)}")
-    broken = lone_surrogate(data)
-    if broken is not None:
-        raise PlanError("not-a-plan", f"the plan has text that is not valid Unicode (a lone surrogate in `{_show(ascii(broken)[1:-1])}`)")
     _refuse_fields(data, PLAN_FIELDS, "the plan", ())
     workflow = data.get("workflow")
     if not isinstance(workflow, str) or not workflow:
@@ -234,7 +257,7 @@ def loads_plan(text: str | bytes) -> Plan:
         if exc.kind == "too-deep":
             raise PlanError("too-deep", f"the plan nests deeper than {MAX_PLAN_DEPTH} levels, which no plan needs") from None
         raise PlanError("not-json" if exc.kind == "not-json" else "not-a-plan", f"the plan {exc.message}") from None
-    return parse_plan(data)
+    return _shaped(data)  # strict_json bounded the depth and refused lone surrogates
 
 
 # ---------------------------------------------------------------------- JSON Schema
