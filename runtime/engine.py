@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from railguard.spec import Spec
+from railguard.spec import Spec, Transition
 from railguard.spec.semantics import SYSTEM, Fired, Refusal, admit, fire
 
 from .audit import (
@@ -197,6 +197,9 @@ class Engine:
         # the canonical JSON of accepted steps without an effect, by what fixes all of it but
         # the values, params, time, row digest and position (see `_step_text`); None: off
         self._templates: dict[tuple[Any, ...], Template | None] | None = {}
+        # what an accepted step without an effect does to the lifecycle and the timers, by its
+        # transition, source, target and status (see `_complete`)
+        self._plans: dict[tuple[Any, ...], tuple[Transition, Phase, tuple[str, ...], Status | None]] = {}
         missing = sorted(handler_names(spec) - set(self.effects.handlers))
         if missing:
             raise ExecutionError(f"spec `{spec.name}` uses effect `{missing[0]}`, which has no registered handler")
@@ -427,34 +430,66 @@ class Engine:
         effect: dict[str, Any] | None, owed: Owed | None, decoded: Mapping[str, Any] | None = None,
     ) -> StepResult:
         """Commit an accepted step into ``target`` (with the outcome of its effect, if any)."""
-        transition = self.spec.transitions[base["transition"] - 1]
+        before = self._phase(row)
         payload = {**base, "kind": RecordKind.STEP, "after": {"state": target, "values": after}, "effect": effect}
-        # the reason is used only by a step into a failure terminal
-        reason = f"{transition.label} entered failure terminal `{target}`" if self.spec.state_map[target].terminal == "failure" else ""
-        phase = advance(self.spec, self._phase(row), RecordKind.STEP, target=target, owed=owed, reason=reason)
-        # Only touch timers the instance can have: a timeout of the state it leaves, or the
-        # resume timer of an effect or compensation in flight.
-        cancel = []
-        if self.spec.state_map[row.state].timeout is not None:
-            cancel.append("timeout")
-        if effect is not None or row.status != Status.ACTIVE:
-            cancel.append("resume")
+        # A step without an effect, from a phase that owes nothing and has nothing in flight,
+        # moves the lifecycle and the timers by its transition, source, target and status alone.
+        key = None
+        if effect is None and owed is None and not before.owed and before.pending is None:
+            key = (base["transition"], row.state, target, row.status, before.status)
+            plan = self._plans.get(key)
+        else:
+            plan = None
+        if plan is None:
+            plan = self._plan(row, base["transition"], before, target, effect=effect, owed=owed)
+            if key is not None:
+                if len(self._plans) >= MAX_TEMPLATES:
+                    self._plans.clear()
+                self._plans[key] = plan
+        transition, phase, cancel, timer = plan
         timers: list[NewTimer] = []
-        if phase.status == Status.COMPENSATING:
+        if timer is Status.COMPENSATING:
             timers = [self._resume_timer(row)]
-        elif phase.status == Status.ACTIVE:
-            if target == row.state:  # a step that keeps the state (a tool-like self-loop) keeps its deadline
-                cancel = ["resume"]
-            else:
-                timers = self._timeout_timer(row.id, target, row.version + 1)
+        elif timer is Status.ACTIVE:
+            timers = self._timeout_timer(row.id, target, row.version + 1)
         shape = None
         if effect is None and base["actor"].__class__ is str and base["event"].__class__ is str:
             # Everything in this record but the slots of `_step_text` follows from these.
             shape = (transition.index, base["event"], base["actor"], tuple(base["roles"]), base["decision"]["permission"], row.state, target)
-        new, records = self._commit(row, [payload], phase, values=after, decoded=decoded, timers=timers, cancel=tuple(cancel), shape=shape)
+        new, records = self._commit(row, [payload], phase, values=after, decoded=decoded, timers=timers, cancel=cancel, shape=shape)
         if phase.status == Status.COMPENSATING:
             return self._joined(records, self._settle(new), accepted=True, event=transition.event, code=None, reason="")
         return self._result(new, records, accepted=True, event=transition.event)
+
+    def _plan(
+        self, row: InstanceRow, index: int, before: Phase, target: str, *, effect: dict[str, Any] | None, owed: Owed | None
+    ) -> tuple[Transition, Phase, tuple[str, ...], Status | None]:
+        """What an accepted step of transition ``index`` from ``row`` (in phase ``before``) into
+        ``target`` does to the lifecycle and the timers: the transition, the phase after it
+        (:func:`advance`, which raises for a step that cannot happen now), the timer kinds it
+        cancels, and which timer it adds — a resume timer (``COMPENSATING``), a timeout of
+        ``target`` if it has one (``ACTIVE``) or none (``None``)."""
+        spec = self.spec
+        transition = spec.transitions[index - 1]
+        # the reason is used only by a step into a failure terminal
+        reason = f"{transition.label} entered failure terminal `{target}`" if spec.state_map[target].terminal == "failure" else ""
+        phase = advance(spec, before, RecordKind.STEP, target=target, owed=owed, reason=reason)
+        # Only touch timers the instance can have: a timeout of the state it leaves, or the
+        # resume timer of an effect or compensation in flight.
+        cancel = []
+        if spec.state_map[row.state].timeout is not None:
+            cancel.append("timeout")
+        if effect is not None or row.status != Status.ACTIVE:
+            cancel.append("resume")
+        timer: Status | None = None
+        if phase.status == Status.COMPENSATING:
+            timer = Status.COMPENSATING
+        elif phase.status == Status.ACTIVE:
+            if target == row.state:  # a step that keeps the state (a tool-like self-loop) keeps its deadline
+                cancel = ["resume"]
+            elif spec.state_map[target].timeout is not None:
+                timer = Status.ACTIVE
+        return transition, phase, tuple(cancel), timer
 
     def _error_exit(self, row: InstanceRow, reason: str, payload: dict[str, Any]) -> StepResult:
         """Commit the record that begins the error exit (an effect failed, a timeout, an abort),
