@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from railguard.spec import Spec, Transition
-from railguard.spec.semantics import SYSTEM, Fired, Refusal, admit, fire
+from railguard.spec.semantics import SYSTEM, Fired, Refusal, Stepper, admit, fire, stepper
 
 from .audit import (
     GENESIS,
@@ -199,6 +199,7 @@ class Engine:
         self._templates: dict[tuple[Any, ...], Template | None] | None = {}
         # what an accepted step without an effect does to the lifecycle and the timers, by its
         # transition, source, target and status (see `_complete`)
+        self._steppers: dict[tuple[str, str], Stepper] = {}
         self._plans: dict[tuple[Any, ...], tuple[Transition, Phase, tuple[str, ...], Status | None]] = {}
         missing = sorted(handler_names(spec) - set(self.effects.handlers))
         if missing:
@@ -362,7 +363,18 @@ class Engine:
                 return Refusal("not-enabled", f"instance `{row.id}` has finished in state `{row.state}`", event, row.state)
             why = f"instance `{row.id}` is stuck and needs an operator" if row.status == Status.STUCK else f"instance `{row.id}` is busy ({row.status})"
             return Refusal("busy", why, event, row.state)  # type: ignore[arg-type]
-        return fire(self.spec, row.state, self._values(row), event, actor, roles, params, system=system)
+        # `fire` is `stepper(spec, state, event)(...)`: the step function of each (state, event)
+        # this engine meets is kept (at most one per pair of the spec's states and events).
+        key = (row.state, event)
+        try:
+            step = self._steppers.get(key)
+        except TypeError:  # an unhashable "event": refused by `fire`
+            return fire(self.spec, row.state, self._values(row), event, actor, roles, params, system=system)
+        if step is None:
+            step = stepper(self.spec, row.state, event)
+            if event.__class__ is str and event in self.spec.events:
+                self._steppers[key] = step
+        return step(self._values(row), actor, roles, params, system)
 
     def _fire_row(self, row: InstanceRow, event: str, actor: str, params: dict[str, Any], *, system: bool) -> StepResult:
         roles = frozenset() if system else self.directory.roles_of(actor)
@@ -600,7 +612,8 @@ class Engine:
         params = payload["params"]
         return template.fill((
             _json_text(now.astimezone(UTC).isoformat()), values_json(row), values,
-            canonical_json(params) if params else "{}", _json_text(digest), canonical_json(row.id), int.__repr__(row.version + 1),
+            canonical_json(params) if params else "{}", _json_text(digest),
+            _json_text(row.id) if row.id.__class__ is str else canonical_json(row.id), int.__repr__(row.version + 1),
         ))
 
     def _values(self, row: InstanceRow) -> Mapping[str, Any]:
