@@ -382,6 +382,10 @@ class Engine:
         if isinstance(outcome, Refusal):
             return self._refuse(row, event, actor, roles, params, outcome.code, outcome.message)
         transition = outcome.transition
+        if transition.effect is None and self._templates is not None:
+            known = self._step_known(row, event, actor, roles, outcome, system)
+            if known is not None:
+                return known
         base = {
             "event": event,
             "actor": actor,
@@ -397,6 +401,33 @@ class Engine:
         step = row.version + 1
         pending = EffectPending(step=step, key=effect_key(row.id, step, transition.effect), effect=transition.effect, base=base, target=outcome.target, after=after)
         return self._call_effect(row, pending)
+
+    def _step_known(self, row: InstanceRow, event: str, actor: str, roles: frozenset[str], outcome: Fired, system: bool) -> StepResult | None:
+        """What :meth:`_complete` commits for an accepted step without an effect whose record
+        template and plan this engine has already made (``None`` for any other: it goes to
+        :meth:`_complete`, which makes them) — the same record text, row, timers and result,
+        without building the payload the template was made from."""
+        templates = self._templates
+        if templates is None or event.__class__ is not str or actor.__class__ is not str:
+            return None
+        transition, target = outcome.transition, outcome.target
+        # the shape `_complete` keys the template by
+        shape = (transition.index, event, actor, tuple(sorted(roles)), "system" if system else transition.permission, row.state, target)
+        template = templates.get(shape)
+        if template is None:
+            return None
+        before = self._phase(row)
+        if before.owed or before.pending is not None:
+            return None
+        plan = self._plans.get((transition.index, row.state, target, row.status, before.status))
+        if plan is None or plan[3] is Status.COMPENSATING:
+            return None
+        _, phase, cancel, timer = plan
+        timers = self._timeout_timer(row.id, target, row.version + 1) if timer is Status.ACTIVE else []
+        params = encode_values(outcome.params) if outcome.params else {}
+        values = encode_values(outcome.values)
+        new, records = self._commit(row, [], phase, values=values, decoded=outcome.values, timers=timers, cancel=cancel, filled=(template, params))
+        return self._result(new, records, accepted=True, event=transition.event)
 
     # ------------------------------------------------------------------ committing
 
@@ -528,11 +559,13 @@ class Engine:
         timers: Sequence[NewTimer] = (),
         cancel: tuple[str, ...] = (),
         shape: tuple[Any, ...] | None = None,
+        filled: tuple[Template, dict[str, Any]] | None = None,
     ) -> tuple[InstanceRow, list[AuditRecord]]:
         """Write ``payloads`` as the next audit records and the row as ``phase`` leaves it, in one
         transaction; ConflictError if another writer moved the instance first. ``shape``: the
         one payload is an accepted step without an effect, fixed but for its slots by ``shape``
-        (see :meth:`_step_text`)."""
+        (see :meth:`_step_text`). ``filled``: instead of ``payloads`` (then empty), one such
+        step's record, from its template and its encoded params (see :meth:`_step_known`)."""
         now = self._now()
         # The values are encoded once, for the row digest and the row's column alike.
         if values is None:
@@ -541,9 +574,12 @@ class Engine:
             after, text = values, json_column(values)
         pending = None if phase.pending is None else phase.pending.to_json()
         owed = [o.to_json() for o in phase.owed] if phase.owed else []
-        version = row.version + len(payloads)
+        version = row.version + (1 if filled is not None else len(payloads))
         digest = fields_digest(row.id, row.workflow, row.spec_hash, phase.state, after, version, phase.status, row.context, pending, owed, values_json=text)
-        if shape is not None and len(payloads) == 1 and self._templates is not None:
+        if filled is not None:
+            record = seal_text(row.id, row.audit_head, version, _fill(filled[0], row, filled[1], now, digest, text))
+            records, head = [record], record.hash
+        elif shape is not None and len(payloads) == 1 and self._templates is not None:
             record = seal_text(row.id, row.audit_head, version, self._step_text(row, payloads[0], shape, now, digest, text))
             records, head = [record], record.hash
         else:
@@ -609,12 +645,7 @@ class Engine:
             template = templates[shape] = Template.of(body, 7)
         if template is None:  # its fixed text holds a placeholder: encoded whole, by `_chain`
             return self._chain(row, [payload], now, digest=digest)[0][0].payload_json()
-        params = payload["params"]
-        return template.fill((
-            _json_text(now.astimezone(UTC).isoformat()), values_json(row), values,
-            canonical_json(params) if params else "{}", _json_text(digest),
-            _json_text(row.id) if row.id.__class__ is str else canonical_json(row.id), int.__repr__(row.version + 1),
-        ))
+        return _fill(template, row, payload["params"], now, digest, values)
 
     def _values(self, row: InstanceRow) -> Mapping[str, Any]:
         """The row's variables decoded by the spec's types (remembered for the row this engine
@@ -872,6 +903,17 @@ class Engine:
 
 #: What canonical JSON makes of a str (json's string encoder, ``ensure_ascii=False``).
 _json_text = json.encoder.encode_basestring
+
+
+def _fill(template: Template, row: InstanceRow, params: dict[str, Any], now: datetime, digest: str, values: str) -> str:
+    """The record text of a step following ``row`` from its :meth:`Engine._step_text` template:
+    the time, the values before and after (``values``), the params, the row digest, the
+    instance and the position, each encoded into its slot."""
+    return template.fill((
+        _json_text(now.astimezone(UTC).isoformat()), values_json(row), values,
+        canonical_json(params) if params else "{}", _json_text(digest),
+        _json_text(row.id) if row.id.__class__ is str else canonical_json(row.id), int.__repr__(row.version + 1),
+    ))
 
 
 def _text(value: object) -> str:
