@@ -94,13 +94,15 @@ def seal(instance: str, prev_hash: str, seq: int, body: dict[str, Any]) -> Audit
     return seal_text(instance, prev_hash, seq, text)
 
 
-def seal_text(instance: str, prev_hash: str, seq: int, text: str) -> AuditRecord:
+def seal_text(instance: str, prev_hash: str, seq: int, text: str, stored: dict[str, Any] | None = None) -> AuditRecord:
     """The record whose payload is the canonical JSON ``text`` (which names ``instance`` and
     ``seq``), following ``prev_hash``; its payload is decoded from the text, so the stored
-    payload equals what was hashed."""
+    payload equals what was hashed — or is ``stored``, which the caller vouches is exactly
+    what decoding ``text`` gives (fresh objects, keys in the text's order)."""
     # The text is one JSON object and nothing else, so the scanner ``json.loads`` runs is
     # called directly.
-    stored = _scan(text, 0)[0]
+    if stored is None:
+        stored = _scan(text, 0)[0]
     record: AuditRecord = _new(AuditRecord)
     s0, s1, s2, s3, s4, s5 = _SET_RECORD  # the frozen record made through its slots (one per step)
     s0(record, instance)

@@ -36,6 +36,7 @@ from .audit import (
     SLOTS,
     AuditRecord,
     Template,
+    _scan,
     recordable,
     recordable_mapping,
     seal,
@@ -197,6 +198,8 @@ class Engine:
         # the canonical JSON of accepted steps without an effect, by what fixes all of it but
         # the values, params, time, row digest and position (see `_step_text`); None: off
         self._templates: dict[tuple[Any, ...], Template | None] | None = {}
+        # the decoded fixed part of each template's record, by the same key (see `_payload`)
+        self._skeletons: dict[tuple[Any, ...], dict[str, Any] | None] = {}
         # what an accepted step without an effect does to the lifecycle and the timers, by its
         # transition, source, target and status (see `_complete`)
         self._steppers: dict[tuple[str, str], Stepper] = {}
@@ -426,7 +429,9 @@ class Engine:
         timers = self._timeout_timer(row.id, target, row.version + 1) if timer is Status.ACTIVE else []
         params = encode_values(outcome.params) if outcome.params else {}
         values = encode_values(outcome.values)
-        new, records = self._commit(row, [], phase, values=values, decoded=outcome.values, timers=timers, cancel=cancel, filled=(template, params))
+        new, records = self._commit(
+            row, [], phase, values=values, decoded=outcome.values, timers=timers, cancel=cancel, filled=(template, params, self._skeletons.get(shape))
+        )
         return self._result(new, records, accepted=True, event=transition.event)
 
     # ------------------------------------------------------------------ committing
@@ -559,7 +564,7 @@ class Engine:
         timers: Sequence[NewTimer] = (),
         cancel: tuple[str, ...] = (),
         shape: tuple[Any, ...] | None = None,
-        filled: tuple[Template, dict[str, Any]] | None = None,
+        filled: tuple[Template, dict[str, Any], dict[str, Any] | None] | None = None,
     ) -> tuple[InstanceRow, list[AuditRecord]]:
         """Write ``payloads`` as the next audit records and the row as ``phase`` leaves it, in one
         transaction; ConflictError if another writer moved the instance first. ``shape``: the
@@ -577,7 +582,10 @@ class Engine:
         version = row.version + (1 if filled is not None else len(payloads))
         digest = fields_digest(row.id, row.workflow, row.spec_hash, phase.state, after, version, phase.status, row.context, pending, owed, values_json=text)
         if filled is not None:
-            record = seal_text(row.id, row.audit_head, version, _fill(filled[0], row, filled[1], now, digest, text))
+            template, params, skeleton = filled
+            at = now.astimezone(UTC).isoformat()
+            stored = None if skeleton is None else _payload(skeleton, at, row, params, digest, text, version)
+            record = seal_text(row.id, row.audit_head, version, _fill(template, row, params, now, digest, text, at), stored)
             records, head = [record], record.hash
         elif shape is not None and len(payloads) == 1 and self._templates is not None:
             record = seal_text(row.id, row.audit_head, version, self._step_text(row, payloads[0], shape, now, digest, text))
@@ -642,7 +650,9 @@ class Engine:
             }
             if len(templates) >= MAX_TEMPLATES:
                 templates.clear()
+                self._skeletons.clear()
             template = templates[shape] = Template.of(body, 7)
+            self._skeletons[shape] = None if template is None else _skeleton(canonical_json(body))
         if template is None:  # its fixed text holds a placeholder: encoded whole, by `_chain`
             return self._chain(row, [payload], now, digest=digest)[0][0].payload_json()
         return _fill(template, row, payload["params"], now, digest, values)
@@ -905,15 +915,70 @@ class Engine:
 _json_text = json.encoder.encode_basestring
 
 
-def _fill(template: Template, row: InstanceRow, params: dict[str, Any], now: datetime, digest: str, values: str) -> str:
+def _fill(template: Template, row: InstanceRow, params: dict[str, Any], now: datetime, digest: str, values: str, at: str | None = None) -> str:
     """The record text of a step following ``row`` from its :meth:`Engine._step_text` template:
-    the time, the values before and after (``values``), the params, the row digest, the
-    instance and the position, each encoded into its slot."""
+    the time (``at``, its text, if given), the values before and after (``values``), the
+    params, the row digest, the instance and the position, each encoded into its slot."""
     return template.fill((
-        _json_text(now.astimezone(UTC).isoformat()), values_json(row), values,
+        _json_text(now.astimezone(UTC).isoformat() if at is None else at), values_json(row), values,
         canonical_json(params) if params else "{}", _json_text(digest),
         _json_text(row.id) if row.id.__class__ is str else canonical_json(row.id), int.__repr__(row.version + 1),
     ))
+
+
+#: The keys of an accepted step's record without an effect, as `Engine._step_text` lays it out.
+_STEP_KEYS = frozenset({
+    "workflow", "spec_hash", "at", "event", "actor", "roles", "params", "transition", "decision",
+    "before", "kind", "after", "effect", ROW_FIELD, "instance", "seq",
+})
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _skeleton(text: str) -> dict[str, Any] | None:
+    """The decoded record of a step template's text (its slots still placeholders), if it has
+    exactly the layout :func:`_payload` rebuilds — containers only where that copies them
+    (the roles, a list of text; the decision; the states before and after) — else ``None``
+    (such records are decoded from their text whole)."""
+    found: dict[str, Any] = _scan(text, 0)[0]
+    if found.keys() != _STEP_KEYS or found["effect"] is not None:
+        return None
+    if found["at"] != SLOTS[0] or found["params"] != SLOTS[3] or found[ROW_FIELD] != SLOTS[4] or found["instance"] != SLOTS[5] or found["seq"] != SLOTS[6]:
+        return None
+    roles, decision = found["roles"], found["decision"]
+    if roles.__class__ is not list or any(r.__class__ is not str for r in roles):
+        return None
+    if decision.__class__ is not dict or any(v.__class__ not in _SCALARS for v in decision.values()):
+        return None
+    for side, slot in (("before", SLOTS[1]), ("after", SLOTS[2])):
+        part = found[side]
+        if part.__class__ is not dict or list(part) != ["state", "values"] or part["state"].__class__ is not str or part["values"] != slot:
+            return None
+    if any(found[k].__class__ not in _SCALARS for k in ("workflow", "spec_hash", "event", "actor", "transition", "kind")):
+        return None
+    return found
+
+
+def _payload(skeleton: dict[str, Any], at: str, row: InstanceRow, params: dict[str, Any], digest: str, values: str, version: int) -> dict[str, Any] | None:
+    """What decoding the record text :func:`_fill` makes gives (``None`` where it cannot
+    tell: an instance id that is not text), without decoding the fixed text: a JSON value
+    decodes the same nested as alone, so the record is the decoded ``skeleton`` (copied: its
+    containers fresh, in the same key order) with each slot's own text decoded in its place.
+    A test holds the two equal, key order included."""
+    instance = row.id
+    if instance.__class__ is not str:
+        return None
+    found = dict(skeleton)
+    found["at"] = at
+    before, after = skeleton["before"], skeleton["after"]
+    found["before"] = {"state": before["state"], "values": _scan(values_json(row), 0)[0]}
+    found["after"] = {"state": after["state"], "values": _scan(values, 0)[0]}
+    found["decision"] = dict(skeleton["decision"])
+    found["roles"] = list(skeleton["roles"])
+    found["params"] = _scan(canonical_json(params), 0)[0] if params else {}
+    found[ROW_FIELD] = digest
+    found["instance"] = instance
+    found["seq"] = version
+    return found
 
 
 def _text(value: object) -> str:
