@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,13 +94,15 @@ def seal(instance: str, prev_hash: str, seq: int, body: dict[str, Any]) -> Audit
     return seal_text(instance, prev_hash, seq, text)
 
 
-def seal_text(instance: str, prev_hash: str, seq: int, text: str) -> AuditRecord:
+def seal_text(instance: str, prev_hash: str, seq: int, text: str, stored: dict[str, Any] | None = None) -> AuditRecord:
     """The record whose payload is the canonical JSON ``text`` (which names ``instance`` and
     ``seq``), following ``prev_hash``; its payload is decoded from the text, so the stored
-    payload equals what was hashed."""
+    payload equals what was hashed — or is ``stored``, which the caller vouches is exactly
+    what decoding ``text`` gives (fresh objects, keys in the text's order)."""
     # The text is one JSON object and nothing else, so the scanner ``json.loads`` runs is
     # called directly.
-    stored = _scan(text, 0)[0]
+    if stored is None:
+        stored = _scan(text, 0)[0]
     record: AuditRecord = _new(AuditRecord)
     s0, s1, s2, s3, s4, s5 = _SET_RECORD  # the frozen record made through its slots (one per step)
     s0(record, instance)
@@ -129,15 +132,24 @@ class Template:
 
     parts: tuple[str, ...]
     order: tuple[int, ...]
-    #: ``parts`` with the gaps as ``str.format`` fields naming their slots (braces doubled).
+    #: ``parts`` with each gap as a ``%s`` (and ``%`` doubled): printf-style formatting, which
+    #: does not parse field names the way ``str.format`` does (about half the cost per fill).
     pattern: str = field(init=False, compare=False, repr=False)
+    #: The values in gap order, as a tuple: ``values[order[0]], values[order[1]], ...``.
+    pick: Callable[[Sequence[str]], tuple[str, ...]] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.parts) != len(self.order) + 1:
             raise ValueError(f"a template of {len(self.order)} slots needs {len(self.order) + 1} parts, not {len(self.parts)}")
-        fields = [f"{{{i}}}" for i in self.order] + [""]
-        pattern = "".join(part.replace("{", "{{").replace("}", "}}") + gap for part, gap in zip(self.parts, fields, strict=True))
+        pattern = "%s".join(part.replace("%", "%%") for part in self.parts)
         object.__setattr__(self, "pattern", pattern)
+        order = self.order
+        pick: Callable[[Sequence[str]], tuple[str, ...]]
+        if len(order) > 1:
+            pick = operator.itemgetter(*order)
+        else:  # itemgetter of one index gives the item itself, of none cannot be made
+            pick = lambda values: tuple(values[i] for i in order)  # noqa: E731
+        object.__setattr__(self, "pick", pick)
 
     @classmethod
     def of(cls, body: Mapping[str, Any], slots: int) -> Template | None:
@@ -159,7 +171,7 @@ class Template:
         """The payload's canonical JSON with ``values[i]`` (canonical JSON text) in slot ``i``."""
         if len(values) != len(self.order):
             raise ValueError(f"a template of {len(self.order)} slots was given {len(values)} values")
-        return self.pattern.format(*values)
+        return self.pattern % self.pick(values)
 
 
 def recordable(value: Any) -> Any:

@@ -28,14 +28,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from railguard.spec import Spec
-from railguard.spec.semantics import SYSTEM, Fired, Refusal, admit, fire
+from railguard.spec import Spec, Transition
+from railguard.spec.semantics import SYSTEM, Fired, Refusal, Stepper, admit, fire, stepper
 
 from .audit import (
     GENESIS,
     SLOTS,
     AuditRecord,
     Template,
+    _scan,
     recordable,
     recordable_mapping,
     seal,
@@ -197,6 +198,12 @@ class Engine:
         # the canonical JSON of accepted steps without an effect, by what fixes all of it but
         # the values, params, time, row digest and position (see `_step_text`); None: off
         self._templates: dict[tuple[Any, ...], Template | None] | None = {}
+        # the decoded fixed part of each template's record, by the same key (see `_payload`)
+        self._skeletons: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+        # what an accepted step without an effect does to the lifecycle and the timers, by its
+        # transition, source, target and status (see `_complete`)
+        self._steppers: dict[tuple[str, str], Stepper] = {}
+        self._plans: dict[tuple[Any, ...], tuple[Transition, Phase, tuple[str, ...], Status | None]] = {}
         missing = sorted(handler_names(spec) - set(self.effects.handlers))
         if missing:
             raise ExecutionError(f"spec `{spec.name}` uses effect `{missing[0]}`, which has no registered handler")
@@ -359,7 +366,18 @@ class Engine:
                 return Refusal("not-enabled", f"instance `{row.id}` has finished in state `{row.state}`", event, row.state)
             why = f"instance `{row.id}` is stuck and needs an operator" if row.status == Status.STUCK else f"instance `{row.id}` is busy ({row.status})"
             return Refusal("busy", why, event, row.state)  # type: ignore[arg-type]
-        return fire(self.spec, row.state, self._values(row), event, actor, roles, params, system=system)
+        # `fire` is `stepper(spec, state, event)(...)`: the step function of each (state, event)
+        # this engine meets is kept (at most one per pair of the spec's states and events).
+        key = (row.state, event)
+        try:
+            step = self._steppers.get(key)
+        except TypeError:  # an unhashable "event": refused by `fire`
+            return fire(self.spec, row.state, self._values(row), event, actor, roles, params, system=system)
+        if step is None:
+            step = stepper(self.spec, row.state, event)
+            if event.__class__ is str and event in self.spec.events:
+                self._steppers[key] = step
+        return step(self._values(row), actor, roles, params, system)
 
     def _fire_row(self, row: InstanceRow, event: str, actor: str, params: dict[str, Any], *, system: bool) -> StepResult:
         roles = frozenset() if system else self.directory.roles_of(actor)
@@ -367,6 +385,10 @@ class Engine:
         if isinstance(outcome, Refusal):
             return self._refuse(row, event, actor, roles, params, outcome.code, outcome.message)
         transition = outcome.transition
+        if transition.effect is None and self._templates is not None:
+            known = self._step_known(row, event, actor, roles, outcome, system)
+            if known is not None:
+                return known
         base = {
             "event": event,
             "actor": actor,
@@ -382,6 +404,35 @@ class Engine:
         step = row.version + 1
         pending = EffectPending(step=step, key=effect_key(row.id, step, transition.effect), effect=transition.effect, base=base, target=outcome.target, after=after)
         return self._call_effect(row, pending)
+
+    def _step_known(self, row: InstanceRow, event: str, actor: str, roles: frozenset[str], outcome: Fired, system: bool) -> StepResult | None:
+        """What :meth:`_complete` commits for an accepted step without an effect whose record
+        template and plan this engine has already made (``None`` for any other: it goes to
+        :meth:`_complete`, which makes them) — the same record text, row, timers and result,
+        without building the payload the template was made from."""
+        templates = self._templates
+        if templates is None or event.__class__ is not str or actor.__class__ is not str:
+            return None
+        transition, target = outcome.transition, outcome.target
+        # the shape `_complete` keys the template by
+        shape = (transition.index, event, actor, tuple(sorted(roles)), "system" if system else transition.permission, row.state, target)
+        template = templates.get(shape)
+        if template is None:
+            return None
+        before = self._phase(row)
+        if before.owed or before.pending is not None:
+            return None
+        plan = self._plans.get((transition.index, row.state, target, row.status, before.status))
+        if plan is None or plan[3] is Status.COMPENSATING:
+            return None
+        _, phase, cancel, timer = plan
+        timers = self._timeout_timer(row.id, target, row.version + 1) if timer is Status.ACTIVE else []
+        params = encode_values(outcome.params) if outcome.params else {}
+        values = encode_values(outcome.values)
+        new, records = self._commit(
+            row, [], phase, values=values, decoded=outcome.values, timers=timers, cancel=cancel, filled=(template, params, self._skeletons.get(shape))
+        )
+        return self._result(new, records, accepted=True, event=transition.event)
 
     # ------------------------------------------------------------------ committing
 
@@ -427,34 +478,66 @@ class Engine:
         effect: dict[str, Any] | None, owed: Owed | None, decoded: Mapping[str, Any] | None = None,
     ) -> StepResult:
         """Commit an accepted step into ``target`` (with the outcome of its effect, if any)."""
-        transition = self.spec.transitions[base["transition"] - 1]
+        before = self._phase(row)
         payload = {**base, "kind": RecordKind.STEP, "after": {"state": target, "values": after}, "effect": effect}
-        # the reason is used only by a step into a failure terminal
-        reason = f"{transition.label} entered failure terminal `{target}`" if self.spec.state_map[target].terminal == "failure" else ""
-        phase = advance(self.spec, self._phase(row), RecordKind.STEP, target=target, owed=owed, reason=reason)
-        # Only touch timers the instance can have: a timeout of the state it leaves, or the
-        # resume timer of an effect or compensation in flight.
-        cancel = []
-        if self.spec.state_map[row.state].timeout is not None:
-            cancel.append("timeout")
-        if effect is not None or row.status != Status.ACTIVE:
-            cancel.append("resume")
+        # A step without an effect, from a phase that owes nothing and has nothing in flight,
+        # moves the lifecycle and the timers by its transition, source, target and status alone.
+        key = None
+        if effect is None and owed is None and not before.owed and before.pending is None:
+            key = (base["transition"], row.state, target, row.status, before.status)
+            plan = self._plans.get(key)
+        else:
+            plan = None
+        if plan is None:
+            plan = self._plan(row, base["transition"], before, target, effect=effect, owed=owed)
+            if key is not None:
+                if len(self._plans) >= MAX_TEMPLATES:
+                    self._plans.clear()
+                self._plans[key] = plan
+        transition, phase, cancel, timer = plan
         timers: list[NewTimer] = []
-        if phase.status == Status.COMPENSATING:
+        if timer is Status.COMPENSATING:
             timers = [self._resume_timer(row)]
-        elif phase.status == Status.ACTIVE:
-            if target == row.state:  # a step that keeps the state (a tool-like self-loop) keeps its deadline
-                cancel = ["resume"]
-            else:
-                timers = self._timeout_timer(row.id, target, row.version + 1)
+        elif timer is Status.ACTIVE:
+            timers = self._timeout_timer(row.id, target, row.version + 1)
         shape = None
         if effect is None and base["actor"].__class__ is str and base["event"].__class__ is str:
             # Everything in this record but the slots of `_step_text` follows from these.
             shape = (transition.index, base["event"], base["actor"], tuple(base["roles"]), base["decision"]["permission"], row.state, target)
-        new, records = self._commit(row, [payload], phase, values=after, decoded=decoded, timers=timers, cancel=tuple(cancel), shape=shape)
+        new, records = self._commit(row, [payload], phase, values=after, decoded=decoded, timers=timers, cancel=cancel, shape=shape)
         if phase.status == Status.COMPENSATING:
             return self._joined(records, self._settle(new), accepted=True, event=transition.event, code=None, reason="")
         return self._result(new, records, accepted=True, event=transition.event)
+
+    def _plan(
+        self, row: InstanceRow, index: int, before: Phase, target: str, *, effect: dict[str, Any] | None, owed: Owed | None
+    ) -> tuple[Transition, Phase, tuple[str, ...], Status | None]:
+        """What an accepted step of transition ``index`` from ``row`` (in phase ``before``) into
+        ``target`` does to the lifecycle and the timers: the transition, the phase after it
+        (:func:`advance`, which raises for a step that cannot happen now), the timer kinds it
+        cancels, and which timer it adds — a resume timer (``COMPENSATING``), a timeout of
+        ``target`` if it has one (``ACTIVE``) or none (``None``)."""
+        spec = self.spec
+        transition = spec.transitions[index - 1]
+        # the reason is used only by a step into a failure terminal
+        reason = f"{transition.label} entered failure terminal `{target}`" if spec.state_map[target].terminal == "failure" else ""
+        phase = advance(spec, before, RecordKind.STEP, target=target, owed=owed, reason=reason)
+        # Only touch timers the instance can have: a timeout of the state it leaves, or the
+        # resume timer of an effect or compensation in flight.
+        cancel = []
+        if spec.state_map[row.state].timeout is not None:
+            cancel.append("timeout")
+        if effect is not None or row.status != Status.ACTIVE:
+            cancel.append("resume")
+        timer: Status | None = None
+        if phase.status == Status.COMPENSATING:
+            timer = Status.COMPENSATING
+        elif phase.status == Status.ACTIVE:
+            if target == row.state:  # a step that keeps the state (a tool-like self-loop) keeps its deadline
+                cancel = ["resume"]
+            elif spec.state_map[target].timeout is not None:
+                timer = Status.ACTIVE
+        return transition, phase, tuple(cancel), timer
 
     def _error_exit(self, row: InstanceRow, reason: str, payload: dict[str, Any]) -> StepResult:
         """Commit the record that begins the error exit (an effect failed, a timeout, an abort),
@@ -481,11 +564,13 @@ class Engine:
         timers: Sequence[NewTimer] = (),
         cancel: tuple[str, ...] = (),
         shape: tuple[Any, ...] | None = None,
+        filled: tuple[Template, dict[str, Any], dict[str, Any] | None] | None = None,
     ) -> tuple[InstanceRow, list[AuditRecord]]:
         """Write ``payloads`` as the next audit records and the row as ``phase`` leaves it, in one
         transaction; ConflictError if another writer moved the instance first. ``shape``: the
         one payload is an accepted step without an effect, fixed but for its slots by ``shape``
-        (see :meth:`_step_text`)."""
+        (see :meth:`_step_text`). ``filled``: instead of ``payloads`` (then empty), one such
+        step's record, from its template and its encoded params (see :meth:`_step_known`)."""
         now = self._now()
         # The values are encoded once, for the row digest and the row's column alike.
         if values is None:
@@ -494,9 +579,15 @@ class Engine:
             after, text = values, json_column(values)
         pending = None if phase.pending is None else phase.pending.to_json()
         owed = [o.to_json() for o in phase.owed] if phase.owed else []
-        version = row.version + len(payloads)
+        version = row.version + (1 if filled is not None else len(payloads))
         digest = fields_digest(row.id, row.workflow, row.spec_hash, phase.state, after, version, phase.status, row.context, pending, owed, values_json=text)
-        if shape is not None and len(payloads) == 1 and self._templates is not None:
+        if filled is not None:
+            template, params, skeleton = filled
+            at = now.astimezone(UTC).isoformat()
+            stored = None if skeleton is None else _payload(skeleton, at, row, params, digest, text, version)
+            record = seal_text(row.id, row.audit_head, version, _fill(template, row, params, now, digest, text, at), stored)
+            records, head = [record], record.hash
+        elif shape is not None and len(payloads) == 1 and self._templates is not None:
             record = seal_text(row.id, row.audit_head, version, self._step_text(row, payloads[0], shape, now, digest, text))
             records, head = [record], record.hash
         else:
@@ -559,14 +650,12 @@ class Engine:
             }
             if len(templates) >= MAX_TEMPLATES:
                 templates.clear()
+                self._skeletons.clear()
             template = templates[shape] = Template.of(body, 7)
+            self._skeletons[shape] = None if template is None else _skeleton(canonical_json(body))
         if template is None:  # its fixed text holds a placeholder: encoded whole, by `_chain`
             return self._chain(row, [payload], now, digest=digest)[0][0].payload_json()
-        params = payload["params"]
-        return template.fill((
-            _json_text(now.astimezone(UTC).isoformat()), values_json(row), values,
-            canonical_json(params) if params else "{}", _json_text(digest), canonical_json(row.id), int.__repr__(row.version + 1),
-        ))
+        return _fill(template, row, payload["params"], now, digest, values)
 
     def _values(self, row: InstanceRow) -> Mapping[str, Any]:
         """The row's variables decoded by the spec's types (remembered for the row this engine
@@ -824,6 +913,72 @@ class Engine:
 
 #: What canonical JSON makes of a str (json's string encoder, ``ensure_ascii=False``).
 _json_text = json.encoder.encode_basestring
+
+
+def _fill(template: Template, row: InstanceRow, params: dict[str, Any], now: datetime, digest: str, values: str, at: str | None = None) -> str:
+    """The record text of a step following ``row`` from its :meth:`Engine._step_text` template:
+    the time (``at``, its text, if given), the values before and after (``values``), the
+    params, the row digest, the instance and the position, each encoded into its slot."""
+    return template.fill((
+        _json_text(now.astimezone(UTC).isoformat() if at is None else at), values_json(row), values,
+        canonical_json(params) if params else "{}", _json_text(digest),
+        _json_text(row.id) if row.id.__class__ is str else canonical_json(row.id), int.__repr__(row.version + 1),
+    ))
+
+
+#: The keys of an accepted step's record without an effect, as `Engine._step_text` lays it out.
+_STEP_KEYS = frozenset({
+    "workflow", "spec_hash", "at", "event", "actor", "roles", "params", "transition", "decision",
+    "before", "kind", "after", "effect", ROW_FIELD, "instance", "seq",
+})
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _skeleton(text: str) -> dict[str, Any] | None:
+    """The decoded record of a step template's text (its slots still placeholders), if it has
+    exactly the layout :func:`_payload` rebuilds — containers only where that copies them
+    (the roles, a list of text; the decision; the states before and after) — else ``None``
+    (such records are decoded from their text whole)."""
+    found: dict[str, Any] = _scan(text, 0)[0]
+    if found.keys() != _STEP_KEYS or found["effect"] is not None:
+        return None
+    if found["at"] != SLOTS[0] or found["params"] != SLOTS[3] or found[ROW_FIELD] != SLOTS[4] or found["instance"] != SLOTS[5] or found["seq"] != SLOTS[6]:
+        return None
+    roles, decision = found["roles"], found["decision"]
+    if roles.__class__ is not list or any(r.__class__ is not str for r in roles):
+        return None
+    if decision.__class__ is not dict or any(v.__class__ not in _SCALARS for v in decision.values()):
+        return None
+    for side, slot in (("before", SLOTS[1]), ("after", SLOTS[2])):
+        part = found[side]
+        if part.__class__ is not dict or list(part) != ["state", "values"] or part["state"].__class__ is not str or part["values"] != slot:
+            return None
+    if any(found[k].__class__ not in _SCALARS for k in ("workflow", "spec_hash", "event", "actor", "transition", "kind")):
+        return None
+    return found
+
+
+def _payload(skeleton: dict[str, Any], at: str, row: InstanceRow, params: dict[str, Any], digest: str, values: str, version: int) -> dict[str, Any] | None:
+    """What decoding the record text :func:`_fill` makes gives (``None`` where it cannot
+    tell: an instance id that is not text), without decoding the fixed text: a JSON value
+    decodes the same nested as alone, so the record is the decoded ``skeleton`` (copied: its
+    containers fresh, in the same key order) with each slot's own text decoded in its place.
+    A test holds the two equal, key order included."""
+    instance = row.id
+    if instance.__class__ is not str:
+        return None
+    found = dict(skeleton)
+    found["at"] = at
+    before, after = skeleton["before"], skeleton["after"]
+    found["before"] = {"state": before["state"], "values": _scan(values_json(row), 0)[0]}
+    found["after"] = {"state": after["state"], "values": _scan(values, 0)[0]}
+    found["decision"] = dict(skeleton["decision"])
+    found["roles"] = list(skeleton["roles"])
+    found["params"] = _scan(canonical_json(params), 0)[0] if params else {}
+    found[ROW_FIELD] = digest
+    found["instance"] = instance
+    found["seq"] = version
+    return found
 
 
 def _text(value: object) -> str:

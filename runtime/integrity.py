@@ -77,7 +77,7 @@ def fields_digest(
         ',"pending":', "null" if pending is None else canonical_json(pending),
         ',"spec_hash":', _text(spec_hash) if spec_hash.__class__ is str else canonical_json(spec_hash),
         ',"state":', _text(state) if state.__class__ is str else canonical_json(state),
-        ',"status":', canonical_json(status),
+        ',"status":', _text(status) if isinstance(status, str) else canonical_json(status),
         ',"values":', canonical_json(values) if values_json is None else values_json,
         ',"version":', int.__repr__(version) if version.__class__ is int else canonical_json(version),
         ',"workflow":', _text(workflow) if workflow.__class__ is str else canonical_json(workflow),

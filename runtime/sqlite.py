@@ -18,9 +18,9 @@ from types import TracebackType
 from typing import Any, Literal
 
 from .audit import AuditRecord
-from .errors import InstanceExists, StoreError
-from .sqlstore import SQLStore, audit_records, record_params, timers_from
-from .store import InstanceRow, LogEntry, Timer, decode_row
+from .errors import ConflictError, InstanceExists, StoreError
+from .sqlstore import SQLStore, audit_records, record_params, timer_params, timers_from
+from .store import InstanceRow, LogEntry, NewTimer, Timer, decode_row, json_column, values_json
 
 __all__ = ["SQLiteStore"]
 
@@ -142,6 +142,54 @@ class SQLiteStore(SQLStore[sqlite3.Connection]):
         with self._lock:
             found = self._db.execute("SELECT * FROM instances WHERE id = ?", (instance,)).fetchone()
         return None if found is None else decode_row(found)
+
+    def commit(
+        self,
+        row: InstanceRow,
+        expected_version: int,
+        records: Sequence[AuditRecord],
+        timers: Sequence[NewTimer] = (),
+        cancel: Sequence[str] = (),
+    ) -> None:
+        """:meth:`SQLStore.commit <railguard.runtime.sqlstore.SQLStore.commit>` — the same
+        statements with the same parameters in the same order, in one ``BEGIN IMMEDIATE``
+        transaction rolled back on any failure — with the transaction and the column encoding
+        inlined: once per step, the Python between SQLite's four statements (``BEGIN``, the row
+        ``UPDATE``, the audit ``INSERT``, ``COMMIT``) is only the building of their parameters."""
+        if self.readonly:
+            raise StoreError(f"the SQLite store `{self.path}` was opened read-only")
+        db = self._db
+        pending = row.pending
+        params = (
+            row.workflow, row.spec_hash, row.state, values_json(row), row.version, row.status, row.audit_head,
+            json_column(row.context), None if pending is None else json_column(pending), json_column(row.compensations),
+            row.updated_at, row.id, expected_version,
+        )  # encode_changes(row), then the id and the version the engine read
+        with self._lock:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot lock the SQLite store `{self.path}`: {exc}") from None
+            try:
+                if db.execute(UPDATE, params).rowcount != 1:
+                    raise ConflictError(f"instance `{row.id}` changed since version {expected_version}")
+                if cancel:
+                    self._cancel_timers(db, row.id, cancel)
+                if len(records) == 1 and self.global_log:
+                    (r,) = records
+                    db.execute(APPEND_LOGGED, (r.instance, r.seq, r.payload_json(), r.prev_hash, r.hash))
+                else:
+                    self._append(db, records)
+                if timers:
+                    self._add_timers(db, timer_params(timers))
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error as error:
+                db.execute("ROLLBACK")
+                raise StoreError(f"cannot commit to the SQLite store `{self.path}`: {error}") from None
 
     def _update_instance(self, db: sqlite3.Connection, params: tuple[Any, ...]) -> int:
         return db.execute(UPDATE, params).rowcount
