@@ -167,3 +167,17 @@ def test_generated_specs_round_trip_through_both_formats(document: dict[str, Any
     if len({(t.event, t.permission) for t in spec.transitions}) == len(spec.events):
         # One permission per event: SCXML's first-match is railguard's, so no state is lost.
         assert reachable <= initial | {t for _, _, t in scxml}
+
+
+@pytest.mark.parametrize("guard", ["params.flag == False", "params.flag == True", "not params.flag"])
+def test_a_bool_param_compared_with_a_boolean_is_read_back_as_bool_by_structure(guard: str) -> None:
+    # found by the generated round trip: `$states.input.params.flag = false` was read as a decimal
+    spec = load_data({
+        "railguard": 1, "name": "flags", "roles": {"r": ["p"]},
+        "states": {"s1": {"initial": True}, "s2": {"terminal": "success"}},
+        "transitions": [{"event": "e", "from": "s1", "to": "s2", "permission": "p", "params": {"flag": {"type": "bool"}}, "guard": guard}],
+    })
+    document = {**json.loads(export_asl(spec)), "Comment": "edited"}
+    result = import_asl_data(document, "flags.asl.json")
+    assert result.of_kind(FindingKind.REFUSED) == ()
+    assert {p.type.kind for t in result.spec.transitions for p in t.params if "flag" in p.name} == {"bool"}

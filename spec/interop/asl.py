@@ -419,9 +419,12 @@ class _Rules:
         for i, (kind, value) in enumerate(tokens):
             if kind == "path":
                 neighbours = [tokens[j] for j in (i - 2, i - 1, i + 1, i + 2) if 0 <= j < len(tokens)]
-                near = [v for k, v in neighbours if k in ("num", "str")]
+                near = [v for k, v in neighbours if k in ("num", "str") or (k == "word" and v in ("true", "false"))]
                 compared = any(k == "op" for k, _ in neighbours[1:3]) or (i > 0 and tokens[i - 1][0] == "op") or (i + 1 < len(tokens) and tokens[i + 1][0] == "op")
-                kind_of = "bool" if not compared else "str" if near and near[0][0] in "'\"" else "decimal"
+                if not compared or (near and near[0] in ("true", "false")):
+                    kind_of = "bool"  # a bare test, or compared with `true`/`false`
+                else:
+                    kind_of = "str" if near and near[0][0] in "'\"" else "decimal"
                 path = "$." + value.removeprefix("$states.input.") if value.startswith("$states.input") else "$" + value.removeprefix("$")
                 out.append(self.param(path, kind_of))
             elif kind == "op":
