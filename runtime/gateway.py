@@ -58,7 +58,7 @@ from railguard.verifier.admission import (
     allowed_events,
 )
 from railguard.verifier.plans import IDENTITY_FIELDS, PlanError, event_signature, parse_plan
-from railguard.verifier.tools import SUBMIT_PLAN, tool_names
+from railguard.verifier.tools import SUBMIT_PLAN, fit_tool_name, tool_names
 from railguard.verifier.tools import tools as export_tools
 
 from .audit import GENESIS, AuditRecord, chain, recordable
@@ -312,7 +312,7 @@ class Gateway:
     ``gate`` admits the plans; without one it is built from ``certificate`` and
     ``trusted_keys`` (or ``allow_unverified``), as :class:`~railguard.verifier.admission.Gate`
     builds it. ``more`` are further workflows as :class:`PlanGateway` objects; with more than one
-    workflow every event tool is named ``<workflow>.<tool>`` and ``start_instance`` takes a
+    workflow every event tool is named ``<workflow>__<tool>`` (fitted to ``[A-Za-z0-9_-]{1,64}`` by :func:`~railguard.verifier.tools.fit_tool_name`) and ``start_instance`` takes a
     ``workflow``. ``access_log`` is the id of the access log's pseudo-instance.
     """
 
@@ -384,7 +384,7 @@ class Gateway:
     # ------------------------------------------------------------------ tools
 
     def _name(self, workflow: str, tool: str) -> str:
-        return f"{workflow}.{tool}" if self._prefixed else tool
+        return fit_tool_name(f"{workflow}__{tool}") if self._prefixed else tool
 
     def _routes(self, principal: Principal) -> dict[str, _Route]:
         routes: dict[str, _Route] = {}

@@ -19,6 +19,7 @@ from railguard.verifier.admission import Principal
 from railguard.verifier.certificate import issue, sign
 from railguard.verifier.checks import verify
 from railguard.verifier.keys import generate_key
+from railguard.verifier.tools import TOOL_NAME, fit_tool_name
 
 from .conftest import EXAMPLES
 
@@ -460,15 +461,18 @@ def test_two_workflows_on_one_store_are_served_with_prefixed_tools(refund: Any) 
     gateway = Gateway(refund[0], refund_engine, certificate=refund[1], trusted_keys=[KEY], more=[PlanGateway(engine, Gate(order, order_certificate, trusted_keys=[KEY]))])
     sam = gateway.principal("sam")
     names = [t["name"] for t in gateway.tools(sam)]
-    assert names == ["refund.request", "refund.cancel", "order.place", "order.cancel", "start_instance", "get_instance", "submit_plan"]
+    assert names == ["refund__request", "refund__cancel", "order__place", "order__cancel", "start_instance", "get_instance", "submit_plan"]
+    assert all(TOOL_NAME.fullmatch(name) for name in names)  # still valid OpenAI/Anthropic tool names
+    assert fit_tool_name("w" * 40 + "__" + "e" * 40) != fit_tool_name("w" * 40 + "__" + "e" * 39 + "f")
+    assert all(TOOL_NAME.fullmatch(fit_tool_name(text)) for text in ("w" * 80, "a.b", "ü__x"))
     start = next(t for t in gateway.tools(sam) if t["name"] == "start_instance")
     assert start["inputSchema"]["properties"]["workflow"]["enum"] == ["refund", "order"]
     assert gateway.call(sam, "start_instance", {"instance": "o-1"}).code == "bad-arguments"
     started = gateway.call(sam, "start_instance", {"instance": "o-1", "workflow": "order"})
     assert started.structured["workflow"] == "order"
-    assert [o["tool"] for o in started.structured["allowed"]] == ["order.place"]
-    assert gateway.call(sam, "refund.request", {"instance": "o-1", "amount": 5}).code == "unknown-instance"
-    assert [t["name"] for t in gateway.tools(gateway.principal("cus"))][:2] == ["order.place", "order.cancel"]
+    assert [o["tool"] for o in started.structured["allowed"]] == ["order__place"]
+    assert gateway.call(sam, "refund__request", {"instance": "o-1", "amount": 5}).code == "unknown-instance"
+    assert [t["name"] for t in gateway.tools(gateway.principal("cus"))][:2] == ["order__place", "order__cancel"]
     assert gateway.call(gateway.principal("alice"), "get_instance", {"instance": "o-1"}).code == "not-a-participant"
 
 

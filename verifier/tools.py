@@ -35,7 +35,7 @@ from railguard.spec.semantics import permitted
 
 from .plans import event_signature, params_schema, plan_schema
 
-__all__ = ["FORMATS", "SUBMIT_PLAN", "TOOL_NAME", "ToolFormat", "event_for_tool", "tool_names", "tools"]
+__all__ = ["FORMATS", "SUBMIT_PLAN", "TOOL_NAME", "ToolFormat", "event_for_tool", "fit_tool_name", "tool_names", "tools"]
 
 ToolFormat = Literal["openai", "anthropic", "mcp", "json-schema"]
 FORMATS: tuple[ToolFormat, ...] = ("openai", "anthropic", "mcp", "json-schema")
@@ -46,10 +46,17 @@ TOOL_NAME: Final = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
 def _tool_name(event: str) -> str:
     if event == SUBMIT_PLAN:
         return f"event_{SUBMIT_PLAN}"
-    if TOOL_NAME.fullmatch(event):
-        return event
-    cleaned = re.sub(r"[^A-Za-z0-9_-]", "_", event)
-    digest = hashlib.sha256(event.encode("utf-8")).hexdigest()[:8]
+    return fit_tool_name(event)
+
+
+def fit_tool_name(text: str) -> str:
+    """``text`` as a tool name every LLM API takes (``[A-Za-z0-9_-]{1,64}``): itself if it
+    fits, else its first 55 characters with others replaced by ``_``, then ``_`` and 8 hex
+    digits of its SHA-256 (so different texts keep different names)."""
+    if TOOL_NAME.fullmatch(text):
+        return text
+    cleaned = re.sub(r"[^A-Za-z0-9_-]", "_", text)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
     return f"{cleaned[:55]}_{digest}"
 
 
