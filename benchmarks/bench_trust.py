@@ -18,29 +18,11 @@ import tempfile
 import time
 from typing import Any
 
+from bench_runtime import CYCLE  # the same cycle machine as the runtime benchmark
+
 from railguard.runtime import Engine, ManualClock, SQLiteStore, StaticDirectory
 from railguard.runtime.checkpoint import make_checkpoint
 from railguard.spec import loads
-
-CYCLE = """
-railguard: 1
-name: cycle
-roles: {runner: [cycle.step]}
-variables:
-  n: {type: int, min: 0, initial: 0}
-states:
-  s0: {initial: true}
-  s1: {}
-  s2: {}
-  stop: {terminal: success}
-  failed: {terminal: failure}
-on_error: failed
-transitions:
-  - {event: step, from: s0, to: s1, permission: cycle.step, guard: n < 1000000000, assign: {n: n + 1}}
-  - {event: step, from: s1, to: s2, permission: cycle.step, guard: n < 1000000000, assign: {n: n + 1}}
-  - {event: step, from: s2, to: s0, permission: cycle.step, guard: n < 1000000000, assign: {n: n + 1}}
-  - {event: stop, from: [s0, s1, s2], to: stop, permission: cycle.step}
-"""
 
 
 def run(n: int, synchronous: Any, global_log: bool) -> tuple[float, float, float]:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias, get_args
+from typing import Any, Literal, TypeAlias, TypeVar, get_args
 
 from .errors import EvaluationError
 from .evaluate import FAULTS, Compiled, compile_unguarded, fault
@@ -256,13 +256,9 @@ def stepper(spec: Spec, state: str, event: str) -> Stepper:
     steps that happen and the general algorithm for every other). Callers that fire the same
     events many times keep the result."""
     table = _table(spec)
-    try:
-        found = table.steppers.get((state, event))
-    except TypeError:  # an unhashable "event": no transition has it
-        found = None
+    found, candidates = _lookup(table, table.steppers, state, event)
     if found is not None:
         return found
-    candidates = table.steps.get((state, event)) if isinstance(event, str) else None
     if candidates is None:
         return _refuser(spec, table, state, event)
     made = _specialised(spec, state, event, candidates) if not table.has_params.get(event, False) and len(candidates) == 1 else None
@@ -270,6 +266,22 @@ def stepper(spec: Spec, state: str, event: str) -> Stepper:
         made = _compiled(spec, table, state, event, candidates)
     table.steppers[(state, event)] = made
     return made
+
+
+_T = TypeVar("_T")
+
+
+def _lookup(table: _Table, cache: Mapping[tuple[str, str], _T], state: str, event: Any) -> tuple[_T | None, list[_Step] | None]:
+    """The function ``cache`` already holds for ``(state, event)``, else ``None`` and the
+    transitions the pair can take (``None`` if none can: also for an event that is not even
+    a string or not hashable)."""
+    try:
+        found = cache.get((state, event))
+    except TypeError:  # an unhashable "event": no transition has it
+        return None, None
+    if found is not None:
+        return found, None
+    return None, (table.steps.get((state, event)) if isinstance(event, str) else None)
 
 
 def _refuser(spec: Spec, table: _Table, state: str, event: Any) -> Stepper:
@@ -407,13 +419,9 @@ def decider(spec: Spec, state: str, event: str) -> Decider:
     shape the decider leaves to the general algorithm, such as params in a mapping that is
     not a ``dict``). It never admits a step :func:`fire` refuses."""
     table = _table(spec)
-    try:
-        found = table.deciders.get((state, event))
-    except TypeError:  # an unhashable "event": no transition has it
-        found = None
+    found, candidates = _lookup(table, table.deciders, state, event)
     if found is not None:
         return found
-    candidates = table.steps.get((state, event)) if isinstance(event, str) else None
     if candidates is None:
         return _never
     made = table.deciders[(state, event)] = _decider(spec, table, state, event, candidates)
