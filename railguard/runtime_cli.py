@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import sys
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -333,7 +332,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     spec = _load_spec(args.spec)
     if args.interval <= 0:
         raise UsageError("--interval must be a positive number of seconds")
-    stop = threading.Event()
+    from railguard.runtime.worker import SignalStop
+
+    stop = SignalStop()  # not a threading.Event: setting one from a signal handler can deadlock
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()

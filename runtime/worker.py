@@ -4,11 +4,47 @@ compensations) until told to stop — what ``railguard worker`` runs."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from typing import Protocol
 
 from .engine import Engine, StepResult
 
-__all__ = ["work"]
+__all__ = ["SignalStop", "Stop", "work"]
+
+
+class Stop(Protocol):
+    """What tells :func:`work` to stop: a :class:`threading.Event` or a :class:`SignalStop`."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class SignalStop:
+    """A stop flag that a signal handler may set. :class:`threading.Event` may not be set
+    from one: ``set()`` takes the lock that ``wait()`` in the interrupted main thread can be
+    holding at that moment, and the process deadlocks. This one sets a plain flag, and
+    ``wait`` sleeps in slices of at most ``tick`` seconds, looking at the flag between them."""
+
+    def __init__(self, tick: float = 0.05) -> None:
+        self._set = False
+        self.tick = tick
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._set:
+            left = self.tick if deadline is None else min(self.tick, deadline - time.monotonic())
+            if left <= 0:
+                break
+            time.sleep(left)
+        return self._set
 
 
 def work(
@@ -17,7 +53,7 @@ def work(
     interval: float = 1.0,
     limit: int = 10,
     once: bool = False,
-    stop: threading.Event | None = None,
+    stop: Stop | None = None,
     report: Callable[[StepResult], None] | None = None,
 ) -> int:
     """Call :meth:`Engine.run_due` until ``stop`` is set (or once, with ``once``), waiting

@@ -284,7 +284,12 @@ def test_worker_stops_gracefully_on_sigterm(place: Path) -> None:
         first = worker.stdout.readline()
         assert first.startswith("worker: running"), worker.stderr.read()
         worker.send_signal(signal.SIGTERM)
-        out, err = worker.communicate(timeout=20)
+        try:
+            out, err = worker.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # fail, do not hang the suite in Popen's exit
+            worker.kill()
+            worker.communicate()
+            pytest.fail("the worker did not stop within 60 s of SIGTERM")
     assert worker.returncode == 0, err
     assert "worker: stopped" in out
     assert "Traceback" not in err
